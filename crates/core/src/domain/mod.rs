@@ -1,0 +1,16 @@
+//! Value types that can only hold valid values. Constructors validate and never
+//! normalise silently: input that is not already in canonical form is rejected.
+
+mod access;
+mod disposition;
+mod ids;
+mod names;
+mod principal;
+mod time_limits;
+
+pub use access::RoleHierarchy;
+pub use disposition::{content_disposition_attachment, key_safe_filename, validate_filename};
+pub use ids::MediaId;
+pub use names::{BucketName, ContentType, MAX_KEY_BYTES, ObjectKey};
+pub use principal::Principal;
+pub use time_limits::{ByteSize, Expiry};

@@ -1,0 +1,219 @@
+//! The one error type of the domain. Every variant knows the envelope `layer` and machine
+//! `code` it is reported with; the HTTP status is chosen by the server from the variant.
+
+use serde::Serialize;
+use std::error::Error as StdError;
+
+/// Boxed cause kept for logs; never shown to clients.
+pub type Source = Box<dyn StdError + Send + Sync + 'static>;
+
+/// The security or processing layer that produced an error (the envelope's `layer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layer {
+    Authentication,
+    Firewall,
+    Access,
+    Guards,
+    Validation,
+    Storage,
+    Internal,
+}
+
+impl Layer {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Authentication => "authentication",
+            Self::Firewall => "firewall",
+            Self::Access => "access",
+            Self::Guards => "guards",
+            Self::Validation => "validation",
+            Self::Storage => "storage",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+/// One rejected input field, reported in `details.fields`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// What kind of thing was not found; picks the machine code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    /// A media row, or one outside the caller's organization (firewall, hide mode).
+    Media,
+    /// An object in storage.
+    Object,
+    /// A bucket in storage.
+    Bucket,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No credential was presented.
+    #[error("authentication required")]
+    AuthMissing,
+    /// A credential was presented but is not valid (bad signature, malformed, wrong algorithm).
+    #[error("invalid credentials: {reason}")]
+    AuthInvalidToken { reason: String },
+    /// A credential was valid once but has expired.
+    #[error("credentials expired")]
+    AuthExpired,
+    /// The credential is rate limited.
+    #[error("too many requests for this credential")]
+    AuthRateLimited,
+    /// The operation needs an active organization and the principal has none.
+    #[error("organization context required")]
+    AccessNoOrg,
+    /// The principal's role is below the one required.
+    #[error("role '{required}' or above required")]
+    AccessRoleRequired {
+        required: String,
+        current: Vec<String>,
+    },
+    /// Input rejected field by field.
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    /// The thing does not exist, or is hidden from this principal.
+    #[error("not found")]
+    NotFound(Resource),
+    /// A declared or actual size is over the limit.
+    #[error("file of {size} bytes exceeds the limit of {max} bytes")]
+    TooLarge { size: u64, max: u64 },
+    /// A unique value (id, key, name) already exists.
+    #[error("{what} already exists")]
+    Conflict { what: &'static str },
+    /// A backing service could not be reached or timed out; retrying may help.
+    #[error("backing service unavailable")]
+    Unavailable {
+        #[source]
+        source: Source,
+    },
+    /// Anything else; the cause is logged, never sent.
+    #[error("internal error")]
+    Internal {
+        #[source]
+        source: Source,
+    },
+}
+
+impl Error {
+    pub fn internal(source: impl Into<Source>) -> Self {
+        Self::Internal {
+            source: source.into(),
+        }
+    }
+
+    pub fn unavailable(source: impl Into<Source>) -> Self {
+        Self::Unavailable {
+            source: source.into(),
+        }
+    }
+
+    /// A single-field validation error.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, message)])
+    }
+
+    #[must_use]
+    pub fn layer(&self) -> Layer {
+        match self {
+            Self::AuthMissing
+            | Self::AuthInvalidToken { .. }
+            | Self::AuthExpired
+            | Self::AuthRateLimited => Layer::Authentication,
+            Self::AccessNoOrg | Self::AccessRoleRequired { .. } => Layer::Access,
+            Self::Validation(_) => Layer::Validation,
+            Self::NotFound(Resource::Media) => Layer::Firewall,
+            Self::NotFound(_) | Self::Conflict { .. } | Self::Unavailable { .. } => Layer::Storage,
+            Self::TooLarge { .. } => Layer::Guards,
+            Self::Internal { .. } => Layer::Internal,
+        }
+    }
+
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::AuthMissing => "AUTH_MISSING",
+            Self::AuthInvalidToken { .. } => "AUTH_INVALID_TOKEN",
+            Self::AuthExpired => "AUTH_EXPIRED",
+            Self::AuthRateLimited => "AUTH_RATE_LIMITED",
+            Self::AccessNoOrg => "ACCESS_NO_ORG",
+            Self::AccessRoleRequired { .. } => "ACCESS_ROLE_REQUIRED",
+            Self::Validation(_) => "VALIDATION_FAILED",
+            Self::NotFound(Resource::Media) => "FIREWALL_NOT_FOUND",
+            Self::NotFound(Resource::Object) => "STORAGE_OBJECT_NOT_FOUND",
+            Self::NotFound(Resource::Bucket) => "STORAGE_BUCKET_NOT_FOUND",
+            Self::TooLarge { .. } => "STORAGE_FILE_TOO_LARGE",
+            Self::Conflict { .. } => "STORAGE_CONFLICT",
+            Self::Unavailable { .. } => "STORAGE_UNAVAILABLE",
+            Self::Internal { .. } => "INTERNAL_SERVER_ERROR",
+        }
+    }
+
+    /// The message clients see. Internal causes are never included.
+    #[must_use]
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Internal { .. } => "Internal server error".to_owned(),
+            Self::Unavailable { .. } => "Storage is temporarily unavailable".to_owned(),
+            Self::NotFound(Resource::Media) => "Media not found".to_owned(),
+            Self::NotFound(Resource::Object) => "Object not found".to_owned(),
+            Self::NotFound(Resource::Bucket) => "Bucket not found".to_owned(),
+            Self::Validation(_) => "Validation failed".to_owned(),
+            other => {
+                let mut s = other.to_string();
+                if let Some(first) = s.get_mut(0..1) {
+                    first.make_ascii_uppercase();
+                }
+                s
+            }
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_never_leak_their_cause() {
+        let err = Error::internal(std::io::Error::other("db password is hunter2"));
+        assert_eq!(err.public_message(), "Internal server error");
+        assert_eq!(err.code(), "INTERNAL_SERVER_ERROR");
+        assert_eq!(err.layer(), Layer::Internal);
+    }
+
+    #[test]
+    fn media_not_found_is_reported_by_the_firewall() {
+        let err = Error::NotFound(Resource::Media);
+        assert_eq!(err.layer(), Layer::Firewall);
+        assert_eq!(err.code(), "FIREWALL_NOT_FOUND");
+    }
+
+    #[test]
+    fn role_error_message_names_the_role() {
+        let err = Error::AccessRoleRequired {
+            required: "admin".into(),
+            current: vec!["member".into()],
+        };
+        assert_eq!(err.public_message(), "Role 'admin' or above required");
+    }
+}

@@ -1,0 +1,28 @@
+//! The traits adapters implement. Each method's `# Errors` section is a contract:
+//! adapters MUST map the named cases to the named [`Error`](crate::Error) variants,
+//! so the domain and the HTTP layer can rely on them.
+
+mod authenticator;
+mod clock;
+mod media_store;
+mod object_store;
+mod signer;
+
+pub use authenticator::{Authenticator, Credentials};
+pub use clock::{Clock, SystemClock};
+pub use media_store::{Media, MediaCursor, MediaPage, MediaStore};
+pub use object_store::{
+    ByteRange, ByteStream, GetObject, ListPage, ObjectMeta, ObjectStore, ObjectSummary, PutObject,
+};
+pub use signer::{HttpMethod, PresignRequest, PresignedUrl, UrlSigner};
+
+#[cfg(any(test, feature = "mock"))]
+pub use authenticator::MockAuthenticator;
+#[cfg(any(test, feature = "mock"))]
+pub use clock::MockClock;
+#[cfg(any(test, feature = "mock"))]
+pub use media_store::MockMediaStore;
+#[cfg(any(test, feature = "mock"))]
+pub use object_store::MockObjectStore;
+#[cfg(any(test, feature = "mock"))]
+pub use signer::MockUrlSigner;

@@ -1,0 +1,136 @@
+use crate::domain::{BucketName, ContentType, ObjectKey};
+use crate::error::Error;
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use time::OffsetDateTime;
+
+/// Object bytes as a stream of chunks; never the whole object in memory.
+pub type ByteStream = BoxStream<'static, Result<Bytes, Error>>;
+
+/// A single byte range of a GET.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteRange {
+    /// `bytes=first-last`, both inclusive.
+    FromTo(u64, u64),
+    /// `bytes=first-`.
+    From(u64),
+    /// `bytes=-n`: the last n bytes.
+    Suffix(u64),
+}
+
+/// What HEAD tells about an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub size: u64,
+    pub etag: Option<String>,
+    pub content_type: Option<String>,
+    pub last_modified: Option<OffsetDateTime>,
+}
+
+/// One entry of a listing. The key is a plain string: storage may hold keys filegate
+/// would not accept, and a listing must still show them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectSummary {
+    pub key: String,
+    pub size: u64,
+    pub etag: Option<String>,
+    pub last_modified: Option<OffsetDateTime>,
+}
+
+/// One page of a listing, in ascending byte order of keys.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListPage {
+    pub objects: Vec<ObjectSummary>,
+    /// Pass back to get the next page; `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// A GET's result: metadata of the whole object and the (possibly ranged) body.
+pub struct GetObject {
+    pub meta: ObjectMeta,
+    /// The inclusive byte range the body covers, when a range was asked for.
+    pub range: Option<(u64, u64)>,
+    pub body: ByteStream,
+}
+
+impl std::fmt::Debug for GetObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetObject")
+            .field("meta", &self.meta)
+            .field("range", &self.range)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A PUT: the body is streamed; its exact length must be known up front.
+pub struct PutObject {
+    pub content_length: u64,
+    pub content_type: Option<ContentType>,
+    pub body: ByteStream,
+}
+
+impl std::fmt::Debug for PutObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PutObject")
+            .field("content_length", &self.content_length)
+            .field("content_type", &self.content_type)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Object operations on an S3-compatible store.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// Metadata of one object.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]`(Object)` when the key does not exist, `(Bucket)` when the bucket
+    /// does not; [`Error::Unavailable`] when storage cannot be reached.
+    async fn head(&self, bucket: &BucketName, key: &ObjectKey) -> Result<ObjectMeta, Error>;
+
+    /// Streams an object, or one range of it (a ranged request to storage, not a cut).
+    ///
+    /// # Errors
+    /// As [`ObjectStore::head`]; [`Error::Validation`] on field `range` when the range is
+    /// not satisfiable.
+    async fn get(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        range: Option<ByteRange>,
+    ) -> Result<GetObject, Error>;
+
+    /// Stores an object from a stream, replacing any object at that key.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]`(Bucket)` when the bucket does not exist; [`Error::Validation`]
+    /// on field `body` when the stream's length differs from `content_length`;
+    /// [`Error::Unavailable`] when storage cannot be reached. On error nothing is stored.
+    async fn put(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        object: PutObject,
+    ) -> Result<ObjectMeta, Error>;
+
+    /// Deletes an object. Deleting a missing key succeeds (idempotent).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]`(Bucket)` when the bucket does not exist; [`Error::Unavailable`].
+    async fn delete(&self, bucket: &BucketName, key: &ObjectKey) -> Result<(), Error>;
+
+    /// One page of keys starting with `prefix`, in ascending byte order, resuming from
+    /// the `next` token of the previous page. `max_keys` is clamped to 1..=1000.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]`(Bucket)` when the bucket does not exist; [`Error::Unavailable`].
+    async fn list(
+        &self,
+        bucket: &BucketName,
+        prefix: Option<String>,
+        continuation: Option<String>,
+        max_keys: u32,
+    ) -> Result<ListPage, Error>;
+}
