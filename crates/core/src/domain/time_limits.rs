@@ -62,7 +62,7 @@ impl ByteSize {
 
 impl std::fmt::Display for ByteSize {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.0 >= Self::MIB && self.0 % Self::MIB == 0 {
+        if self.0 >= Self::MIB && self.0.is_multiple_of(Self::MIB) {
             write!(f, "{} MiB", self.0 / Self::MIB)
         } else {
             write!(f, "{} bytes", self.0)
