@@ -1,0 +1,1 @@
+//! Embedded S3 endpoint (being written).

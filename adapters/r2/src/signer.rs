@@ -1,0 +1,1 @@
+//! Fast SigV4 presigner (being written).

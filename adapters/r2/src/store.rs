@@ -1,0 +1,1 @@
+//! aws-sdk-s3 object store (being written).

@@ -1,0 +1,1 @@
+//! MediaStore fake and contract (being written).

@@ -1,0 +1,1 @@
+//! ObjectStore fake and contract (being written).
