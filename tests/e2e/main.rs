@@ -1,1 +1,5 @@
+//! End-to-end tests: one binary, the real server on port 0 per test.
 
+mod auth;
+mod presign_flow;
+mod validation;

@@ -1,1 +1,128 @@
-//! placeholder
+//! Test harness: [`TestApp::spawn`] starts the real server (embedded S3 endpoint, SQLite
+//! file, both on port 0 under a fresh temp dir) and offers typed helpers.
+
+use filegate_auth::{JwtConfig, mint_token};
+use filegate_server::app::{Running, start};
+use filegate_server::config::Config;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+pub struct TestApp {
+    pub running: Running,
+    pub api: String,
+    pub http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+/// A response's status and parsed JSON body (`Value::Null` when not JSON).
+#[derive(Debug)]
+pub struct JsonResponse {
+    pub status: u16,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config::ephemeral(dir.path());
+        tweak(&mut config);
+        let running = start(config).await.expect("server starts");
+        let api = format!("http://{}", running.api_addr);
+        Self {
+            running,
+            api,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("http client"),
+            _dir: dir,
+        }
+    }
+
+    fn jwt_config(&self) -> JwtConfig {
+        JwtConfig {
+            secret: self.running.auth_secret.clone(),
+            issuer: None,
+            audience: None,
+            leeway_secs: 0,
+        }
+    }
+
+    /// A token for `user` in `org` with `role`, valid for an hour.
+    pub fn token(&self, user: &str, org: Option<&str>, role: Option<&str>) -> String {
+        self.token_at(user, org, role, time::OffsetDateTime::now_utc(), Duration::from_secs(3600))
+    }
+
+    pub fn token_at(&self, user: &str, org: Option<&str>, role: Option<&str>, iat: time::OffsetDateTime, ttl: Duration) -> String {
+        mint_token(&self.jwt_config(), user, org, role, None, ttl, iat).expect("mint token")
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> JsonResponse {
+        let res = req.send().await.expect("request sent");
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("body read");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        JsonResponse { status, body, headers }
+    }
+
+    pub async fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> JsonResponse {
+        let mut req = self.http.post(format!("{}{path}", self.api)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        self.send(req).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> JsonResponse {
+        let mut req = self.http.get(format!("{}{path}", self.api));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        self.send(req).await
+    }
+
+    pub async fn sign_upload(&self, token: &str, filename: &str, content_type: &str, size: Option<usize>) -> JsonResponse {
+        let mut body = json!({ "filename": filename, "contentType": content_type });
+        if let Some(size) = size {
+            body["size"] = json!(size);
+        }
+        self.post_json("/api/v1/media/sign-upload", Some(token), &body).await
+    }
+
+    pub async fn sign_download(&self, token: &str, id: &str, body: &Value) -> JsonResponse {
+        self.post_json(&format!("/api/v1/media/{id}/sign-download"), Some(token), body).await
+    }
+
+    /// PUTs `bytes` to a presigned URL with the given headers, as a browser or curl would.
+    pub async fn put_presigned(&self, url: &str, headers: &Value, bytes: Vec<u8>) -> reqwest::Response {
+        let mut req = self.http.put(url);
+        if let Some(map) = headers.as_object() {
+            for (k, v) in map {
+                // The HTTP client sets Content-Length from the body itself.
+                if !k.eq_ignore_ascii_case("content-length") {
+                    req = req.header(k, v.as_str().unwrap_or_default());
+                }
+            }
+        }
+        req.body(bytes).send().await.expect("PUT sent")
+    }
+
+    pub async fn shutdown(self) {
+        self.running.shutdown().await;
+    }
+}
+
+/// Asserts `res` is the error envelope with this status and code.
+pub fn assert_envelope(res: &JsonResponse, status: u16, code: &str) {
+    assert_eq!(res.status, status, "status of {res:?}");
+    assert_eq!(res.body["code"], code, "code of {res:?}");
+    assert!(res.body["error"].as_str().is_some_and(|s| !s.is_empty()), "error message in {res:?}");
+    assert!(res.body["layer"].is_string(), "layer in {res:?}");
+    assert!(res.body["requestId"].is_string(), "requestId in {res:?}");
+}

@@ -1,0 +1,284 @@
+//! Wiring: picks the store (real R2 or the embedded endpoint), opens the database,
+//! builds the services and serves the router until shut down.
+
+use crate::config::{Config, LogFormat};
+use crate::state::AppState;
+use anyhow::Context;
+use filegate_auth::{JwtAuthenticator, JwtConfig};
+use filegate_core::media::{MediaPolicy, MediaService};
+use filegate_core::ports::{Clock, SystemClock};
+use filegate_core::storage::Storage;
+use filegate_embedded_s3::{EmbeddedCredentials, EmbeddedS3, EmbeddedS3Config};
+use filegate_r2::{R2Config, S3ObjectStore, SigV4Signer};
+use filegate_sqlite::SqliteMediaStore;
+use secrecy::SecretString;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A started server: its addresses, and a handle to stop it.
+pub struct Running {
+    pub api_addr: SocketAddr,
+    /// The embedded S3 endpoint, when no remote store is configured.
+    pub s3_endpoint: Option<String>,
+    pub bucket: String,
+    pub data_dir: PathBuf,
+    /// The JWT secret in use (configured, or the generated development one).
+    pub auth_secret: SecretString,
+    embedded: Option<EmbeddedS3>,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish, then stops the embedded store.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        match self.task.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "server ended with an error"),
+            Err(e) => tracing::warn!(error = %e, "server task failed"),
+            Ok(Ok(())) => {}
+        }
+        if let Some(embedded) = self.embedded {
+            embedded.shutdown().await;
+        }
+    }
+}
+
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,aws_smithy_runtime=warn,aws_sdk_s3=warn,s3s=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// The configured secret, or one generated once and kept in `<data>/dev-secret`.
+fn auth_secret(config: &Config) -> anyhow::Result<SecretString> {
+    if let Some(s) = &config.auth_secret {
+        return Ok(s.clone());
+    }
+    let path = config.data_dir.join("dev-secret");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim();
+        if existing.len() >= 32 {
+            return Ok(SecretString::from(existing.to_owned()));
+        }
+    }
+    let secret = random_hex(32);
+    write_private(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
+    tracing::warn!(path = %path.display(), "BETTER_AUTH_SECRET is not set: generated a development secret");
+    Ok(SecretString::from(secret))
+}
+
+fn random_hex(bytes: usize) -> String {
+    use rand::RngCore;
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)?.write_all(contents.as_bytes())
+}
+
+/// Starts everything and returns once the API listens.
+///
+/// # Errors
+/// Any setup failure, with context naming the part that failed.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let auth_secret = auth_secret(&config)?;
+
+    let (r2, embedded) = match &config.remote {
+        Some(remote) => (
+            R2Config {
+                account_id: remote.account_id.clone(),
+                access_key_id: remote.access_key_id.clone(),
+                secret_access_key: remote.secret_access_key.clone(),
+                bucket: config.bucket.clone(),
+                endpoint: remote.endpoint.clone(),
+                region: remote.region.clone(),
+            },
+            None,
+        ),
+        None => {
+            let creds = EmbeddedCredentials::load_or_create(&config.data_dir.join("embedded-s3.json"))
+                .context("loading the embedded S3 credentials")?;
+            let embedded = EmbeddedS3::start(EmbeddedS3Config {
+                root: config.data_dir.join("objects"),
+                addr: config.s3_listen,
+                access_key_id: creds.access_key_id.clone(),
+                secret_access_key: creds.secret_access_key.clone(),
+                allowed_origins: config.cors_origins.clone(),
+            })
+            .await
+            .with_context(|| format!("starting the embedded S3 endpoint on {}", config.s3_listen))?;
+            (
+                R2Config {
+                    account_id: None,
+                    access_key_id: creds.access_key_id,
+                    secret_access_key: SecretString::from(creds.secret_access_key),
+                    bucket: config.bucket.clone(),
+                    endpoint: Some(embedded.endpoint()),
+                    region: "auto".to_owned(),
+                },
+                Some(embedded),
+            )
+        }
+    };
+
+    let signer = SigV4Signer::new(&r2).context("configuring the URL signer")?;
+    let objects = S3ObjectStore::new(&r2).context("configuring the object store")?;
+    if embedded.is_some() {
+        objects
+            .ensure_bucket(&config.bucket)
+            .await
+            .context("creating the default bucket on the embedded endpoint")?;
+    }
+    let db_path = config.data_dir.join("filegate.db");
+    let media_store = SqliteMediaStore::open(&db_path)
+        .await
+        .with_context(|| format!("opening the media database {}", db_path.display()))?;
+
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let storage = Storage::new(Arc::new(signer), clock.clone(), config.bucket.clone());
+    let policy = MediaPolicy {
+        max_upload_size: config.max_upload_size,
+        upload_expiry: config.upload_expiry,
+        ..MediaPolicy::default()
+    };
+    let media = MediaService::new(storage, Arc::new(media_store), clock, policy);
+    let auth = JwtAuthenticator::new(JwtConfig {
+        secret: auth_secret.clone(),
+        issuer: config.jwt_issuer.clone(),
+        audience: config.jwt_audience.clone(),
+        leeway_secs: 0,
+    });
+    let state = AppState {
+        media: Arc::new(media),
+        auth: Arc::new(auth),
+        objects: Arc::new(objects),
+        bucket: config.bucket.clone(),
+    };
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding the API listener on {}", config.listen))?;
+    let api_addr = listener.local_addr()?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let app = crate::router(state);
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    let s3_endpoint = embedded.as_ref().map(EmbeddedS3::endpoint);
+    tracing::info!(api = %api_addr, s3 = s3_endpoint.as_deref().unwrap_or("remote"), bucket = %config.bucket, "filegate is listening");
+    Ok(Running {
+        api_addr,
+        s3_endpoint,
+        bucket: config.bucket.to_string(),
+        data_dir: config.data_dir.clone(),
+        auth_secret,
+        embedded,
+        stop,
+        task,
+    })
+}
+
+/// Runs until Ctrl-C or SIGTERM, then shuts down gracefully.
+///
+/// # Errors
+/// Setup failures from [`start`].
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let banner = config.banner;
+    let running = start(config).await?;
+    if banner {
+        print_banner(&running);
+    }
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    tokio::time::timeout(std::time::Duration::from_secs(30), running.shutdown())
+        .await
+        .context("in-flight requests did not finish within 30 s")?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+fn print_banner(running: &Running) {
+    let api = format!("http://{}", running.api_addr);
+    let Some(s3) = &running.s3_endpoint else {
+        println!("filegate API on {api}, storage: R2 bucket {}", running.bucket);
+        return;
+    };
+    let token = filegate_auth::mint_token(
+        &JwtConfig {
+            secret: running.auth_secret.clone(),
+            issuer: None,
+            audience: None,
+            leeway_secs: 0,
+        },
+        "dev-user",
+        Some("dev-org"),
+        Some("owner"),
+        None,
+        std::time::Duration::from_secs(3600),
+        time::OffsetDateTime::now_utc(),
+    );
+    let token = token.unwrap_or_else(|e| format!("<could not mint: {e}>"));
+    println!(
+        r#"
+filegate is running on its embedded defaults (no cloud account needed)
+  API            {api}
+  S3 endpoint    {s3}  (bucket {bucket}, files under {objects})
+  database       {db}
+
+A development token (user dev-user, org dev-org, role owner, valid 1 h):
+  export TOKEN={token}
+
+Try the presigned upload flow:
+  curl -s -X POST {api}/api/v1/media/sign-upload \
+    -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" \
+    -d '{{"filename":"report.pdf","contentType":"application/pdf"}}'
+  # then PUT the bytes to uploadUrl, replaying the returned headers:
+  curl -X PUT "<uploadUrl>" -H "Content-Type: application/pdf" -T report.pdf
+"#,
+        bucket = running.bucket,
+        objects = running.data_dir.join("objects").display(),
+        db = running.data_dir.join("filegate.db").display(),
+    );
+}

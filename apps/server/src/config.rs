@@ -1,0 +1,292 @@
+//! Server configuration: environment variables over an optional TOML file over defaults.
+//! Every setting and its variable is listed in docs/CONFIG.md.
+
+use anyhow::{Context, bail};
+use filegate_core::domain::{BucketName, ByteSize, Expiry};
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Credentials and endpoint of a real R2 (or other S3-compatible) store.
+#[derive(Debug, Clone)]
+pub struct RemoteStore {
+    pub account_id: Option<String>,
+    pub access_key_id: String,
+    pub secret_access_key: SecretString,
+    pub endpoint: Option<String>,
+    pub region: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub project: String,
+    pub bucket: BucketName,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `None`: serve the embedded S3 endpoint on `s3_listen`.
+    pub remote: Option<RemoteStore>,
+    pub s3_listen: SocketAddr,
+    /// `None`: a development secret is generated once under the data directory.
+    pub auth_secret: Option<SecretString>,
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Option<String>,
+    pub max_upload_size: ByteSize,
+    pub upload_expiry: Expiry,
+    /// Browser origins allowed to PUT/GET presigned URLs on the embedded endpoint.
+    pub cors_origins: Vec<String>,
+    pub log_format: LogFormat,
+    /// Print the start-up banner with a development token (embedded mode only).
+    pub banner: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    project: Option<String>,
+    bucket: Option<String>,
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    s3_listen: Option<String>,
+    cors_origins: Option<Vec<String>>,
+    max_upload_size: Option<u64>,
+    upload_expires_in: Option<u64>,
+    log_format: Option<String>,
+    #[serde(default)]
+    r2: FileR2,
+    #[serde(default)]
+    auth: FileAuth,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileR2 {
+    account_id: Option<String>,
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    endpoint: Option<String>,
+    region: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAuth {
+    secret: Option<String>,
+    jwt_issuer: Option<String>,
+    jwt_audience: Option<String>,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
+pub const DEFAULT_S3_LISTEN: &str = "127.0.0.1:8788";
+
+impl Config {
+    /// Reads the process environment and `FILEGATE_CONFIG` (or `./filegate.toml` when present).
+    ///
+    /// # Errors
+    /// A readable message naming the setting that is wrong.
+    pub fn load() -> anyhow::Result<Self> {
+        Self::load_from(&|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// As [`Config::load`], with the environment given as a lookup function.
+    ///
+    /// # Errors
+    /// A readable message naming the setting that is wrong.
+    pub fn load_from(env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let file = match env("FILEGATE_CONFIG") {
+            Some(path) => read_file(Path::new(&path))?,
+            None if Path::new("filegate.toml").exists() => read_file(Path::new("filegate.toml"))?,
+            None => FileConfig::default(),
+        };
+        Self::resolve(env, file)
+    }
+
+    fn resolve(env: &dyn Fn(&str) -> Option<String>, file: FileConfig) -> anyhow::Result<Self> {
+        let pick = |var: &str, from_file: Option<String>| env(var).or(from_file);
+
+        let project = pick("FILEGATE_PROJECT", file.project).unwrap_or_else(|| "filegate".to_owned());
+        let bucket_raw = pick("FILEGATE_BUCKET", file.bucket).unwrap_or_else(|| format!("{project}-media"));
+        let bucket = BucketName::parse(bucket_raw.clone())
+            .map_err(|_| anyhow::anyhow!("FILEGATE_BUCKET {bucket_raw:?} is not a valid R2 bucket name (3-63 of a-z, 0-9, '-')"))?;
+        let listen = parse_addr("FILEGATE_LISTEN", pick("FILEGATE_LISTEN", file.listen), DEFAULT_LISTEN)?;
+        let s3_listen = parse_addr("FILEGATE_S3_LISTEN", pick("FILEGATE_S3_LISTEN", file.s3_listen), DEFAULT_S3_LISTEN)?;
+        let data_dir = env("FILEGATE_DATA_DIR")
+            .map(PathBuf::from)
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("data"));
+
+        let r2 = file.r2;
+        let account_id = pick("R2_ACCOUNT_ID", r2.account_id);
+        let access_key_id = pick("R2_ACCESS_KEY_ID", r2.access_key_id);
+        let secret = pick("R2_SECRET_ACCESS_KEY", r2.secret_access_key);
+        let endpoint = pick("R2_ENDPOINT", r2.endpoint);
+        let region = pick("R2_REGION", r2.region).unwrap_or_else(|| "auto".to_owned());
+        let remote = match (account_id, access_key_id, secret, endpoint) {
+            (None, None, None, None) => None,
+            (account_id, Some(access_key_id), Some(secret), endpoint) if account_id.is_some() || endpoint.is_some() => {
+                Some(RemoteStore {
+                    account_id,
+                    access_key_id,
+                    secret_access_key: SecretString::from(secret),
+                    endpoint,
+                    region,
+                })
+            }
+            _ => bail!(
+                "incomplete R2 settings: set R2_ACCOUNT_ID (or R2_ENDPOINT), R2_ACCESS_KEY_ID and R2_SECRET_ACCESS_KEY together, or none of them to use the embedded store"
+            ),
+        };
+
+        let auth = file.auth;
+        let auth_secret = pick("BETTER_AUTH_SECRET", auth.secret).map(SecretString::from);
+        let jwt_issuer = pick("FILEGATE_JWT_ISSUER", auth.jwt_issuer);
+        let jwt_audience = pick("FILEGATE_JWT_AUDIENCE", auth.jwt_audience);
+
+        let max_upload_size = match env("FILEGATE_MAX_UPLOAD_SIZE") {
+            Some(v) => v.parse().context("FILEGATE_MAX_UPLOAD_SIZE must be a number of bytes")?,
+            None => file.max_upload_size.unwrap_or(100 * ByteSize::MIB),
+        };
+        let expiry_secs = match env("FILEGATE_UPLOAD_EXPIRES_IN") {
+            Some(v) => v.parse().context("FILEGATE_UPLOAD_EXPIRES_IN must be a number of seconds")?,
+            None => file.upload_expires_in.unwrap_or(Expiry::DEFAULT.secs()),
+        };
+        let upload_expiry = Expiry::from_secs(expiry_secs)
+            .map_err(|_| anyhow::anyhow!("FILEGATE_UPLOAD_EXPIRES_IN must be between 1 and 604800 seconds"))?;
+
+        let cors_origins = match env("FILEGATE_CORS_ORIGINS") {
+            Some(v) => v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
+            None => file.cors_origins.unwrap_or_else(|| default_origins(listen)),
+        };
+        for origin in &cors_origins {
+            if !(origin.starts_with("http://") || origin.starts_with("https://")) || origin.ends_with('/') {
+                bail!("FILEGATE_CORS_ORIGINS entry {origin:?} must be an origin like https://app.example.com");
+            }
+        }
+        let log_format = match pick("FILEGATE_LOG_FORMAT", file.log_format).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => bail!("FILEGATE_LOG_FORMAT must be 'text' or 'json', not {other:?}"),
+        };
+
+        Ok(Self {
+            project,
+            bucket,
+            listen,
+            data_dir,
+            remote,
+            s3_listen,
+            auth_secret,
+            jwt_issuer,
+            jwt_audience,
+            max_upload_size: ByteSize(max_upload_size),
+            upload_expiry,
+            cors_origins,
+            log_format,
+            banner: true,
+        })
+    }
+
+    /// Embedded store, both listeners on port 0, everything under `data_dir`: for tests.
+    #[must_use]
+    pub fn ephemeral(data_dir: &Path) -> Self {
+        let mut config = Self::resolve(&|_| None, FileConfig::default()).unwrap_or_else(|e| unreachable!("defaults are valid: {e}"));
+        config.data_dir = data_dir.to_path_buf();
+        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.s3_listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.banner = false;
+        config
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+}
+
+fn parse_addr(name: &str, value: Option<String>, default: &str) -> anyhow::Result<SocketAddr> {
+    let raw = value.unwrap_or_else(|| default.to_owned());
+    raw.parse()
+        .with_context(|| format!("{name} must be an address like {default}, not {raw:?}"))
+}
+
+fn default_origins(listen: SocketAddr) -> Vec<String> {
+    let port = listen.port();
+    vec![format!("http://127.0.0.1:{port}"), format!("http://localhost:{port}")]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_describe_the_embedded_setup() {
+        let c = Config::resolve(&env(&[]), FileConfig::default()).unwrap();
+        assert_eq!(c.bucket.as_str(), "filegate-media");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8787");
+        assert_eq!(c.s3_listen.to_string(), "127.0.0.1:8788");
+        assert!(c.remote.is_none());
+        assert_eq!(c.max_upload_size.bytes(), 100 * 1024 * 1024);
+        assert_eq!(c.upload_expiry.secs(), 600);
+        assert_eq!(c.cors_origins, ["http://127.0.0.1:8787", "http://localhost:8787"]);
+    }
+
+    #[test]
+    fn r2_credentials_switch_to_the_remote_store() {
+        let c = Config::resolve(
+            &env(&[("R2_ACCOUNT_ID", "acc"), ("R2_ACCESS_KEY_ID", "ak"), ("R2_SECRET_ACCESS_KEY", "sk"), ("FILEGATE_PROJECT", "myapp")]),
+            FileConfig::default(),
+        )
+        .unwrap();
+        let remote = c.remote.unwrap();
+        assert_eq!(remote.account_id.as_deref(), Some("acc"));
+        assert_eq!(remote.region, "auto");
+        assert_eq!(c.bucket.as_str(), "myapp-media");
+    }
+
+    #[test]
+    fn partial_r2_credentials_are_an_error() {
+        let err = Config::resolve(&env(&[("R2_ACCOUNT_ID", "acc")]), FileConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("incomplete R2 settings"));
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let file: FileConfig = toml::from_str("bucket = \"from-file\"\nlisten = \"127.0.0.1:9000\"\n[auth]\nsecret = \"s\"").unwrap();
+        let c = Config::resolve(&env(&[("FILEGATE_BUCKET", "from-env")]), file).unwrap();
+        assert_eq!(c.bucket.as_str(), "from-env");
+        assert_eq!(c.listen.port(), 9000);
+        assert!(c.auth_secret.is_some());
+    }
+
+    #[test]
+    fn bad_values_name_their_setting() {
+        for (k, v) in [
+            ("FILEGATE_BUCKET", "Bad_Name"),
+            ("FILEGATE_LISTEN", "nope"),
+            ("FILEGATE_UPLOAD_EXPIRES_IN", "604801"),
+            ("FILEGATE_MAX_UPLOAD_SIZE", "-1"),
+            ("FILEGATE_CORS_ORIGINS", "example.com"),
+            ("FILEGATE_LOG_FORMAT", "xml"),
+        ] {
+            let err = Config::resolve(&env(&[(k, v)]), FileConfig::default()).unwrap_err();
+            assert!(format!("{err:#}").contains(k), "{k}: {err:#}");
+        }
+    }
+
+    #[test]
+    fn unknown_file_keys_are_rejected() {
+        assert!(toml::from_str::<FileConfig>("buckett = \"x\"").is_err());
+    }
+}

@@ -1,0 +1,121 @@
+//! Extractors that turn every bad request into the error envelope, never a plain-text
+//! rejection or a 500.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::Json;
+use filegate_core::domain::Principal;
+use filegate_core::error::FieldError;
+use filegate_core::ports::Credentials;
+use filegate_core::Error;
+use http::request::Parts;
+use http::StatusCode;
+use serde::de::DeserializeOwned;
+
+/// JSON body; an empty body reads as `{}` so optional-only bodies may be omitted.
+pub struct ApiJson<T>(pub T);
+
+fn json_error(rejection: &JsonRejection) -> Error {
+    match rejection {
+        JsonRejection::JsonDataError(e) => {
+            // serde's message names the field and what was expected; no internals.
+            let detail = std::error::Error::source(e).map_or_else(|| e.body_text(), ToString::to_string);
+            let field = detail
+                .split_once(':')
+                .map(|(path, _)| path.trim().to_owned())
+                .filter(|p| !p.is_empty() && !p.contains(' '))
+                .unwrap_or_else(|| "body".to_owned());
+            Error::Validation(vec![FieldError::new(field, detail)])
+        }
+        JsonRejection::JsonSyntaxError(_) => Error::invalid("body", "is not valid JSON"),
+        JsonRejection::MissingJsonContentType(_) => Error::invalid("body", "send Content-Type: application/json"),
+        _ => Error::invalid("body", "could not be read"),
+    }
+}
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let empty = req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() == b"0")
+            && req.headers().get(http::header::CONTENT_TYPE).is_none();
+        if empty {
+            return serde_json::from_str("{}")
+                .map(ApiJson)
+                .map_err(|e| ApiError(Error::invalid("body", e.to_string())));
+        }
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Self(v)),
+            Err(JsonRejection::BytesRejection(e)) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError(Error::invalid("body", "is too large for a JSON request")))
+            }
+            Err(rejection) => Err(ApiError(json_error(&rejection))),
+        }
+    }
+}
+
+/// Query string.
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(v)| Self(v))
+            .map_err(|e: QueryRejection| ApiError(Error::invalid("query", e.body_text())))
+    }
+}
+
+/// The caller, authenticated through the configured [`Authenticator`](filegate_core::ports::Authenticator).
+pub struct Authenticated(pub Principal);
+
+#[must_use]
+pub fn credentials(parts: &Parts) -> Credentials {
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let bearer = header("authorization").and_then(|v| {
+        let (scheme, token) = v.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+    });
+    Credentials {
+        api_key: header("x-api-key"),
+        bearer,
+        cookie: header("cookie"),
+    }
+}
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let creds = credentials(parts);
+        let principal = state.auth.authenticate(&creds).await?;
+        tracing::Span::current().record("user", principal.user_id.as_str());
+        if let Some(org) = &principal.active_org_id {
+            tracing::Span::current().record("org", org.as_str());
+        }
+        Ok(Self(principal))
+    }
+}

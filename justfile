@@ -1,0 +1,32 @@
+# filegate tasks. `just` lists them; CI runs `just ci` (the same steps as .ci/run).
+
+default:
+    @just --list
+
+# Format every crate.
+fmt:
+    cargo fmt --all
+
+# Clippy on everything, warnings are errors.
+lint:
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# The README's test command.
+test:
+    cargo test --workspace
+
+# What CI runs.
+ci:
+    bash .ci/run
+
+# Run the server on its embedded defaults (no cloud account needed).
+serve:
+    cargo run --release -p filegate-server
+
+# The admin CLI, e.g. `just admin token --user u1 --org org1 --role member`.
+admin *ARGS:
+    cargo run --release -p filegate-admin -- {{ARGS}}
+
+# Criterion benchmarks (release); figures go to docs/BENCHMARKS.md.
+bench:
+    cargo bench -p filegate-r2 --bench presign
