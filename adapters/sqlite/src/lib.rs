@@ -1,1 +1,237 @@
-//! placeholder
+//! SQLite adapter of filegate's [`MediaStore`] port.
+//!
+//! - [`SqliteMediaStore`]: a pooled store over one database file (WAL mode).
+//! - [`migrate`] / [`migration_status`]: the versioned schema shipped in `migrations/`.
+//!
+//! `created_at` is stored as INTEGER unix nanoseconds (UTC), so ordering and keyset
+//! cursors are exact; representable instants run from 1677 to 2262.
+
+mod error;
+mod migrations;
+mod pool;
+#[cfg(test)]
+mod tests;
+
+pub use migrations::{MigrationStatus, migrate, migration_status};
+
+use async_trait::async_trait;
+use deadpool_sqlite::Pool;
+use deadpool_sqlite::rusqlite::{self, Connection, OptionalExtension, params};
+use filegate_core::Error;
+use filegate_core::domain::{BucketName, ContentType, MediaId, ObjectKey};
+use filegate_core::ports::{Media, MediaCursor, MediaPage, MediaStore};
+use std::path::Path;
+use time::OffsetDateTime;
+
+/// The media table in a SQLite file. Cheap to clone (shares the pool).
+///
+/// Needs a file path: `:memory:` would give every pooled connection its own database.
+#[derive(Clone, Debug)]
+pub struct SqliteMediaStore {
+    pool: Pool,
+}
+
+impl SqliteMediaStore {
+    /// Opens the database at `path`, creating parent directories and the file if needed,
+    /// and applies pending migrations.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the file cannot be created or opened or is busy;
+    /// [`Error::Internal`] when a migration fails or the database was migrated by a newer
+    /// binary.
+    pub async fn open(path: &Path) -> Result<Self, Error> {
+        let pool = pool::open(path).await?;
+        migrations::apply_pending(&pool, migrations::MIGRATIONS).await?;
+        Ok(Self { pool })
+    }
+
+    /// Round-trips a trivial query, for readiness checks.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when no connection can be had or the database is busy.
+    pub async fn ping(&self) -> Result<(), Error> {
+        self.interact(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
+            .await
+            .map(drop)
+    }
+
+    async fn interact<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        pool::interact(&self.pool, f).await
+    }
+}
+
+const COLUMNS: &str = "id, bucket, key, organization_id, uploader_id, filename, content_type, \
+                       declared_size, created_at";
+
+/// A row as stored, before it is validated back into domain types.
+struct RawRow {
+    id: String,
+    bucket: String,
+    key: String,
+    organization_id: String,
+    uploader_id: String,
+    filename: String,
+    content_type: String,
+    declared_size: Option<i64>,
+    created_at: i64,
+}
+
+impl RawRow {
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get(0)?,
+            bucket: r.get(1)?,
+            key: r.get(2)?,
+            organization_id: r.get(3)?,
+            uploader_id: r.get(4)?,
+            filename: r.get(5)?,
+            content_type: r.get(6)?,
+            declared_size: r.get(7)?,
+            created_at: r.get(8)?,
+        })
+    }
+
+    /// Stored rows were valid when written, so a failure here means corrupt data.
+    fn into_media(self) -> Result<Media, Error> {
+        let id = self.id;
+        let corrupt =
+            |field: &str| Error::internal(format!("media row {id:?} has an invalid {field}"));
+        Ok(Media {
+            bucket: BucketName::parse(self.bucket).map_err(|_| corrupt("bucket"))?,
+            key: ObjectKey::parse(self.key).map_err(|_| corrupt("key"))?,
+            organization_id: self.organization_id,
+            uploader_id: self.uploader_id,
+            filename: self.filename,
+            content_type: ContentType::parse(self.content_type)
+                .map_err(|_| corrupt("content_type"))?,
+            declared_size: self
+                .declared_size
+                .map(u64::try_from)
+                .transpose()
+                .map_err(|_| corrupt("declared_size"))?,
+            created_at: OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.created_at))
+                .map_err(|_| corrupt("created_at"))?,
+            id: MediaId::parse(&id).map_err(|_| corrupt("id"))?,
+        })
+    }
+}
+
+fn cursor_of(m: &Media) -> MediaCursor {
+    MediaCursor {
+        created_at: m.created_at,
+        id: m.id.clone(),
+    }
+}
+
+#[async_trait]
+impl MediaStore for SqliteMediaStore {
+    async fn insert(&self, media: &Media) -> Result<(), Error> {
+        let declared_size = media
+            .declared_size
+            .map(i64::try_from)
+            .transpose()
+            .map_err(|_| Error::invalid("size", format!("must be at most {} bytes", i64::MAX)))?;
+        // The clock, not the client, sets created_at: out of range is our bug.
+        let created_at = i64::try_from(media.created_at.unix_timestamp_nanos()).map_err(|_| {
+            Error::internal(format!(
+                "created_at {} is outside the storable range (1677-2262)",
+                media.created_at
+            ))
+        })?;
+        let m = media.clone();
+        self.interact(move |c| {
+            c.prepare_cached(&format!(
+                "INSERT INTO media ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+            ))?
+            .execute(params![
+                m.id.as_str(),
+                m.bucket.as_str(),
+                m.key.as_str(),
+                m.organization_id,
+                m.uploader_id,
+                m.filename,
+                m.content_type.as_str(),
+                declared_size,
+                created_at,
+            ])
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn get(&self, organization_id: &str, id: &MediaId) -> Result<Option<Media>, Error> {
+        let (org, id) = (organization_id.to_owned(), id.as_str().to_owned());
+        let raw = self
+            .interact(move |c| {
+                c.prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM media WHERE id = ?1 AND organization_id = ?2"
+                ))?
+                .query_row(params![id, org], RawRow::read)
+                .optional()
+            })
+            .await?;
+        raw.map(RawRow::into_media).transpose()
+    }
+
+    async fn list(
+        &self,
+        organization_id: &str,
+        limit: u32,
+        after: Option<MediaCursor>,
+    ) -> Result<MediaPage, Error> {
+        if limit == 0 {
+            return Ok(MediaPage::default());
+        }
+        // Stored instants all fit in i64 nanoseconds: a cursor past the end matches every
+        // row, one before the start matches none.
+        let after = match after {
+            None => None,
+            Some(c) => match i64::try_from(c.created_at.unix_timestamp_nanos()) {
+                Ok(nanos) => Some((nanos, c.id.as_str().to_owned())),
+                Err(_) if c.created_at.unix_timestamp() > 0 => None,
+                Err(_) => return Ok(MediaPage::default()),
+            },
+        };
+        let org = organization_id.to_owned();
+        // One extra row tells whether another page follows.
+        let fetch = i64::from(limit) + 1;
+        let raws = self
+            .interact(move |c| {
+                let rows = match after {
+                    None => c
+                        .prepare_cached(&format!(
+                            "SELECT {COLUMNS} FROM media WHERE organization_id = ?1 \
+                             ORDER BY created_at DESC, id DESC LIMIT ?2"
+                        ))?
+                        .query_map(params![org, fetch], RawRow::read)?
+                        .collect::<rusqlite::Result<Vec<_>>>()?,
+                    Some((nanos, id)) => c
+                        .prepare_cached(&format!(
+                            "SELECT {COLUMNS} FROM media WHERE organization_id = ?1 \
+                             AND (created_at, id) < (?2, ?3) \
+                             ORDER BY created_at DESC, id DESC LIMIT ?4"
+                        ))?
+                        .query_map(params![org, nanos, id, fetch], RawRow::read)?
+                        .collect::<rusqlite::Result<Vec<_>>>()?,
+                };
+                Ok(rows)
+            })
+            .await?;
+        let more = raws.len() > limit as usize;
+        let items = raws
+            .into_iter()
+            .take(limit as usize)
+            .map(RawRow::into_media)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = if more {
+            items.last().map(cursor_of)
+        } else {
+            None
+        };
+        Ok(MediaPage { items, next })
+    }
+}

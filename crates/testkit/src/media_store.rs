@@ -1,1 +1,360 @@
-//! MediaStore fake and contract (being written).
+//! [`MediaStore`] fake and the contract suite every `MediaStore` adapter must pass.
+
+use async_trait::async_trait;
+use filegate_core::Error;
+use filegate_core::domain::{BucketName, ContentType, MediaId, ObjectKey};
+use filegate_core::ports::{Media, MediaCursor, MediaPage, MediaStore};
+use std::sync::{Mutex, MutexGuard};
+use time::OffsetDateTime;
+
+/// The media table in memory, with the SQLite adapter's conflict and ordering semantics.
+#[derive(Debug, Default)]
+pub struct InMemoryMediaStore {
+    rows: Mutex<Vec<Media>>,
+}
+
+impl InMemoryMediaStore {
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every row, in insertion order (for assertions in tests).
+    #[must_use]
+    pub fn rows(&self) -> Vec<Media> {
+        self.lock().clone()
+    }
+
+    // A panic while holding the lock cannot leave a half-written Vec, so poison is ignored.
+    fn lock(&self) -> MutexGuard<'_, Vec<Media>> {
+        self.rows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn is_after(m: &Media, cursor: &MediaCursor) -> bool {
+    (m.created_at, &m.id) < (cursor.created_at, &cursor.id)
+}
+
+#[async_trait]
+impl MediaStore for InMemoryMediaStore {
+    async fn insert(&self, media: &Media) -> Result<(), Error> {
+        let mut rows = self.lock();
+        if rows.iter().any(|r| r.id == media.id || r.key == media.key) {
+            return Err(Error::Conflict { what: "media" });
+        }
+        rows.push(media.clone());
+        Ok(())
+    }
+
+    async fn get(&self, organization_id: &str, id: &MediaId) -> Result<Option<Media>, Error> {
+        Ok(self
+            .lock()
+            .iter()
+            .find(|r| &r.id == id && r.organization_id == organization_id)
+            .cloned())
+    }
+
+    async fn list(
+        &self,
+        organization_id: &str,
+        limit: u32,
+        after: Option<MediaCursor>,
+    ) -> Result<MediaPage, Error> {
+        if limit == 0 {
+            return Ok(MediaPage::default());
+        }
+        let mut rows: Vec<Media> = self
+            .lock()
+            .iter()
+            .filter(|r| r.organization_id == organization_id)
+            .filter(|r| after.as_ref().is_none_or(|c| is_after(r, c)))
+            .cloned()
+            .collect();
+        rows.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        let limit = limit as usize;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next = if more {
+            rows.last().map(|m| MediaCursor {
+                created_at: m.created_at,
+                id: m.id.clone(),
+            })
+        } else {
+            None
+        };
+        Ok(MediaPage { items: rows, next })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Contract suite
+// ---------------------------------------------------------------------------------------
+
+/// Ids sharing a random stem (so reruns against a shared store do not collide) and ending
+/// in `n`, so their order is known.
+struct Ids(String);
+
+impl Ids {
+    fn new() -> Self {
+        let stem = MediaId::generate().as_str()[..MediaId::PREFIX.len() + 24].to_owned();
+        Self(stem)
+    }
+
+    fn id(&self, n: u32) -> MediaId {
+        MediaId::parse(&format!("{}{n:08x}", self.0)).expect("contract: test id is valid")
+    }
+
+    /// A unique organization id for this run.
+    fn org(&self, name: &str) -> String {
+        format!("org-{name}-{}", &self.0[MediaId::PREFIX.len()..])
+    }
+}
+
+fn at(unix_nanos: i128) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(unix_nanos).expect("contract: valid instant")
+}
+
+fn media(id: MediaId, org: &str, created_at: OffsetDateTime) -> Media {
+    Media {
+        key: ObjectKey::parse(format!("{org}/{id}/file.bin")).expect("contract: valid key"),
+        id,
+        bucket: BucketName::parse("filegate-contract").expect("contract: valid bucket"),
+        organization_id: org.to_owned(),
+        uploader_id: "user-1".to_owned(),
+        filename: "file.bin".to_owned(),
+        content_type: ContentType::parse("application/octet-stream")
+            .expect("contract: valid content type"),
+        declared_size: Some(1),
+        created_at,
+    }
+}
+
+async fn must_insert(store: &dyn MediaStore, m: &Media, what: &str) {
+    if let Err(e) = store.insert(m).await {
+        panic!("contract: inserting {what} ({}) failed: {e:?}", m.id);
+    }
+}
+
+async fn must_get(store: &dyn MediaStore, org: &str, id: &MediaId) -> Option<Media> {
+    store
+        .get(org, id)
+        .await
+        .unwrap_or_else(|e| panic!("contract: get({org}, {id}) failed: {e:?}"))
+}
+
+async fn must_list(
+    store: &dyn MediaStore,
+    org: &str,
+    limit: u32,
+    after: Option<MediaCursor>,
+) -> MediaPage {
+    store
+        .list(org, limit, after.clone())
+        .await
+        .unwrap_or_else(|e| panic!("contract: list({org}, {limit}, {after:?}) failed: {e:?}"))
+}
+
+fn ids_of(items: &[Media]) -> Vec<String> {
+    items.iter().map(|m| m.id.to_string()).collect()
+}
+
+/// Every `MediaStore` adapter must pass this. Panics with a message naming the broken rule.
+///
+/// Uses organization ids unique to this run, so the store need not be empty, but it must
+/// accept instants with nanosecond precision between 1677 and 2262.
+pub async fn media_store_contract(store: &dyn MediaStore) {
+    let ids = Ids::new();
+    round_trip_and_firewall(store, &ids).await;
+    conflicts(store, &ids).await;
+    listing(store, &ids).await;
+}
+
+async fn round_trip_and_firewall(store: &dyn MediaStore, ids: &Ids) {
+    let org = ids.org("rt");
+    let mut full = media(ids.id(1), &org, at(1_700_000_000_123_456_789));
+    full.uploader_id = "user-ü/ñ".to_owned();
+    full.filename = "Rapport final (v2) – été.pdf".to_owned();
+    full.content_type =
+        ContentType::parse("text/plain; charset=utf-8").expect("contract: valid content type");
+    full.declared_size = Some(i64::MAX.unsigned_abs());
+    let mut bare = media(ids.id(2), &org, at(1));
+    bare.declared_size = None;
+
+    for m in [&full, &bare] {
+        must_insert(store, m, "a new row").await;
+        let got = must_get(store, &org, &m.id).await;
+        assert_eq!(
+            got.as_ref(),
+            Some(m),
+            "contract: get must return the inserted row exactly (every field, created_at to \
+             the nanosecond, declared_size None/Some)"
+        );
+        if let Some(got) = got {
+            assert_eq!(
+                got.created_at.unix_timestamp_nanos(),
+                m.created_at.unix_timestamp_nanos(),
+                "contract: created_at must keep its nanoseconds"
+            );
+        }
+    }
+
+    assert_eq!(
+        must_get(store, &ids.org("other"), &full.id).await,
+        None,
+        "contract (firewall): get with another organization must be Ok(None)"
+    );
+    assert_eq!(
+        must_get(store, &org, &ids.id(0xdead)).await,
+        None,
+        "contract: get of an unknown id must be Ok(None)"
+    );
+}
+
+async fn conflicts(store: &dyn MediaStore, ids: &Ids) {
+    let org = ids.org("conflict");
+    let original = media(ids.id(10), &org, at(1_700_000_000_000_000_000));
+    must_insert(store, &original, "the original row").await;
+
+    let mut same_id = media(ids.id(10), &org, at(1_700_000_000_000_000_001));
+    same_id.key = ObjectKey::parse(format!("{org}/another-key")).expect("contract: valid key");
+    same_id.filename = "changed.bin".to_owned();
+    let err = store.insert(&same_id).await;
+    assert!(
+        matches!(err, Err(Error::Conflict { .. })),
+        "contract: inserting a duplicate id must be Err(Conflict), got {err:?}"
+    );
+
+    let mut same_key = media(ids.id(11), &org, at(1_700_000_000_000_000_002));
+    same_key.key = original.key.clone();
+    let err = store.insert(&same_key).await;
+    assert!(
+        matches!(err, Err(Error::Conflict { .. })),
+        "contract: inserting a duplicate key must be Err(Conflict), got {err:?}"
+    );
+
+    assert_eq!(
+        must_get(store, &org, &original.id).await.as_ref(),
+        Some(&original),
+        "contract: a rejected duplicate must leave the existing row unchanged"
+    );
+    assert_eq!(
+        must_get(store, &org, &same_key.id).await,
+        None,
+        "contract: a row rejected for a duplicate key must not be written"
+    );
+    let page = must_list(store, &org, 10, None).await;
+    assert_eq!(
+        ids_of(&page.items),
+        ids_of(std::slice::from_ref(&original)),
+        "contract: after rejected duplicates the organization must hold only the original row"
+    );
+}
+
+async fn listing(store: &dyn MediaStore, ids: &Ids) {
+    let org = ids.org("list");
+    let base: i128 = 1_700_000_000_000_000_000;
+    // Rows 21..=23 share created_at, so their order rests on the id tiebreak; they are
+    // inserted neither in id order nor in reverse. Neighbours differ by one nanosecond.
+    let rows = [
+        media(ids.id(22), &org, at(base + 1)),
+        media(ids.id(20), &org, at(base)),
+        media(ids.id(21), &org, at(base + 1)),
+        media(ids.id(24), &org, at(base + 2)),
+        media(ids.id(23), &org, at(base + 1)),
+    ];
+    for m in &rows {
+        must_insert(store, m, "a listing row").await;
+    }
+    // Another organization's newer row must never show up.
+    let foreign = media(ids.id(99), &ids.org("list-other"), at(base + 10));
+    must_insert(store, &foreign, "another organization's row").await;
+
+    let expected: Vec<String> = [24, 23, 22, 21, 20].map(|n| ids.id(n).to_string()).to_vec();
+
+    let all = must_list(store, &org, 100, None).await;
+    assert_eq!(
+        ids_of(&all.items),
+        expected,
+        "contract: list must return only this organization's rows, newest first \
+         (created_at DESC, then id DESC)"
+    );
+    assert_eq!(
+        all.next, None,
+        "contract: next must be None when everything fit"
+    );
+
+    let exact = must_list(store, &org, 5, None).await;
+    assert_eq!(
+        ids_of(&exact.items),
+        expected,
+        "contract: list with limit == row count"
+    );
+    assert_eq!(
+        exact.next, None,
+        "contract: next must be None when the page holds exactly the last row"
+    );
+
+    let mut seen = Vec::new();
+    let mut sizes = Vec::new();
+    let mut after = None;
+    loop {
+        let page = must_list(store, &org, 2, after.clone()).await;
+        assert!(
+            page.items.len() <= 2,
+            "contract: a page must hold at most `limit` rows, got {}",
+            page.items.len()
+        );
+        sizes.push(page.items.len());
+        seen.extend(ids_of(&page.items));
+        match page.next {
+            Some(next) => {
+                let last = page.items.last().unwrap_or_else(|| {
+                    panic!("contract: an empty page must not carry a next cursor")
+                });
+                assert_eq!(
+                    (&next.created_at, &next.id),
+                    (&last.created_at, &last.id),
+                    "contract: next must be the cursor of the page's last row"
+                );
+                // Through the text form, as the HTTP layer does.
+                after = Some(MediaCursor::decode(&next.encode()).expect("contract: cursor"));
+            }
+            None => break,
+        }
+        assert!(sizes.len() <= 5, "contract: paging did not end: {sizes:?}");
+    }
+    assert_eq!(
+        seen, expected,
+        "contract: paging with limit 2 must return every row exactly once, in order"
+    );
+    assert_eq!(
+        sizes,
+        vec![2, 2, 1],
+        "contract: paging 5 rows by 2 must give pages of 2, 2, 1 and then next = None"
+    );
+
+    let empty = must_list(store, &ids.org("nobody"), 10, None).await;
+    assert!(
+        empty.items.is_empty() && empty.next.is_none(),
+        "contract: listing an organization without rows must be empty with no next, got {empty:?}"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn in_memory_media_store_passes_the_contract() {
+        media_store_contract(&InMemoryMediaStore::new()).await;
+    }
+
+    #[tokio::test]
+    async fn in_memory_media_store_passes_the_contract_twice_on_one_store() {
+        let store = InMemoryMediaStore::new();
+        media_store_contract(&store).await;
+        media_store_contract(&store).await;
+    }
+}

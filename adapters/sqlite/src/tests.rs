@@ -1,0 +1,369 @@
+use super::*;
+use crate::error::from_sqlite;
+use crate::migrations::{MIGRATIONS, Migration, apply_pending};
+use deadpool_sqlite::rusqlite::ffi;
+use filegate_testkit::media_store::media_store_contract;
+use std::path::PathBuf;
+use tempfile::TempDir;
+
+fn temp_db() -> (TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/dir/filegate.db");
+    (dir, path)
+}
+
+fn row(org: &str, nanos: i128) -> Media {
+    let id = MediaId::generate();
+    Media {
+        key: ObjectKey::parse(format!("{org}/{id}")).unwrap(),
+        id,
+        bucket: BucketName::parse("media").unwrap(),
+        organization_id: org.to_owned(),
+        uploader_id: "u1".to_owned(),
+        filename: "a.txt".to_owned(),
+        content_type: ContentType::parse("text/plain").unwrap(),
+        declared_size: Some(3),
+        created_at: OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap(),
+    }
+}
+
+fn raw(path: &Path) -> Connection {
+    Connection::open(path).unwrap()
+}
+
+fn internal_message(e: &Error) -> String {
+    match e {
+        Error::Internal { source } => source.to_string(),
+        other => panic!("expected Error::Internal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn sqlite_media_store_passes_the_contract() {
+    let (_dir, path) = temp_db();
+    let store = SqliteMediaStore::open(&path).await.unwrap();
+    media_store_contract(&store).await;
+    // Run twice on one database: the suite must not depend on an empty store.
+    media_store_contract(&store).await;
+}
+
+#[tokio::test]
+async fn open_creates_parent_directories_and_file_and_pings() {
+    let (_dir, path) = temp_db();
+    assert!(!path.exists());
+    let store = SqliteMediaStore::open(&path).await.unwrap();
+    assert!(path.is_file());
+    store.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn data_survives_reopening_and_migrations_are_idempotent() {
+    let (_dir, path) = temp_db();
+    let m = row("o1", 1_700_000_000_000_000_001);
+    SqliteMediaStore::open(&path)
+        .await
+        .unwrap()
+        .insert(&m)
+        .await
+        .unwrap();
+    let again = SqliteMediaStore::open(&path).await.unwrap();
+    assert_eq!(again.get("o1", &m.id).await.unwrap(), Some(m));
+    assert!(migrate(&path).await.unwrap().is_empty());
+    let count: i64 = raw(&path)
+        .query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(count, i64::try_from(MIGRATIONS.len()).unwrap());
+}
+
+#[tokio::test]
+async fn migrate_applies_everything_once() {
+    let (_dir, path) = temp_db();
+    let applied = migrate(&path).await.unwrap();
+    assert_eq!(
+        applied.iter().map(|s| s.version).collect::<Vec<_>>(),
+        MIGRATIONS.iter().map(|m| m.version).collect::<Vec<_>>()
+    );
+    assert!(applied.iter().all(|s| s.applied_at.is_some()));
+    assert!(migrate(&path).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn migration_status_before_and_after() {
+    let (_dir, path) = temp_db();
+    let before = migration_status(&path).await.unwrap();
+    assert_eq!(before.len(), MIGRATIONS.len());
+    assert!(before.iter().all(|s| s.applied_at.is_none()));
+    assert!(!path.exists(), "status must not create the database");
+
+    let applied = migrate(&path).await.unwrap();
+    let after = migration_status(&path).await.unwrap();
+    assert_eq!(
+        after, applied,
+        "status lists what migrate applied, with the same times"
+    );
+    let at = after[0].applied_at.as_deref().unwrap();
+    assert!(
+        OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).is_ok(),
+        "applied_at is RFC 3339: {at}"
+    );
+}
+
+#[tokio::test]
+async fn migration_status_of_an_empty_file_is_all_pending() {
+    let (dir, _) = temp_db();
+    let path = dir.path().join("empty.db");
+    std::fs::write(&path, b"").unwrap();
+    let status = migration_status(&path).await.unwrap();
+    assert!(status.iter().all(|s| s.applied_at.is_none()));
+}
+
+#[test]
+fn known_migrations_are_numbered_from_one_without_gaps() {
+    for (i, m) in MIGRATIONS.iter().enumerate() {
+        assert_eq!(m.version as usize, i + 1, "migration {}", m.name);
+        assert!(!m.sql.trim().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_binary_is_refused() {
+    let (_dir, path) = temp_db();
+    migrate(&path).await.unwrap();
+    raw(&path)
+        .execute(
+            "INSERT INTO schema_migrations VALUES (9999, 'from_the_future', '2100-01-01T00:00:00Z')",
+            [],
+        )
+        .unwrap();
+
+    let err = SqliteMediaStore::open(&path).await.unwrap_err();
+    let msg = internal_message(&err);
+    assert!(msg.contains("9999") && msg.contains("newer"), "{msg}");
+    assert!(internal_message(&migrate(&path).await.unwrap_err()).contains("newer"));
+    assert!(internal_message(&migration_status(&path).await.unwrap_err()).contains("newer"));
+}
+
+static BROKEN: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "good",
+        sql: "CREATE TABLE good (x INTEGER);",
+    },
+    Migration {
+        version: 2,
+        name: "broken",
+        sql: "CREATE TABLE half (x INTEGER); THIS IS NOT SQL;",
+    },
+];
+
+#[tokio::test]
+async fn a_failed_migration_leaves_nothing_half_applied() {
+    let (_dir, path) = temp_db();
+    let pool = pool::open(&path).await.unwrap();
+    let err = apply_pending(&pool, BROKEN).await.unwrap_err();
+    assert!(internal_message(&err).contains("0002_broken"), "{err:?}");
+
+    let c = raw(&path);
+    let tables: Vec<String> = c
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(tables, ["good", "schema_migrations"]);
+    let versions: Vec<i64> = c
+        .prepare("SELECT version FROM schema_migrations")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(versions, [1]);
+}
+
+#[tokio::test]
+async fn every_connection_gets_the_pragmas() {
+    let (_dir, path) = temp_db();
+    let store = SqliteMediaStore::open(&path).await.unwrap();
+    // Hold several at once so they are distinct connections, each through post_create.
+    let mut conns = Vec::new();
+    for _ in 0..3 {
+        conns.push(store.pool.get().await.unwrap());
+    }
+    for conn in &conns {
+        let (mode, fk, busy, sync) = conn
+            .interact(|c| {
+                let q = |sql: &str| c.query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0));
+                Ok::<_, rusqlite::Error>((
+                    q("PRAGMA journal_mode")?,
+                    q("PRAGMA foreign_keys")?,
+                    q("PRAGMA busy_timeout")?,
+                    q("PRAGMA synchronous")?,
+                ))
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        use rusqlite::types::Value;
+        assert_eq!(mode, Value::Text("wal".into()));
+        assert_eq!(fk, Value::Integer(1));
+        assert_eq!(busy, Value::Integer(5000));
+        assert_eq!(sync, Value::Integer(1), "synchronous = NORMAL");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_inserts_from_many_tasks_all_land() {
+    let (_dir, path) = temp_db();
+    let store = SqliteMediaStore::open(&path).await.unwrap();
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let m = row("busy-org", 1_700_000_000_000_000_000 + i);
+                store.insert(&m).await.map(|()| m.id)
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap().unwrap());
+    }
+    let page = store.list("busy-org", 1000, None).await.unwrap();
+    assert_eq!(page.items.len(), 64);
+    assert!(ids.iter().all(|id| page.items.iter().any(|m| &m.id == id)));
+}
+
+#[tokio::test]
+async fn sizes_beyond_i64_are_rejected_without_writing() {
+    let (_dir, path) = temp_db();
+    let store = SqliteMediaStore::open(&path).await.unwrap();
+    let mut m = row("o1", 1);
+    m.declared_size = Some(u64::MAX);
+    match store.insert(&m).await {
+        Err(Error::Validation(fields)) => assert_eq!(fields[0].field, "size"),
+        other => panic!("expected a size validation error, got {other:?}"),
+    }
+    assert_eq!(store.get("o1", &m.id).await.unwrap(), None);
+    m.declared_size = Some(i64::MAX.unsigned_abs());
+    store.insert(&m).await.unwrap();
+    assert_eq!(store.get("o1", &m.id).await.unwrap(), Some(m));
+}
+
+#[tokio::test]
+async fn corrupt_rows_are_internal_errors() {
+    let (_dir, path) = temp_db();
+    let store = SqliteMediaStore::open(&path).await.unwrap();
+    raw(&path)
+        .execute(
+            "INSERT INTO media VALUES ('med_not-hex', 'media', 'k', 'o1', 'u', 'f', 'text/plain', NULL, 1)",
+            [],
+        )
+        .unwrap();
+    let err = store.list("o1", 10, None).await.unwrap_err();
+    assert!(internal_message(&err).contains("invalid id"), "{err:?}");
+}
+
+#[tokio::test]
+async fn cursors_outside_the_storable_range_do_not_fail() {
+    let (_dir, path) = temp_db();
+    let store = SqliteMediaStore::open(&path).await.unwrap();
+    let m = row("o1", 5);
+    store.insert(&m).await.unwrap();
+    let far = |year: i32| MediaCursor {
+        created_at: time::Date::from_calendar_date(year, time::Month::January, 1)
+            .unwrap()
+            .midnight()
+            .assume_utc(),
+        id: MediaId::generate(),
+    };
+    let future = store.list("o1", 10, Some(far(9000))).await.unwrap();
+    assert_eq!(future.items, [m]);
+    let past = store.list("o1", 10, Some(far(1000))).await.unwrap();
+    assert!(past.items.is_empty() && past.next.is_none());
+}
+
+#[tokio::test]
+async fn listing_uses_the_organization_index() {
+    let (_dir, path) = temp_db();
+    SqliteMediaStore::open(&path).await.unwrap();
+    let plan: Vec<String> = raw(&path)
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT id FROM media WHERE organization_id = ?1 \
+             AND (created_at, id) < (?2, ?3) ORDER BY created_at DESC, id DESC LIMIT ?4",
+        )
+        .unwrap()
+        .query_map(params!["o", 1, "x", 3], |r| r.get(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let plan = plan.join("\n");
+    assert!(plan.contains("media_org_created_id"), "{plan}");
+    assert!(
+        !plan.contains("TEMP B-TREE"),
+        "listing must not sort: {plan}"
+    );
+}
+
+#[test]
+fn sqlite_errors_map_to_the_port_contract() {
+    let failure = |code, extended| {
+        rusqlite::Error::SqliteFailure(
+            ffi::Error {
+                code,
+                extended_code: extended,
+            },
+            None,
+        )
+    };
+    use rusqlite::ErrorCode::{ConstraintViolation, DatabaseBusy, DatabaseLocked};
+    assert!(matches!(
+        from_sqlite(failure(ConstraintViolation, ffi::SQLITE_CONSTRAINT_UNIQUE)),
+        Error::Conflict { what: "media" }
+    ));
+    assert!(matches!(
+        from_sqlite(failure(
+            ConstraintViolation,
+            ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+        )),
+        Error::Conflict { .. }
+    ));
+    assert!(matches!(
+        from_sqlite(failure(ConstraintViolation, ffi::SQLITE_CONSTRAINT_CHECK)),
+        Error::Internal { .. }
+    ));
+    assert!(matches!(
+        from_sqlite(failure(DatabaseBusy, ffi::SQLITE_BUSY)),
+        Error::Unavailable { .. }
+    ));
+    assert!(matches!(
+        from_sqlite(failure(DatabaseLocked, ffi::SQLITE_LOCKED)),
+        Error::Unavailable { .. }
+    ));
+    assert!(matches!(
+        from_sqlite(rusqlite::Error::InvalidColumnType(
+            0,
+            "x".into(),
+            rusqlite::types::Type::Text
+        )),
+        Error::Internal { .. }
+    ));
+}
+
+#[tokio::test]
+async fn a_held_write_lock_surfaces_as_unavailable() {
+    // A second process holding the write lock past busy_timeout must look like "busy",
+    // not like a bug. Uses a short-timeout raw connection to keep the test fast.
+    let (_dir, path) = temp_db();
+    SqliteMediaStore::open(&path).await.unwrap();
+    let holder = raw(&path);
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let other = raw(&path);
+    other.busy_timeout(std::time::Duration::ZERO).unwrap();
+    let e = other
+        .execute("INSERT INTO schema_migrations VALUES (500, 'x', 'y')", [])
+        .unwrap_err();
+    assert!(matches!(from_sqlite(e), Error::Unavailable { .. }));
+    holder.execute_batch("ROLLBACK").unwrap();
+}
