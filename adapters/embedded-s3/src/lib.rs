@@ -1,1 +1,350 @@
-//! Embedded S3 endpoint (being written).
+//! A loopback S3-compatible endpoint backed by a local folder: [`s3s`] for the protocol,
+//! [`s3s_fs`] for storage, hyper for HTTP/1.1, and a `tower_http` CORS layer in front.
+//! It gives filegate a cloud-free default and real S3 behaviour in tests.
+//!
+//! - One key pair ([`s3s::auth::SimpleAuth`]): SigV4 `Authorization` headers and presigned
+//!   query-string URLs are both verified. Anonymous requests get 403. Path-style only
+//!   (`http://127.0.0.1:<port>/<bucket>/<key>`). HTTP/1.1 only.
+//! - A thin guard over s3s-fs makes it answer like S3/R2 where s3s-fs differs: reads and
+//!   writes in a missing bucket get `NoSuchBucket` (s3s-fs would say `NoSuchKey`, or
+//!   create the bucket on PUT); `Range: bytes=-N` longer than the object returns all of
+//!   it (s3s-fs answers 500) and on an empty object is 416 (s3s-fs would panic).
+//!
+//! What s3s 0.14 does with presigned URLs (tested in `filegate-r2`'s `tests/store.rs`):
+//! - Expiry: a request after `X-Amz-Date + X-Amz-Expires` gets 403 `AccessDenied`
+//!   ("Request has expired"), checked before the signature. An `X-Amz-Date` more than
+//!   15 min in the future gets 403 `RequestTimeTooSkewed`.
+//! - No 7-day cap: `X-Amz-Expires` may be any `u32` (R2 and AWS refuse more than 604800;
+//!   filegate enforces that itself with `Expiry`).
+//! - A signed `Content-Length` is checked like any signed header: a body of another
+//!   size is sent with another `Content-Length`, so the signature fails (403
+//!   `SignatureDoesNotMatch`). A body cut short of its `Content-Length` aborts the
+//!   upload; s3s-fs deletes its temp file and stores nothing.
+//! - A signed `Content-Type` is checked the same way: a different value gets 403.
+//! - `response-content-disposition` (and the other `response-*` parameters) on a GET
+//!   are applied to the response.
+//! - Checksums: s3s handles `x-amz-checksum-*`, aws-chunked bodies and trailers (the
+//!   SDK's default `WhenSupported` checksums work), but s3s-fs compares checksums only
+//!   after the file is in place, so an upload with a bad checksum is still stored.
+//! - ETags are the hex MD5 of the content, in quotes as S3 sends them.
+//! - CORS: s3s answers `OPTIONS` with 501, so a `CorsLayer` sits in front. Every
+//!   `OPTIONS` gets 200, with `Access-Control-Allow-Origin` only for a listed origin.
+//!   Allowed methods: GET, PUT, HEAD. Request headers are mirrored, `ETag` is exposed,
+//!   and max-age is 3600.
+
+mod credentials;
+mod store;
+
+pub use credentials::EmbeddedCredentials;
+
+use http::{HeaderName, HeaderValue, Method};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use s3s::auth::SimpleAuth;
+use s3s::service::S3ServiceBuilder;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+
+/// How long `shutdown` waits for in-flight requests before dropping them.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where and how to serve.
+#[derive(Clone)]
+pub struct EmbeddedS3Config {
+    /// Folder holding one sub-folder per bucket; created if missing.
+    pub root: PathBuf,
+    /// Address to listen on; port 0 picks a free port.
+    pub addr: SocketAddr,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Exact browser origins (`https://app.example.com`) allowed by CORS; `*` allows any.
+    pub allowed_origins: Vec<String>,
+}
+
+impl std::fmt::Debug for EmbeddedS3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedS3Config")
+            .field("root", &self.root)
+            .field("addr", &self.addr)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("allowed_origins", &self.allowed_origins)
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedS3Error {
+    #[error("cannot use storage folder {path}: {message}")]
+    Root { path: PathBuf, message: String },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid CORS origin {0:?}")]
+    InvalidOrigin(String),
+    #[error("access key id and secret must not be empty")]
+    EmptyCredentials,
+}
+
+/// A running endpoint. Dropping it stops accepting connections too; [`EmbeddedS3::shutdown`]
+/// also waits for in-flight requests.
+#[derive(Debug)]
+pub struct EmbeddedS3 {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl EmbeddedS3 {
+    /// Creates `root` if needed, binds `addr` and serves in a tokio task.
+    ///
+    /// # Errors
+    /// [`EmbeddedS3Error`] when the folder, the address, an origin or the keys are unusable.
+    pub async fn start(config: EmbeddedS3Config) -> Result<Self, EmbeddedS3Error> {
+        if config.access_key_id.is_empty() || config.secret_access_key.is_empty() {
+            return Err(EmbeddedS3Error::EmptyCredentials);
+        }
+        let cors = cors_layer(&config.allowed_origins)?;
+        let root_err = |message: String| EmbeddedS3Error::Root {
+            path: config.root.clone(),
+            message,
+        };
+        tokio::fs::create_dir_all(&config.root)
+            .await
+            .map_err(|e| root_err(e.to_string()))?;
+        let root = tokio::fs::canonicalize(&config.root)
+            .await
+            .map_err(|e| root_err(e.to_string()))?;
+        // s3s_fs::Error has neither Display nor std::error::Error.
+        let fs = s3s_fs::FileSystem::new(&root).map_err(|e| root_err(format!("{e:?}")))?;
+
+        let mut builder = S3ServiceBuilder::new(store::GuardedFs::new(fs, root.clone()));
+        builder.set_auth(SimpleAuth::from_single(
+            config.access_key_id.clone(),
+            config.secret_access_key.clone(),
+        ));
+        let service = tower::ServiceBuilder::new()
+            .layer(cors)
+            .service(builder.build());
+
+        let listener =
+            TcpListener::bind(config.addr)
+                .await
+                .map_err(|source| EmbeddedS3Error::Bind {
+                    addr: config.addr,
+                    source,
+                })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| EmbeddedS3Error::Bind {
+                addr: config.addr,
+                source,
+            })?;
+
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let task = tokio::spawn(serve(listener, service, stop_rx));
+        tracing::info!(
+            %addr,
+            root = %root.display(),
+            origins = ?config.allowed_origins,
+            "embedded S3 endpoint listening"
+        );
+        Ok(Self {
+            addr,
+            stop: Some(stop_tx),
+            task: Some(task),
+        })
+    }
+
+    #[must_use]
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<ip>:<port>`, e.g. `http://127.0.0.1:8788`; IPv6 in brackets.
+    #[must_use]
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to 5 s) and ends the task.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take()
+            && let Err(e) = task.await
+        {
+            tracing::warn!(error = %e, "embedded S3 task failed");
+        }
+    }
+}
+
+fn cors_layer(origins: &[String]) -> Result<CorsLayer, EmbeddedS3Error> {
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        let values = origins
+            .iter()
+            .map(|o| {
+                let trimmed = o.trim_end_matches('/');
+                // An origin is scheme://host[:port]; anything else would never match.
+                let ok = (trimmed.starts_with("http://") || trimmed.starts_with("https://"))
+                    && !trimmed.contains(['*', ' ', ','])
+                    && trimmed
+                        .split("://")
+                        .nth(1)
+                        .is_some_and(|h| !h.is_empty() && !h.contains('/'));
+                HeaderValue::from_str(trimmed)
+                    .ok()
+                    .filter(|_| ok)
+                    .ok_or_else(|| EmbeddedS3Error::InvalidOrigin(o.clone()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        AllowOrigin::list(values)
+    };
+    Ok(CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::GET, Method::PUT, Method::HEAD])
+        // A presigned PUT may sign any header (content-type, x-amz-meta-*, checksums).
+        .allow_headers(AllowHeaders::mirror_request())
+        .expose_headers([
+            http::header::ETAG,
+            http::header::CONTENT_LENGTH,
+            http::header::CONTENT_RANGE,
+            HeaderName::from_static("x-amz-request-id"),
+        ])
+        .max_age(Duration::from_secs(3600)))
+}
+
+async fn serve<S>(listener: TcpListener, service: S, mut stop: oneshot::Receiver<()>)
+where
+    S: tower::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<s3s::Body>,
+            Error = s3s::HttpError,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let conn = http.serve_connection(
+                        TokioIo::new(stream),
+                        TowerToHyperService::new(service.clone()),
+                    );
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!(%peer, error = %e, "embedded S3 connection ended with an error");
+                        }
+                    });
+                }
+                Err(e) => {
+                    // E.g. out of file descriptors: back off instead of spinning.
+                    tracing::warn!(error = %e, "embedded S3 accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            // Sent by shutdown(), or the handle was dropped.
+            _ = &mut stop => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("embedded S3: requests still running after shutdown timeout, dropped");
+    }
+    tracing::info!("embedded S3 endpoint stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(root: PathBuf, origins: &[&str]) -> EmbeddedS3Config {
+        EmbeddedS3Config {
+            root,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            access_key_id: "AKIDEMBEDDEDTEST".into(),
+            secret_access_key: "embedded-test-secret".into(),
+            allowed_origins: origins.iter().map(|o| (*o).to_owned()).collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn serves_creates_root_refuses_anonymous_and_shuts_down()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let root = dir.path().join("not/yet/there");
+        let s3 = EmbeddedS3::start(config(root.clone(), &[])).await?;
+        assert!(root.is_dir());
+        let endpoint = s3.endpoint();
+        assert_eq!(
+            endpoint,
+            format!("http://127.0.0.1:{}", s3.local_addr().port())
+        );
+
+        let resp = reqwest::get(format!("{endpoint}/some-bucket/key")).await?;
+        assert_eq!(resp.status(), 403, "anonymous requests are denied");
+
+        s3.shutdown().await;
+        let after = reqwest::get(format!("{endpoint}/some-bucket/key")).await;
+        assert!(after.is_err(), "nothing listens after shutdown");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn bad_origins_and_empty_keys_are_refused() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        for bad in [
+            "localhost:3000",
+            "https://a.example/path",
+            "https://*.example",
+            "",
+        ] {
+            let err = EmbeddedS3::start(config(dir.path().into(), &[bad]))
+                .await
+                .err();
+            assert!(
+                matches!(err, Some(EmbeddedS3Error::InvalidOrigin(_))),
+                "{bad:?}: {err:?}"
+            );
+        }
+        let mut no_keys = config(dir.path().into(), &[]);
+        no_keys.secret_access_key.clear();
+        let err = EmbeddedS3::start(no_keys).await.err();
+        assert!(matches!(err, Some(EmbeddedS3Error::EmptyCredentials)));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_taken_port_is_a_bind_error() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let first = EmbeddedS3::start(config(dir.path().into(), &[])).await?;
+        let mut same = config(dir.path().into(), &[]);
+        same.addr = first.local_addr();
+        let err = EmbeddedS3::start(same).await.err();
+        assert!(matches!(err, Some(EmbeddedS3Error::Bind { .. })), "{err:?}");
+        first.shutdown().await;
+        Ok(())
+    }
+}
