@@ -1,0 +1,82 @@
+//! Presigning cost per URL: our signer (as the server calls it) against aws-sdk-s3.
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::presigning::PresigningConfig;
+use criterion::{Criterion, criterion_group, criterion_main};
+use filegate_core::domain::{BucketName, Expiry, ObjectKey};
+use filegate_core::ports::{HttpMethod, PresignRequest, UrlSigner};
+use filegate_r2::{R2Config, SigV4Signer};
+use secrecy::SecretString;
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+const ENDPOINT: &str = "https://0123456789abcdef0123456789abcdef.r2.cloudflarestorage.com";
+const AKID: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
+const SECRET: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+const BUCKET: &str = "filegate-media";
+const KEY: &str = "org/org_2f8a/media/med_0123456789abcdef0123456789abcdef/quarterly report.pdf";
+
+fn presign(c: &mut Criterion) {
+    let config = R2Config {
+        account_id: None,
+        access_key_id: AKID.to_owned(),
+        secret_access_key: SecretString::from(SECRET),
+        bucket: BucketName::parse(BUCKET).expect("bucket"),
+        endpoint: Some(ENDPOINT.to_owned()),
+        region: "auto".to_owned(),
+    };
+    let signer: Box<dyn UrlSigner> = Box::new(SigV4Signer::new(&config).expect("signer"));
+    let now = OffsetDateTime::now_utc();
+    let request = PresignRequest {
+        method: HttpMethod::Put,
+        bucket: BucketName::parse(BUCKET).expect("bucket"),
+        key: ObjectKey::parse(KEY).expect("key"),
+        expires_in: Expiry::DEFAULT,
+        signed_at: now.replace_nanosecond(0).unwrap_or(now),
+        headers: BTreeMap::from([("Content-Type".to_owned(), "application/pdf".to_owned())]),
+        query: BTreeMap::new(),
+    };
+
+    let client = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::new()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("auto"))
+            .endpoint_url(ENDPOINT)
+            .force_path_style(true)
+            .credentials_provider(Credentials::new(AKID, SECRET, None, None, "bench"))
+            .build(),
+    );
+    // The SDK's identity cache wants a Tokio runtime; ours needs none (its future is ready).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let presigning = PresigningConfig::expires_in(Duration::from_secs(600)).expect("expiry");
+
+    let mut group = c.benchmark_group("presign");
+    group.bench_function("filegate_sigv4_put", |b| {
+        b.iter(|| {
+            futures::executor::block_on(signer.presign(black_box(&request))).expect("presign")
+        });
+    });
+    group.bench_function("aws_sdk_s3_presigned_put", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(
+                    client
+                        .put_object()
+                        .bucket(BUCKET)
+                        .key(black_box(KEY))
+                        .content_type("application/pdf")
+                        .presigned(presigning.clone()),
+                )
+                .expect("presigned")
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, presign);
+criterion_main!(benches);
