@@ -12,25 +12,40 @@ async fn upload_then_download_round_trips_the_bytes() {
     let token = app.token("user_1", Some("org_a"), Some("member"));
 
     // Act: sign, PUT straight to storage, sign a download, GET it.
-    let signed = app.sign_upload(&token, "report.pdf", "application/pdf", Some(PDF.len())).await;
+    let signed = app
+        .sign_upload(&token, "report.pdf", "application/pdf", Some(PDF.len()))
+        .await;
     assert_eq!(signed.status, 200, "{signed:?}");
     let upload_url = signed.body["uploadUrl"].as_str().unwrap();
     assert!(upload_url.contains("X-Amz-Signature="));
     assert_eq!(signed.body["method"], "PUT");
     assert_eq!(signed.body["headers"]["Content-Type"], "application/pdf");
-    assert_eq!(signed.body["headers"]["Content-Length"], PDF.len().to_string());
+    assert_eq!(
+        signed.body["headers"]["Content-Length"],
+        PDF.len().to_string()
+    );
     let key = signed.body["key"].as_str().unwrap();
-    assert!(key.starts_with("org/org_a/") && key.ends_with("-report.pdf"), "{key}");
+    assert!(
+        key.starts_with("org/org_a/") && key.ends_with("-report.pdf"),
+        "{key}"
+    );
     assert!(signed.body["expiresAt"].as_str().unwrap().ends_with('Z'));
 
-    let put = app.put_presigned(upload_url, &signed.body["headers"], PDF.to_vec()).await;
+    let put = app
+        .put_presigned(upload_url, &signed.body["headers"], PDF.to_vec())
+        .await;
     assert_eq!(put.status(), 200, "PUT to storage: {:?}", put.text().await);
 
     let id = signed.body["id"].as_str().unwrap();
     let dl = app.sign_download(&token, id, &json!({})).await;
     assert_eq!(dl.status, 200, "{dl:?}");
     assert_eq!(dl.body["method"], "GET");
-    let got = app.http.get(dl.body["url"].as_str().unwrap()).send().await.unwrap();
+    let got = app
+        .http
+        .get(dl.body["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
 
     // Assert
     assert_eq!(got.status(), 200);
@@ -44,17 +59,37 @@ async fn the_media_list_shows_the_organizations_rows_newest_first_with_paging() 
     let a = app.token("user_1", Some("org_a"), Some("member"));
     let b = app.token("user_2", Some("org_b"), Some("owner"));
     for name in ["one.txt", "two.txt", "three.txt"] {
-        assert_eq!(app.sign_upload(&a, name, "text/plain", None).await.status, 200);
+        assert_eq!(
+            app.sign_upload(&a, name, "text/plain", None).await.status,
+            200
+        );
     }
-    assert_eq!(app.sign_upload(&b, "other.txt", "text/plain", Some(3)).await.status, 200);
+    assert_eq!(
+        app.sign_upload(&b, "other.txt", "text/plain", Some(3))
+            .await
+            .status,
+        200
+    );
 
     let first = app.get("/api/v1/media?limit=2", Some(&a)).await;
     assert_eq!(first.status, 200, "{first:?}");
-    let names: Vec<_> = first.body["items"].as_array().unwrap().iter().map(|i| i["filename"].as_str().unwrap().to_owned()).collect();
+    let names: Vec<_> = first.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["filename"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(names, ["three.txt", "two.txt"]);
     let cursor = first.body["nextCursor"].as_str().unwrap();
-    let second = app.get(&format!("/api/v1/media?limit=2&cursor={cursor}"), Some(&a)).await;
-    let names: Vec<_> = second.body["items"].as_array().unwrap().iter().map(|i| i["filename"].as_str().unwrap().to_owned()).collect();
+    let second = app
+        .get(&format!("/api/v1/media?limit=2&cursor={cursor}"), Some(&a))
+        .await;
+    let names: Vec<_> = second.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["filename"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(names, ["one.txt"]);
     assert!(second.body["nextCursor"].is_null());
 
@@ -69,16 +104,37 @@ async fn download_filename_becomes_the_content_disposition_of_the_get() {
     let app = TestApp::spawn().await;
     let token = app.token("u", Some("o"), Some("member"));
     let signed = app.sign_upload(&token, "r.txt", "text/plain", None).await;
-    let put = app.put_presigned(signed.body["uploadUrl"].as_str().unwrap(), &signed.body["headers"], b"hello".to_vec()).await;
+    let put = app
+        .put_presigned(
+            signed.body["uploadUrl"].as_str().unwrap(),
+            &signed.body["headers"],
+            b"hello".to_vec(),
+        )
+        .await;
     assert_eq!(put.status(), 200);
     let dl = app
-        .sign_download(&token, signed.body["id"].as_str().unwrap(), &json!({ "downloadFilename": "Résumé \"final\".txt" }))
+        .sign_download(
+            &token,
+            signed.body["id"].as_str().unwrap(),
+            &json!({ "downloadFilename": "Résumé \"final\".txt" }),
+        )
         .await;
     assert_eq!(dl.status, 200, "{dl:?}");
-    let got = app.http.get(dl.body["url"].as_str().unwrap()).send().await.unwrap();
+    let got = app
+        .http
+        .get(dl.body["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(got.status(), 200);
-    let cd = got.headers()["content-disposition"].to_str().unwrap().to_owned();
-    assert_eq!(cd, "attachment; filename=\"R_sum_ _final_.txt\"; filename*=UTF-8''R%C3%A9sum%C3%A9%20%22final%22.txt");
+    let cd = got.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        cd,
+        "attachment; filename=\"R_sum_ _final_.txt\"; filename*=UTF-8''R%C3%A9sum%C3%A9%20%22final%22.txt"
+    );
     app.shutdown().await;
 }
 
@@ -89,8 +145,17 @@ async fn storage_rejects_a_tampered_signature() {
     let signed = app.sign_upload(&token, "a.txt", "text/plain", None).await;
     let url = signed.body["uploadUrl"].as_str().unwrap();
     let (head, sig) = url.rsplit_once("X-Amz-Signature=").unwrap();
-    let flipped: String = sig.chars().map(|c| if c == '0' { '1' } else { '0' }).collect();
-    let put = app.put_presigned(&format!("{head}X-Amz-Signature={flipped}"), &signed.body["headers"], b"x".to_vec()).await;
+    let flipped: String = sig
+        .chars()
+        .map(|c| if c == '0' { '1' } else { '0' })
+        .collect();
+    let put = app
+        .put_presigned(
+            &format!("{head}X-Amz-Signature={flipped}"),
+            &signed.body["headers"],
+            b"x".to_vec(),
+        )
+        .await;
     assert_eq!(put.status(), 403);
     app.shutdown().await;
 }
@@ -99,9 +164,15 @@ async fn storage_rejects_a_tampered_signature() {
 async fn storage_rejects_a_different_content_type() {
     let app = TestApp::spawn().await;
     let token = app.token("u", Some("o"), Some("member"));
-    let signed = app.sign_upload(&token, "a.pdf", "application/pdf", None).await;
+    let signed = app
+        .sign_upload(&token, "a.pdf", "application/pdf", None)
+        .await;
     let put = app
-        .put_presigned(signed.body["uploadUrl"].as_str().unwrap(), &json!({ "Content-Type": "text/html" }), b"<script>".to_vec())
+        .put_presigned(
+            signed.body["uploadUrl"].as_str().unwrap(),
+            &json!({ "Content-Type": "text/html" }),
+            b"<script>".to_vec(),
+        )
         .await;
     assert_eq!(put.status(), 403);
     app.shutdown().await;
@@ -111,13 +182,17 @@ async fn storage_rejects_a_different_content_type() {
 async fn storage_rejects_a_body_of_another_size_than_signed() {
     let app = TestApp::spawn().await;
     let token = app.token("u", Some("o"), Some("member"));
-    let signed = app.sign_upload(&token, "a.bin", "application/octet-stream", Some(10)).await;
+    let signed = app
+        .sign_upload(&token, "a.bin", "application/octet-stream", Some(10))
+        .await;
     let url = signed.body["uploadUrl"].as_str().unwrap();
     for body in [vec![1u8; 5], vec![1u8; 11]] {
         let put = app.put_presigned(url, &signed.body["headers"], body).await;
         assert_eq!(put.status(), 403, "a body of another size must be refused");
     }
-    let ok = app.put_presigned(url, &signed.body["headers"], vec![1u8; 10]).await;
+    let ok = app
+        .put_presigned(url, &signed.body["headers"], vec![1u8; 10])
+        .await;
     assert_eq!(ok.status(), 200);
     app.shutdown().await;
 }
@@ -127,12 +202,29 @@ async fn storage_rejects_an_expired_url() {
     let app = TestApp::spawn().await;
     let token = app.token("u", Some("o"), Some("member"));
     let signed = app.sign_upload(&token, "a.txt", "text/plain", None).await;
-    let put = app.put_presigned(signed.body["uploadUrl"].as_str().unwrap(), &signed.body["headers"], b"x".to_vec()).await;
+    let put = app
+        .put_presigned(
+            signed.body["uploadUrl"].as_str().unwrap(),
+            &signed.body["headers"],
+            b"x".to_vec(),
+        )
+        .await;
     assert_eq!(put.status(), 200);
-    let dl = app.sign_download(&token, signed.body["id"].as_str().unwrap(), &json!({ "expiresIn": 1 })).await;
+    let dl = app
+        .sign_download(
+            &token,
+            signed.body["id"].as_str().unwrap(),
+            &json!({ "expiresIn": 1 }),
+        )
+        .await;
     assert_eq!(dl.status, 200);
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    let got = app.http.get(dl.body["url"].as_str().unwrap()).send().await.unwrap();
+    let got = app
+        .http
+        .get(dl.body["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(got.status(), 403);
     app.shutdown().await;
 }

@@ -55,10 +55,23 @@ impl TestApp {
 
     /// A token for `user` in `org` with `role`, valid for an hour.
     pub fn token(&self, user: &str, org: Option<&str>, role: Option<&str>) -> String {
-        self.token_at(user, org, role, time::OffsetDateTime::now_utc(), Duration::from_secs(3600))
+        self.token_at(
+            user,
+            org,
+            role,
+            time::OffsetDateTime::now_utc(),
+            Duration::from_secs(3600),
+        )
     }
 
-    pub fn token_at(&self, user: &str, org: Option<&str>, role: Option<&str>, iat: time::OffsetDateTime, ttl: Duration) -> String {
+    pub fn token_at(
+        &self,
+        user: &str,
+        org: Option<&str>,
+        role: Option<&str>,
+        iat: time::OffsetDateTime,
+        ttl: Duration,
+    ) -> String {
         mint_token(&self.jwt_config(), user, org, role, None, ttl, iat).expect("mint token")
     }
 
@@ -68,7 +81,11 @@ impl TestApp {
         let headers = res.headers().clone();
         let text = res.text().await.expect("body read");
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        JsonResponse { status, body, headers }
+        JsonResponse {
+            status,
+            body,
+            headers,
+        }
     }
 
     pub async fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> JsonResponse {
@@ -87,20 +104,37 @@ impl TestApp {
         self.send(req).await
     }
 
-    pub async fn sign_upload(&self, token: &str, filename: &str, content_type: &str, size: Option<usize>) -> JsonResponse {
+    pub async fn sign_upload(
+        &self,
+        token: &str,
+        filename: &str,
+        content_type: &str,
+        size: Option<usize>,
+    ) -> JsonResponse {
         let mut body = json!({ "filename": filename, "contentType": content_type });
         if let Some(size) = size {
             body["size"] = json!(size);
         }
-        self.post_json("/api/v1/media/sign-upload", Some(token), &body).await
+        self.post_json("/api/v1/media/sign-upload", Some(token), &body)
+            .await
     }
 
     pub async fn sign_download(&self, token: &str, id: &str, body: &Value) -> JsonResponse {
-        self.post_json(&format!("/api/v1/media/{id}/sign-download"), Some(token), body).await
+        self.post_json(
+            &format!("/api/v1/media/{id}/sign-download"),
+            Some(token),
+            body,
+        )
+        .await
     }
 
     /// PUTs `bytes` to a presigned URL with the given headers, as a browser or curl would.
-    pub async fn put_presigned(&self, url: &str, headers: &Value, bytes: Vec<u8>) -> reqwest::Response {
+    pub async fn put_presigned(
+        &self,
+        url: &str,
+        headers: &Value,
+        bytes: Vec<u8>,
+    ) -> reqwest::Response {
         let mut req = self.http.put(url);
         if let Some(map) = headers.as_object() {
             for (k, v) in map {
@@ -122,7 +156,10 @@ impl TestApp {
 pub fn assert_envelope(res: &JsonResponse, status: u16, code: &str) {
     assert_eq!(res.status, status, "status of {res:?}");
     assert_eq!(res.body["code"], code, "code of {res:?}");
-    assert!(res.body["error"].as_str().is_some_and(|s| !s.is_empty()), "error message in {res:?}");
+    assert!(
+        res.body["error"].as_str().is_some_and(|s| !s.is_empty()),
+        "error message in {res:?}"
+    );
     assert!(res.body["layer"].is_string(), "layer in {res:?}");
     assert!(res.body["requestId"].is_string(), "requestId in {res:?}");
 }

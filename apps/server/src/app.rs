@@ -49,9 +49,12 @@ impl Running {
 }
 
 pub fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,aws_smithy_runtime=warn,aws_sdk_s3=warn,s3s=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,aws_smithy_runtime=warn,aws_sdk_s3=warn,s3s=warn")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
@@ -114,8 +117,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             None,
         ),
         None => {
-            let creds = EmbeddedCredentials::load_or_create(&config.data_dir.join("embedded-s3.json"))
-                .context("loading the embedded S3 credentials")?;
+            let creds =
+                EmbeddedCredentials::load_or_create(&config.data_dir.join("embedded-s3.json"))
+                    .context("loading the embedded S3 credentials")?;
             let embedded = EmbeddedS3::start(EmbeddedS3Config {
                 root: config.data_dir.join("objects"),
                 addr: config.s3_listen,
@@ -124,7 +128,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 allowed_origins: config.cors_origins.clone(),
             })
             .await
-            .with_context(|| format!("starting the embedded S3 endpoint on {}", config.s3_listen))?;
+            .with_context(|| {
+                format!("starting the embedded S3 endpoint on {}", config.s3_listen)
+            })?;
             (
                 R2Config {
                     account_id: None,
@@ -242,7 +248,10 @@ async fn shutdown_signal() {
 fn print_banner(running: &Running) {
     let api = format!("http://{}", running.api_addr);
     let Some(s3) = &running.s3_endpoint else {
-        println!("filegate API on {api}, storage: R2 bucket {}", running.bucket);
+        println!(
+            "filegate API on {api}, storage: R2 bucket {}",
+            running.bucket
+        );
         return;
     };
     let token = filegate_auth::mint_token(

@@ -110,12 +110,22 @@ impl Config {
     fn resolve(env: &dyn Fn(&str) -> Option<String>, file: FileConfig) -> anyhow::Result<Self> {
         let pick = |var: &str, from_file: Option<String>| env(var).or(from_file);
 
-        let project = pick("FILEGATE_PROJECT", file.project).unwrap_or_else(|| "filegate".to_owned());
-        let bucket_raw = pick("FILEGATE_BUCKET", file.bucket).unwrap_or_else(|| format!("{project}-media"));
+        let project =
+            pick("FILEGATE_PROJECT", file.project).unwrap_or_else(|| "filegate".to_owned());
+        let bucket_raw =
+            pick("FILEGATE_BUCKET", file.bucket).unwrap_or_else(|| format!("{project}-media"));
         let bucket = BucketName::parse(bucket_raw.clone())
             .map_err(|_| anyhow::anyhow!("FILEGATE_BUCKET {bucket_raw:?} is not a valid R2 bucket name (3-63 of a-z, 0-9, '-')"))?;
-        let listen = parse_addr("FILEGATE_LISTEN", pick("FILEGATE_LISTEN", file.listen), DEFAULT_LISTEN)?;
-        let s3_listen = parse_addr("FILEGATE_S3_LISTEN", pick("FILEGATE_S3_LISTEN", file.s3_listen), DEFAULT_S3_LISTEN)?;
+        let listen = parse_addr(
+            "FILEGATE_LISTEN",
+            pick("FILEGATE_LISTEN", file.listen),
+            DEFAULT_LISTEN,
+        )?;
+        let s3_listen = parse_addr(
+            "FILEGATE_S3_LISTEN",
+            pick("FILEGATE_S3_LISTEN", file.s3_listen),
+            DEFAULT_S3_LISTEN,
+        )?;
         let data_dir = env("FILEGATE_DATA_DIR")
             .map(PathBuf::from)
             .or(file.data_dir)
@@ -129,7 +139,9 @@ impl Config {
         let region = pick("R2_REGION", r2.region).unwrap_or_else(|| "auto".to_owned());
         let remote = match (account_id, access_key_id, secret, endpoint) {
             (None, None, None, None) => None,
-            (account_id, Some(access_key_id), Some(secret), endpoint) if account_id.is_some() || endpoint.is_some() => {
+            (account_id, Some(access_key_id), Some(secret), endpoint)
+                if account_id.is_some() || endpoint.is_some() =>
+            {
                 Some(RemoteStore {
                     account_id,
                     access_key_id,
@@ -149,23 +161,36 @@ impl Config {
         let jwt_audience = pick("FILEGATE_JWT_AUDIENCE", auth.jwt_audience);
 
         let max_upload_size = match env("FILEGATE_MAX_UPLOAD_SIZE") {
-            Some(v) => v.parse().context("FILEGATE_MAX_UPLOAD_SIZE must be a number of bytes")?,
+            Some(v) => v
+                .parse()
+                .context("FILEGATE_MAX_UPLOAD_SIZE must be a number of bytes")?,
             None => file.max_upload_size.unwrap_or(100 * ByteSize::MIB),
         };
         let expiry_secs = match env("FILEGATE_UPLOAD_EXPIRES_IN") {
-            Some(v) => v.parse().context("FILEGATE_UPLOAD_EXPIRES_IN must be a number of seconds")?,
+            Some(v) => v
+                .parse()
+                .context("FILEGATE_UPLOAD_EXPIRES_IN must be a number of seconds")?,
             None => file.upload_expires_in.unwrap_or(Expiry::DEFAULT.secs()),
         };
-        let upload_expiry = Expiry::from_secs(expiry_secs)
-            .map_err(|_| anyhow::anyhow!("FILEGATE_UPLOAD_EXPIRES_IN must be between 1 and 604800 seconds"))?;
+        let upload_expiry = Expiry::from_secs(expiry_secs).map_err(|_| {
+            anyhow::anyhow!("FILEGATE_UPLOAD_EXPIRES_IN must be between 1 and 604800 seconds")
+        })?;
 
         let cors_origins = match env("FILEGATE_CORS_ORIGINS") {
-            Some(v) => v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
+            Some(v) => v
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
             None => file.cors_origins.unwrap_or_else(|| default_origins(listen)),
         };
         for origin in &cors_origins {
-            if !(origin.starts_with("http://") || origin.starts_with("https://")) || origin.ends_with('/') {
-                bail!("FILEGATE_CORS_ORIGINS entry {origin:?} must be an origin like https://app.example.com");
+            if !(origin.starts_with("http://") || origin.starts_with("https://"))
+                || origin.ends_with('/')
+            {
+                bail!(
+                    "FILEGATE_CORS_ORIGINS entry {origin:?} must be an origin like https://app.example.com"
+                );
             }
         }
         let log_format = match pick("FILEGATE_LOG_FORMAT", file.log_format).as_deref() {
@@ -195,7 +220,8 @@ impl Config {
     /// Embedded store, both listeners on port 0, everything under `data_dir`: for tests.
     #[must_use]
     pub fn ephemeral(data_dir: &Path) -> Self {
-        let mut config = Self::resolve(&|_| None, FileConfig::default()).unwrap_or_else(|e| unreachable!("defaults are valid: {e}"));
+        let mut config = Self::resolve(&|_| None, FileConfig::default())
+            .unwrap_or_else(|e| unreachable!("defaults are valid: {e}"));
         config.data_dir = data_dir.to_path_buf();
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.s3_listen = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -205,7 +231,8 @@ impl Config {
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
 }
 
@@ -217,7 +244,10 @@ fn parse_addr(name: &str, value: Option<String>, default: &str) -> anyhow::Resul
 
 fn default_origins(listen: SocketAddr) -> Vec<String> {
     let port = listen.port();
-    vec![format!("http://127.0.0.1:{port}"), format!("http://localhost:{port}")]
+    vec![
+        format!("http://127.0.0.1:{port}"),
+        format!("http://localhost:{port}"),
+    ]
 }
 
 #[cfg(test)]
@@ -226,7 +256,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         move |k| map.get(k).cloned()
     }
 
@@ -239,13 +272,21 @@ mod tests {
         assert!(c.remote.is_none());
         assert_eq!(c.max_upload_size.bytes(), 100 * 1024 * 1024);
         assert_eq!(c.upload_expiry.secs(), 600);
-        assert_eq!(c.cors_origins, ["http://127.0.0.1:8787", "http://localhost:8787"]);
+        assert_eq!(
+            c.cors_origins,
+            ["http://127.0.0.1:8787", "http://localhost:8787"]
+        );
     }
 
     #[test]
     fn r2_credentials_switch_to_the_remote_store() {
         let c = Config::resolve(
-            &env(&[("R2_ACCOUNT_ID", "acc"), ("R2_ACCESS_KEY_ID", "ak"), ("R2_SECRET_ACCESS_KEY", "sk"), ("FILEGATE_PROJECT", "myapp")]),
+            &env(&[
+                ("R2_ACCOUNT_ID", "acc"),
+                ("R2_ACCESS_KEY_ID", "ak"),
+                ("R2_SECRET_ACCESS_KEY", "sk"),
+                ("FILEGATE_PROJECT", "myapp"),
+            ]),
             FileConfig::default(),
         )
         .unwrap();
@@ -257,13 +298,17 @@ mod tests {
 
     #[test]
     fn partial_r2_credentials_are_an_error() {
-        let err = Config::resolve(&env(&[("R2_ACCOUNT_ID", "acc")]), FileConfig::default()).unwrap_err();
+        let err =
+            Config::resolve(&env(&[("R2_ACCOUNT_ID", "acc")]), FileConfig::default()).unwrap_err();
         assert!(err.to_string().contains("incomplete R2 settings"));
     }
 
     #[test]
     fn environment_overrides_the_file() {
-        let file: FileConfig = toml::from_str("bucket = \"from-file\"\nlisten = \"127.0.0.1:9000\"\n[auth]\nsecret = \"s\"").unwrap();
+        let file: FileConfig = toml::from_str(
+            "bucket = \"from-file\"\nlisten = \"127.0.0.1:9000\"\n[auth]\nsecret = \"s\"",
+        )
+        .unwrap();
         let c = Config::resolve(&env(&[("FILEGATE_BUCKET", "from-env")]), file).unwrap();
         assert_eq!(c.bucket.as_str(), "from-env");
         assert_eq!(c.listen.port(), 9000);

@@ -37,7 +37,9 @@ pub struct Envelope {
 #[must_use]
 pub fn status_of(e: &Error) -> StatusCode {
     match e {
-        Error::AuthMissing | Error::AuthInvalidToken { .. } | Error::AuthExpired => StatusCode::UNAUTHORIZED,
+        Error::AuthMissing | Error::AuthInvalidToken { .. } | Error::AuthExpired => {
+            StatusCode::UNAUTHORIZED
+        }
         Error::AuthRateLimited => StatusCode::TOO_MANY_REQUESTS,
         Error::AccessNoOrg | Error::AccessRoleRequired { .. } => StatusCode::FORBIDDEN,
         Error::Validation(_) => StatusCode::BAD_REQUEST,
@@ -54,11 +56,14 @@ fn details_of(e: &Error) -> Option<Value> {
         Error::Validation(fields) => {
             let mut map = Map::new();
             for f in fields {
-                map.entry(f.field.clone()).or_insert_with(|| Value::String(f.message.clone()));
+                map.entry(f.field.clone())
+                    .or_insert_with(|| Value::String(f.message.clone()));
             }
             Some(json!({ "fields": map }))
         }
-        Error::AccessRoleRequired { required, current } => Some(json!({ "required": required, "current": current })),
+        Error::AccessRoleRequired { required, current } => {
+            Some(json!({ "required": required, "current": current }))
+        }
         Error::TooLarge { size, max } => Some(json!({ "size": size, "maxSize": max })),
         _ => None,
     }
@@ -66,7 +71,9 @@ fn details_of(e: &Error) -> Option<Value> {
 
 fn hint_of(e: &Error) -> Option<&'static str> {
     match e {
-        Error::AuthMissing => Some("Send 'Authorization: Bearer <token>'; 'filegate-admin token' mints a development token"),
+        Error::AuthMissing => Some(
+            "Send 'Authorization: Bearer <token>'; 'filegate-admin token' mints a development token",
+        ),
         Error::AuthExpired => Some("Get a fresh token and retry"),
         Error::AccessNoOrg => Some("Select an active organization for this session or token"),
         Error::TooLarge { .. } => Some("Upload a smaller file or raise FILEGATE_MAX_UPLOAD_SIZE"),
@@ -106,14 +113,18 @@ pub async fn attach_request_id(req: Request, next: Next) -> Response {
     let res = next.run(req).await;
     let envelope = match res.extensions().get::<Envelope>() {
         Some(e) => e.clone(),
-        None if res.status() == StatusCode::NOT_FOUND && res.headers().get(http::header::CONTENT_TYPE).is_none() => Envelope {
-            error: "Route not found".into(),
-            layer: "validation",
-            code: "ROUTE_NOT_FOUND",
-            details: None,
-            hint: Some("See docs/API.md for the routes"),
-            request_id: None,
-        },
+        None if res.status() == StatusCode::NOT_FOUND
+            && res.headers().get(http::header::CONTENT_TYPE).is_none() =>
+        {
+            Envelope {
+                error: "Route not found".into(),
+                layer: "validation",
+                code: "ROUTE_NOT_FOUND",
+                details: None,
+                hint: Some("See docs/API.md for the routes"),
+                request_id: None,
+            }
+        }
         None if res.status() == StatusCode::METHOD_NOT_ALLOWED => Envelope {
             error: "Method not allowed".into(),
             layer: "validation",
@@ -126,7 +137,10 @@ pub async fn attach_request_id(req: Request, next: Next) -> Response {
     };
     let (mut parts, _) = res.into_parts();
     parts.headers.remove(http::header::CONTENT_LENGTH);
-    let body = Envelope { request_id, ..envelope };
+    let body = Envelope {
+        request_id,
+        ..envelope
+    };
     let mut out = (parts.status, Json(body)).into_response();
     for (k, v) in &parts.headers {
         if k != http::header::CONTENT_TYPE {
@@ -144,13 +158,31 @@ mod tests {
     fn every_variant_has_the_documented_status() {
         assert_eq!(status_of(&Error::AuthMissing), StatusCode::UNAUTHORIZED);
         assert_eq!(status_of(&Error::AuthExpired), StatusCode::UNAUTHORIZED);
-        assert_eq!(status_of(&Error::AuthRateLimited), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            status_of(&Error::AuthRateLimited),
+            StatusCode::TOO_MANY_REQUESTS
+        );
         assert_eq!(status_of(&Error::AccessNoOrg), StatusCode::FORBIDDEN);
-        assert_eq!(status_of(&Error::invalid("f", "m")), StatusCode::BAD_REQUEST);
-        assert_eq!(status_of(&Error::NotFound(Resource::Media)), StatusCode::NOT_FOUND);
-        assert_eq!(status_of(&Error::TooLarge { size: 2, max: 1 }), StatusCode::PAYLOAD_TOO_LARGE);
-        assert_eq!(status_of(&Error::Conflict { what: "media" }), StatusCode::CONFLICT);
-        assert_eq!(status_of(&Error::internal(std::io::Error::other("x"))), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            status_of(&Error::invalid("f", "m")),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            status_of(&Error::NotFound(Resource::Media)),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            status_of(&Error::TooLarge { size: 2, max: 1 }),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            status_of(&Error::Conflict { what: "media" }),
+            StatusCode::CONFLICT
+        );
+        assert_eq!(
+            status_of(&Error::internal(std::io::Error::other("x"))),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 
     #[test]

@@ -3,15 +3,14 @@
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
-use axum::Json;
-use filegate_core::domain::Principal;
-use filegate_core::error::FieldError;
-use filegate_core::ports::Credentials;
 use filegate_core::Error;
-use http::request::Parts;
+use filegate_core::domain::Principal;
+use filegate_core::ports::Credentials;
 use http::StatusCode;
+use http::request::Parts;
 use serde::de::DeserializeOwned;
 
 /// JSON body; an empty body reads as `{}` so optional-only bodies may be omitted.
@@ -20,17 +19,31 @@ pub struct ApiJson<T>(pub T);
 fn json_error(rejection: &JsonRejection) -> Error {
     match rejection {
         JsonRejection::JsonDataError(e) => {
-            // serde's message names the field and what was expected; no internals.
-            let detail = std::error::Error::source(e).map_or_else(|| e.body_text(), ToString::to_string);
-            let field = detail
-                .split_once(':')
-                .map(|(path, _)| path.trim().to_owned())
-                .filter(|p| !p.is_empty() && !p.contains(' '))
-                .unwrap_or_else(|| "body".to_owned());
-            Error::Validation(vec![FieldError::new(field, detail)])
+            // serde names the field and what was expected; no internals leak.
+            let detail =
+                std::error::Error::source(e).map_or_else(|| e.body_text(), ToString::to_string);
+            let detail = detail
+                .split(" at line ")
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            if let Some(name) = detail
+                .strip_prefix("missing field `")
+                .and_then(|r| r.split('`').next())
+            {
+                return Error::invalid(name, "is required");
+            }
+            match detail.split_once(": ") {
+                Some((path, msg)) if !path.is_empty() && !path.contains(' ') => {
+                    Error::invalid(path, msg)
+                }
+                _ => Error::invalid("body", detail),
+            }
         }
         JsonRejection::JsonSyntaxError(_) => Error::invalid("body", "is not valid JSON"),
-        JsonRejection::MissingJsonContentType(_) => Error::invalid("body", "send Content-Type: application/json"),
+        JsonRejection::MissingJsonContentType(_) => {
+            Error::invalid("body", "send Content-Type: application/json")
+        }
         _ => Error::invalid("body", "could not be read"),
     }
 }
@@ -55,8 +68,13 @@ where
         }
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(Self(v)),
-            Err(JsonRejection::BytesRejection(e)) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError(Error::invalid("body", "is too large for a JSON request")))
+            Err(JsonRejection::BytesRejection(e))
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                Err(ApiError(Error::invalid(
+                    "body",
+                    "is too large for a JSON request",
+                )))
             }
             Err(rejection) => Err(ApiError(json_error(&rejection))),
         }
@@ -97,7 +115,9 @@ pub fn credentials(parts: &Parts) -> Credentials {
     };
     let bearer = header("authorization").and_then(|v| {
         let (scheme, token) = v.split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_owned())
     });
     Credentials {
         api_key: header("x-api-key"),
@@ -109,7 +129,10 @@ pub fn credentials(parts: &Parts) -> Credentials {
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let creds = credentials(parts);
         let principal = state.auth.authenticate(&creds).await?;
         tracing::Span::current().record("user", principal.user_id.as_str());

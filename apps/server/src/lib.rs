@@ -21,8 +21,14 @@ const JSON_BODY_LIMIT: usize = 64 * 1024;
 
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
-        .route("/api/v1/media/sign-upload", post(routes::media::sign_upload))
-        .route("/api/v1/media/{id}/sign-download", post(routes::media::sign_download))
+        .route(
+            "/api/v1/media/sign-upload",
+            post(routes::media::sign_upload),
+        )
+        .route(
+            "/api/v1/media/{id}/sign-download",
+            post(routes::media::sign_download),
+        )
         .route("/api/v1/media", get(routes::media::list))
         .route("/healthz", get(routes::health::healthz))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))

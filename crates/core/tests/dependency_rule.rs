@@ -2,7 +2,8 @@
 
 #[test]
 fn core_has_no_io_or_adapter_dependencies() {
-    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+    let manifest =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
     let deps_section = manifest
         .split("\n[dependencies]\n")
         .nth(1)
@@ -16,8 +17,23 @@ fn core_has_no_io_or_adapter_dependencies() {
         .map(str::trim)
         .filter(|n| !n.is_empty() && !n.starts_with('#'))
         .collect();
-    assert!(deps.contains(&"async-trait"), "parsed the section: {deps:?}");
-    let forbidden = ["tokio", "axum", "hyper", "reqwest", "rusqlite", "deadpool", "s3s", "aws", "filegate-", "tower", "jsonwebtoken"];
+    assert!(
+        deps.contains(&"async-trait"),
+        "parsed the section: {deps:?}"
+    );
+    let forbidden = [
+        "tokio",
+        "axum",
+        "hyper",
+        "reqwest",
+        "rusqlite",
+        "deadpool",
+        "s3s",
+        "aws",
+        "filegate-",
+        "tower",
+        "jsonwebtoken",
+    ];
     for dep in &deps {
         assert!(
             !forbidden.iter().any(|f| dep.starts_with(f)),

@@ -150,7 +150,10 @@ pub async fn list(
     Authenticated(principal): Authenticated,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<ListResponse>, ApiError> {
-    let page = state.media.list(&principal, q.limit, q.cursor.as_deref()).await?;
+    let page = state
+        .media
+        .list(&principal, q.limit, q.cursor.as_deref())
+        .await?;
     Ok(Json(ListResponse {
         items: page.items.into_iter().map(MediaView::from).collect(),
         next_cursor: page.next.map(|c| c.encode()),
