@@ -1,6 +1,9 @@
 use crate::error::Error;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
+/// Longest file-name part of a generated key.
+const MAX_KEY_NAME_BYTES: usize = 120;
+
 /// RFC 8187 `attr-char` minus alphanumerics: everything else is percent-encoded.
 const ATTR_CHAR_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'!')
@@ -39,7 +42,7 @@ pub fn validate_filename(field: &str, raw: &str) -> Result<(), Error> {
 }
 
 /// The file name as it appears in an object key: letters, digits, `.`, `_` and `-`,
-/// other runs replaced by one `-`, no leading dots, at most 120 characters.
+/// other runs replaced by one `-`, no leading dots, at most 120 bytes.
 #[must_use]
 pub fn key_safe_filename(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
@@ -50,11 +53,13 @@ pub fn key_safe_filename(name: &str) -> String {
             out.push('-');
         }
     }
-    let trimmed: String = out
-        .trim_start_matches(['.', '-'])
-        .chars()
-        .take(120)
-        .collect();
+    let mut trimmed = out.trim_start_matches(['.', '-']).to_owned();
+    // Bytes, not chars: the key has a byte limit and a char can be 4 bytes.
+    let mut cut = trimmed.len().min(MAX_KEY_NAME_BYTES);
+    while !trimmed.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    trimmed.truncate(cut);
     if trimmed.is_empty() || trimmed.chars().all(|c| c == '.') {
         "file".to_owned()
     } else {
@@ -158,7 +163,7 @@ mod tests {
         #[test]
         fn key_safe_names_are_always_safe(name in "\\PC{0,200}") {
             let s = key_safe_filename(&name);
-            prop_assert!(!s.is_empty() && s.chars().count() <= 120);
+            prop_assert!(!s.is_empty() && s.len() <= 120);
             prop_assert!(!s.starts_with('.'));
             prop_assert!(s.chars().all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-')));
             prop_assert!(validate_filename("f", &s).is_ok());
