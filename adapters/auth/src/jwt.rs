@@ -106,6 +106,7 @@ impl TokenClaims {
             active_org_id: non_empty(&self.org_id),
             roles,
             platform_role: non_empty(&self.user_role),
+            method: filegate_core::domain::AuthMethod::Jwt,
         }
     }
 }
@@ -456,6 +457,7 @@ mod tests {
                 active_org_id: Some("org1".into()),
                 roles: vec!["admin".into()],
                 platform_role: Some("admin".into()),
+                method: Default::default(),
             }
         );
         assert!(principal.is_platform_admin());

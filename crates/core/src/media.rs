@@ -241,6 +241,7 @@ mod tests {
             active_org_id: Some(org.into()),
             roles: vec!["member".into()],
             platform_role: None,
+            method: Default::default(),
         }
     }
 

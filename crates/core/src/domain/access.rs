@@ -75,6 +75,7 @@ mod tests {
             active_org_id: org.map(Into::into),
             roles: roles.iter().map(|r| (*r).to_owned()).collect(),
             platform_role: None,
+            method: Default::default(),
         }
     }
 

@@ -12,5 +12,5 @@ pub use access::RoleHierarchy;
 pub use disposition::{content_disposition_attachment, key_safe_filename, validate_filename};
 pub use ids::MediaId;
 pub use names::{BucketName, ContentType, MAX_KEY_BYTES, ObjectKey};
-pub use principal::Principal;
+pub use principal::{AuthMethod, Principal};
 pub use time_limits::{ByteSize, Expiry};

@@ -1,3 +1,15 @@
+/// Which kind of credential established a [`Principal`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthMethod {
+    /// Quickback's HS256 JWT (the fast path).
+    #[default]
+    Jwt,
+    /// A Better Auth session (cookie or bearer session token).
+    Session,
+    /// A Better Auth API key (`x-api-key`).
+    ApiKey,
+}
+
 /// Who is calling, as established by an [`Authenticator`](crate::ports::Authenticator).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Principal {
@@ -8,6 +20,7 @@ pub struct Principal {
     pub roles: Vec<String>,
     /// The user table's own role; `admin` is a platform admin.
     pub platform_role: Option<String>,
+    pub method: AuthMethod,
 }
 
 impl Principal {
