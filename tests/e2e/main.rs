@@ -1,5 +1,6 @@
 //! End-to-end tests: one binary, the real server on port 0 per test.
 
 mod auth;
+mod http_layers;
 mod presign_flow;
 mod validation;

@@ -2,6 +2,7 @@
 //! builds the services and serves the router until shut down.
 
 use crate::config::{Config, LogFormat};
+use crate::http::{HttpOptions, TokenMinter};
 use crate::state::AppState;
 use anyhow::Context;
 use filegate_auth::{JwtAuthenticator, JwtConfig};
@@ -95,6 +96,15 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     opts.open(path)?.write_all(contents.as_bytes())
 }
 
+fn jwt_config(config: &Config, secret: &SecretString) -> JwtConfig {
+    JwtConfig {
+        secret: secret.clone(),
+        issuer: config.jwt_issuer.clone(),
+        audience: config.jwt_audience.clone(),
+        leeway_secs: 0,
+    }
+}
+
 /// Starts everything and returns once the API listens.
 ///
 /// # Errors
@@ -166,17 +176,20 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         ..MediaPolicy::default()
     };
     let media = MediaService::new(storage, Arc::new(media_store), clock, policy);
-    let auth = JwtAuthenticator::new(JwtConfig {
-        secret: auth_secret.clone(),
-        issuer: config.jwt_issuer.clone(),
-        audience: config.jwt_audience.clone(),
-        leeway_secs: 0,
-    });
+    let auth = JwtAuthenticator::new(jwt_config(&config, &auth_secret));
     let state = AppState {
         media: Arc::new(media),
         auth: Arc::new(auth),
         objects: Arc::new(objects),
         bucket: config.bucket.clone(),
+        tokens: Arc::new(TokenMinter {
+            config: jwt_config(&config, &auth_secret),
+            ttl: config.session_jwt_ttl,
+        }),
+        http: Arc::new(HttpOptions {
+            trusted_origins: config.cors_origins.clone(),
+            rate_limit: config.rate_limit,
+        }),
     };
 
     let listener = TcpListener::bind(config.listen)
@@ -186,7 +199,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let (stop, stopped) = oneshot::channel::<()>();
     let app = crate::router(state);
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async {
                 let _ = stopped.await;
             })

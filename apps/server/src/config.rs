@@ -7,6 +7,9 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use crate::http::RateLimit;
 
 /// Credentials and endpoint of a real R2 (or other S3-compatible) store.
 #[derive(Debug, Clone)]
@@ -42,6 +45,10 @@ pub struct Config {
     /// Browser origins allowed to PUT/GET presigned URLs on the embedded endpoint.
     pub cors_origins: Vec<String>,
     pub log_format: LogFormat,
+    /// Per-IP request budget; `None` switches rate limiting off.
+    pub rate_limit: Option<RateLimit>,
+    /// Lifetime of the JWT minted after a session authenticated (`set-auth-token`).
+    pub session_jwt_ttl: Duration,
     /// Print the start-up banner with a development token (embedded mode only).
     pub banner: bool,
 }
@@ -58,6 +65,8 @@ struct FileConfig {
     max_upload_size: Option<u64>,
     upload_expires_in: Option<u64>,
     log_format: Option<String>,
+    rate_limit_per_second: Option<u32>,
+    rate_limit_burst: Option<u32>,
     #[serde(default)]
     r2: FileR2,
     #[serde(default)]
@@ -80,6 +89,8 @@ struct FileAuth {
     secret: Option<String>,
     jwt_issuer: Option<String>,
     jwt_audience: Option<String>,
+    jwt_expires_in: Option<u64>,
+    better_auth_url: Option<String>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
@@ -159,6 +170,7 @@ impl Config {
         let auth_secret = pick("BETTER_AUTH_SECRET", auth.secret).map(SecretString::from);
         let jwt_issuer = pick("FILEGATE_JWT_ISSUER", auth.jwt_issuer);
         let jwt_audience = pick("FILEGATE_JWT_AUDIENCE", auth.jwt_audience);
+        let jwt_expires_in = auth.jwt_expires_in.map(|v| u32::try_from(v).unwrap_or(u32::MAX));
 
         let max_upload_size = match env("FILEGATE_MAX_UPLOAD_SIZE") {
             Some(v) => v
@@ -176,7 +188,7 @@ impl Config {
             anyhow::anyhow!("FILEGATE_UPLOAD_EXPIRES_IN must be between 1 and 604800 seconds")
         })?;
 
-        let cors_origins = match env("FILEGATE_CORS_ORIGINS") {
+        let mut cors_origins: Vec<String> = match env("FILEGATE_CORS_ORIGINS") {
             Some(v) => v
                 .split(',')
                 .map(|s| s.trim().to_owned())
@@ -184,6 +196,13 @@ impl Config {
                 .collect(),
             None => file.cors_origins.unwrap_or_else(|| default_origins(listen)),
         };
+        // Quickback trusts BETTER_AUTH_URL besides the listed origins.
+        if let Some(url) = pick("BETTER_AUTH_URL", auth.better_auth_url) {
+            let origin = url.trim_end_matches('/').to_owned();
+            if !cors_origins.contains(&origin) {
+                cors_origins.push(origin);
+            }
+        }
         for origin in &cors_origins {
             if !(origin.starts_with("http://") || origin.starts_with("https://"))
                 || origin.ends_with('/')
@@ -193,6 +212,14 @@ impl Config {
                 );
             }
         }
+        let per_second = parse_num("FILEGATE_RATE_LIMIT_PER_SECOND", env("FILEGATE_RATE_LIMIT_PER_SECOND"), file.rate_limit_per_second, 10)?;
+        let burst = parse_num("FILEGATE_RATE_LIMIT_BURST", env("FILEGATE_RATE_LIMIT_BURST"), file.rate_limit_burst, 100)?;
+        let rate_limit = (per_second > 0 && burst > 0).then_some(RateLimit { per_second, burst });
+        let jwt_ttl = parse_num("FILEGATE_JWT_EXPIRES_IN", env("FILEGATE_JWT_EXPIRES_IN"), jwt_expires_in, 180)?;
+        if !(1..=86_400).contains(&jwt_ttl) {
+            bail!("FILEGATE_JWT_EXPIRES_IN must be between 1 and 86400 seconds");
+        }
+
         let log_format = match pick("FILEGATE_LOG_FORMAT", file.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -213,6 +240,8 @@ impl Config {
             upload_expiry,
             cors_origins,
             log_format,
+            rate_limit,
+            session_jwt_ttl: Duration::from_secs(u64::from(jwt_ttl)),
             banner: true,
         })
     }
@@ -226,6 +255,7 @@ impl Config {
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.s3_listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.banner = false;
+        config.rate_limit = None;
         config
     }
 }
@@ -240,6 +270,13 @@ fn parse_addr(name: &str, value: Option<String>, default: &str) -> anyhow::Resul
     let raw = value.unwrap_or_else(|| default.to_owned());
     raw.parse()
         .with_context(|| format!("{name} must be an address like {default}, not {raw:?}"))
+}
+
+fn parse_num(name: &str, env: Option<String>, file: Option<u32>, default: u32) -> anyhow::Result<u32> {
+    match env {
+        Some(v) => v.trim().parse().with_context(|| format!("{name} must be a whole number, not {v:?}")),
+        None => Ok(file.unwrap_or(default)),
+    }
 }
 
 fn default_origins(listen: SocketAddr) -> Vec<String> {

@@ -2,6 +2,7 @@
 //! rejection or a 500.
 
 use crate::error::ApiError;
+use crate::http::PrincipalSlot;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -135,6 +136,9 @@ impl FromRequestParts<AppState> for Authenticated {
     ) -> Result<Self, Self::Rejection> {
         let creds = credentials(parts);
         let principal = state.auth.authenticate(&creds).await?;
+        if let Some(slot) = parts.extensions.get::<PrincipalSlot>() {
+            let _ = slot.0.set(principal.clone());
+        }
         tracing::Span::current().record("user", principal.user_id.as_str());
         if let Some(org) = &principal.active_org_id {
             tracing::Span::current().record("org", org.as_str());

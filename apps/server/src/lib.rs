@@ -5,6 +5,7 @@ pub mod app;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod http;
 pub mod routes;
 pub mod state;
 
@@ -30,9 +31,10 @@ pub fn router(state: AppState) -> Router {
             post(routes::media::sign_download),
         )
         .route("/api/v1/media", get(routes::media::list))
+        .route("/api/v1/token", post(routes::token::mint))
         .route("/healthz", get(routes::health::healthz))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
-        .with_state(state);
+        .layer(axum::middleware::from_fn_with_state(state.clone(), http::session_token_header));
 
     let trace = TraceLayer::new_for_http().make_span_with(|req: &Request| {
         let route = req
@@ -56,11 +58,19 @@ pub fn router(state: AppState) -> Router {
         )
     });
 
+    let options = state.http.clone();
+    let api = api.with_state(state);
+    // Innermost first: the limiter sits inside the envelope renderer so its 429 is an envelope.
+    let api = match options.rate_limit {
+        Some(limit) => api.layer(http::rate_limiter(limit)),
+        None => api,
+    };
     api.layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(trace)
+            .layer(http::cors(&options.trusted_origins))
             .layer(axum::middleware::from_fn(error::attach_request_id)),
     )
 }

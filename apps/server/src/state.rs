@@ -1,3 +1,4 @@
+use crate::http::{HttpOptions, TokenMinter};
 use filegate_core::domain::BucketName;
 use filegate_core::media::MediaService;
 use filegate_core::ports::{Authenticator, ObjectStore};
@@ -10,4 +11,6 @@ pub struct AppState {
     pub auth: Arc<dyn Authenticator>,
     pub objects: Arc<dyn ObjectStore>,
     pub bucket: BucketName,
+    pub tokens: Arc<TokenMinter>,
+    pub http: Arc<HttpOptions>,
 }

@@ -1,2 +1,3 @@
 pub mod health;
 pub mod media;
+pub mod token;

@@ -1,0 +1,147 @@
+//! Cross-cutting HTTP layers: CORS from the trusted origins, per-IP rate limiting, and the
+//! `set-auth-token` header after a session authenticated a request.
+
+use crate::error::Envelope;
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use filegate_auth::{JwtConfig, mint_token};
+use filegate_core::Error;
+use filegate_core::domain::{AuthMethod, Principal};
+use http::{HeaderValue, Method, StatusCode, header};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tower_governor::GovernorError;
+use tower_governor::governor::GovernorConfigBuilder;
+use tower_governor::key_extractor::PeerIpKeyExtractor;
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+
+/// Per-IP request budget: `burst` requests at once, refilled at `per_second`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+/// Options of the HTTP layers.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Origins allowed to call the API from a browser, with credentials.
+    pub trusted_origins: Vec<String>,
+    /// `None` switches rate limiting off.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// Mints the short-lived JWT returned in `set-auth-token` and by `POST /api/v1/token`.
+#[derive(Debug, Clone)]
+pub struct TokenMinter {
+    pub config: JwtConfig,
+    pub ttl: Duration,
+}
+
+impl TokenMinter {
+    /// # Errors
+    /// [`Error::Internal`] if signing fails.
+    pub fn mint(&self, p: &Principal) -> Result<String, Error> {
+        mint_token(
+            &self.config,
+            &p.user_id,
+            p.active_org_id.as_deref(),
+            p.roles.first().map(String::as_str),
+            p.platform_role.as_deref(),
+            self.ttl,
+            time::OffsetDateTime::now_utc(),
+        )
+        .map_err(|e| Error::internal(e.to_string()))
+    }
+}
+
+/// Where the `Authenticated` extractor leaves the principal for [`session_token_header`].
+#[derive(Debug, Clone, Default)]
+pub struct PrincipalSlot(pub Arc<OnceLock<Principal>>);
+
+/// After a request authenticated by a Better Auth session, returns a fresh JWT in
+/// `set-auth-token` so the client can use the stateless fast path next time.
+pub async fn session_token_header(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let slot = PrincipalSlot::default();
+    req.extensions_mut().insert(slot.clone());
+    let mut res = next.run(req).await;
+    if let Some(p) = slot.0.get()
+        && p.method == AuthMethod::Session
+    {
+        match state.tokens.mint(p).map(HeaderValue::try_from) {
+            Ok(Ok(v)) => {
+                res.headers_mut().insert("set-auth-token", v);
+            }
+            _ => tracing::warn!("could not mint the set-auth-token JWT"),
+        }
+    }
+    res
+}
+
+#[must_use]
+pub fn cors(origins: &[String]) -> CorsLayer {
+    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers(AllowHeaders::mirror_request())
+        .expose_headers([
+            header::HeaderName::from_static("set-auth-token"),
+            header::ETAG,
+            header::HeaderName::from_static("x-request-id"),
+        ])
+        .max_age(Duration::from_secs(600))
+}
+
+fn rate_limited(err: GovernorError) -> Response<Body> {
+    let (retry_after, headers) = match err {
+        GovernorError::TooManyRequests { wait_time, headers } => (wait_time, headers),
+        // The peer address is always known with connect info; refuse rather than let through.
+        _ => (1, None),
+    };
+    let envelope = Envelope {
+        error: "Too many requests".to_owned(),
+        layer: "guards",
+        code: "RATE_LIMITED",
+        details: Some(serde_json::json!({ "retryAfter": retry_after })),
+        hint: Some("Slow down and retry after the number of seconds in Retry-After"),
+        request_id: None,
+    };
+    let mut res = StatusCode::TOO_MANY_REQUESTS.into_response();
+    if let Some(h) = headers {
+        res.headers_mut().extend(h);
+    }
+    res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
+    res.extensions_mut().insert(envelope);
+    res
+}
+
+/// The per-IP limiter layer, plus a task that forgets idle IPs so memory stays bounded.
+#[must_use]
+pub fn rate_limiter(
+    limit: RateLimit,
+) -> tower_governor::GovernorLayer<PeerIpKeyExtractor, governor::middleware::NoOpMiddleware, Body> {
+    let period = Duration::from_nanos(1_000_000_000 / u64::from(limit.per_second.max(1)));
+    let config = Arc::new(
+        GovernorConfigBuilder::default()
+            .period(period)
+            .burst_size(limit.burst.max(1))
+            .finish()
+            .unwrap_or_else(|| unreachable!("period and burst are non-zero")),
+    );
+    let limiter = config.limiter().clone();
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        handle.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                limiter.retain_recent();
+            }
+        });
+    }
+    tower_governor::GovernorLayer::new(config).error_handler(rate_limited)
+}
