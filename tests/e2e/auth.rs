@@ -76,7 +76,7 @@ async fn an_unknown_role_is_refused_with_the_required_role() {
         .post_json("/api/v1/media/sign-upload", Some(&token), &upload_body())
         .await;
     assert_envelope(&res, 403, "ACCESS_ROLE_REQUIRED");
-    assert_eq!(res.body["details"]["required"], "member");
+    assert_eq!(res.body["details"]["required"], "member+");
     assert_eq!(res.body["details"]["current"], json!(["guest"]));
     app.shutdown().await;
 }

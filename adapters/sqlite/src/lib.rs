@@ -1,17 +1,22 @@
-//! SQLite adapter of filegate's [`MediaStore`] port.
+//! SQLite adapter of filegate's [`MediaStore`] and
+//! [`AuditLog`](filegate_core::ports::AuditLog) ports.
 //!
 //! - [`SqliteMediaStore`]: a pooled store over one database file (WAL mode).
+//! - [`SqliteAuditLog`]: the audit table of that same file, sharing its pool; obtained with
+//!   [`SqliteMediaStore::audit_log`], so both are migrated and opened once.
 //! - [`migrate`] / [`migration_status`]: the versioned schema shipped in `migrations/`.
 //!
 //! `created_at` is stored as INTEGER unix nanoseconds (UTC), so ordering and keyset
 //! cursors are exact; representable instants run from 1677 to 2262.
 
+mod audit;
 mod error;
 mod migrations;
 mod pool;
 #[cfg(test)]
 mod tests;
 
+pub use audit::SqliteAuditLog;
 pub use migrations::{MigrationStatus, migrate, migration_status};
 
 use async_trait::async_trait;
@@ -43,6 +48,12 @@ impl SqliteMediaStore {
         let pool = pool::open(path).await?;
         migrations::apply_pending(&pool, migrations::MIGRATIONS).await?;
         Ok(Self { pool })
+    }
+
+    /// The audit log in this database, sharing this store's pool.
+    #[must_use]
+    pub fn audit_log(&self) -> SqliteAuditLog {
+        SqliteAuditLog::new(self.pool.clone())
     }
 
     /// Round-trips a trivial query, for readiness checks.
@@ -163,15 +174,13 @@ impl MediaStore for SqliteMediaStore {
         .map(drop)
     }
 
-    async fn get(&self, organization_id: &str, id: &MediaId) -> Result<Option<Media>, Error> {
-        let (org, id) = (organization_id.to_owned(), id.as_str().to_owned());
+    async fn find(&self, id: &MediaId) -> Result<Option<Media>, Error> {
+        let id = id.as_str().to_owned();
         let raw = self
             .interact(move |c| {
-                c.prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM media WHERE id = ?1 AND organization_id = ?2"
-                ))?
-                .query_row(params![id, org], RawRow::read)
-                .optional()
+                c.prepare_cached(&format!("SELECT {COLUMNS} FROM media WHERE id = ?1"))?
+                    .query_row(params![id], RawRow::read)
+                    .optional()
             })
             .await?;
         raw.map(RawRow::into_media).transpose()

@@ -21,11 +21,18 @@ pub(crate) struct Migration {
 }
 
 /// Every migration this binary knows, in order. Append only; never edit a shipped one.
-pub(crate) static MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "media",
-    sql: include_str!("../migrations/0001_media.sql"),
-}];
+pub(crate) static MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "media",
+        sql: include_str!("../migrations/0001_media.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "audit",
+        sql: include_str!("../migrations/0002_audit.sql"),
+    },
+];
 
 /// One known migration and when it was applied (`None`: pending).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,6 +2,7 @@ use super::*;
 use crate::error::from_sqlite;
 use crate::migrations::{MIGRATIONS, Migration, apply_pending};
 use deadpool_sqlite::rusqlite::ffi;
+use filegate_core::ports::{AuditEntry, AuditLog};
 use filegate_testkit::media_store::media_store_contract;
 use std::path::PathBuf;
 use tempfile::TempDir;
@@ -67,7 +68,7 @@ async fn data_survives_reopening_and_migrations_are_idempotent() {
         .await
         .unwrap();
     let again = SqliteMediaStore::open(&path).await.unwrap();
-    assert_eq!(again.get("o1", &m.id).await.unwrap(), Some(m));
+    assert_eq!(again.find(&m.id).await.unwrap(), Some(m));
     assert!(migrate(&path).await.unwrap().is_empty());
     let count: i64 = raw(&path)
         .query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))
@@ -245,10 +246,10 @@ async fn sizes_beyond_i64_are_rejected_without_writing() {
         Err(Error::Validation(fields)) => assert_eq!(fields[0].field, "size"),
         other => panic!("expected a size validation error, got {other:?}"),
     }
-    assert_eq!(store.get("o1", &m.id).await.unwrap(), None);
+    assert_eq!(store.find(&m.id).await.unwrap(), None);
     m.declared_size = Some(i64::MAX.unsigned_abs());
     store.insert(&m).await.unwrap();
-    assert_eq!(store.get("o1", &m.id).await.unwrap(), Some(m));
+    assert_eq!(store.find(&m.id).await.unwrap(), Some(m));
 }
 
 #[tokio::test]
@@ -366,4 +367,120 @@ async fn a_held_write_lock_surfaces_as_unavailable() {
         .unwrap_err();
     assert!(matches!(from_sqlite(e), Error::Unavailable { .. }));
     holder.execute_batch("ROLLBACK").unwrap();
+}
+
+/// The audit table as stored, oldest first: (at nanos, route, method, ip, user_id, resource).
+type AuditRow = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+fn audit_rows(path: &Path) -> Vec<AuditRow> {
+    raw(path)
+        .prepare("SELECT at, route, method, ip, user_id, resource FROM audit_log ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_audit_log_writes_rows_into_the_media_database() {
+    let (_dir, path) = temp_db();
+    let store = SqliteMediaStore::open(&path).await.unwrap();
+    let log = store.audit_log();
+    let full = AuditEntry {
+        at: OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_789).unwrap(),
+        route: "/api/v1/media/{id}/sign-download".to_owned(),
+        method: "POST".to_owned(),
+        ip: Some("2001:db8::1".to_owned()),
+        user_id: Some("user-ü".to_owned()),
+        resource: Some("med_0123456789abcdef0123456789abcdef".to_owned()),
+    };
+    let anonymous = AuditEntry {
+        at: OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_790).unwrap(),
+        route: "/api/v1/media".to_owned(),
+        method: "GET".to_owned(),
+        ip: None,
+        user_id: None,
+        resource: None,
+    };
+    log.record(&full).await.unwrap();
+    log.record(&anonymous).await.unwrap();
+    // Shares the store's pool: a media write in between works and lands in the same file.
+    store.insert(&row("o1", 1)).await.unwrap();
+    log.clone().record(&full).await.unwrap();
+
+    let as_row = |e: &AuditEntry| -> AuditRow {
+        (
+            i64::try_from(e.at.unix_timestamp_nanos()).unwrap(),
+            e.route.clone(),
+            e.method.clone(),
+            e.ip.clone(),
+            e.user_id.clone(),
+            e.resource.clone(),
+        )
+    };
+    assert_eq!(
+        audit_rows(&path),
+        [as_row(&full), as_row(&anonymous), as_row(&full)]
+    );
+}
+
+#[tokio::test]
+async fn audit_times_outside_the_storable_range_are_internal_errors() {
+    let (_dir, path) = temp_db();
+    let log = SqliteMediaStore::open(&path).await.unwrap().audit_log();
+    let entry = AuditEntry {
+        at: time::Date::from_calendar_date(9000, time::Month::January, 1)
+            .unwrap()
+            .midnight()
+            .assume_utc(),
+        route: "/r".to_owned(),
+        method: "GET".to_owned(),
+        ip: None,
+        user_id: None,
+        resource: None,
+    };
+    let err = log.record(&entry).await.unwrap_err();
+    assert!(internal_message(&err).contains("storable range"), "{err:?}");
+    assert!(audit_rows(&path).is_empty());
+}
+
+#[tokio::test]
+async fn an_existing_v1_database_gains_the_audit_table() {
+    let (_dir, path) = temp_db();
+    let pool = pool::open(&path).await.unwrap();
+    apply_pending(&pool, &MIGRATIONS[..1]).await.unwrap();
+    pool.close();
+    let m = row("o1", 7);
+    raw(&path)
+        .execute(
+            "INSERT INTO media VALUES (?1, 'media', ?2, 'o1', 'u1', 'a.txt', 'text/plain', 3, 7)",
+            params![m.id.as_str(), m.key.as_str()],
+        )
+        .unwrap();
+
+    let applied = migrate(&path).await.unwrap();
+    assert_eq!(
+        applied.iter().map(|s| s.name).collect::<Vec<_>>(),
+        ["audit"]
+    );
+    let store = SqliteMediaStore::open(&path).await.unwrap();
+    assert_eq!(store.find(&m.id).await.unwrap(), Some(m));
+    assert!(audit_rows(&path).is_empty());
 }

@@ -173,9 +173,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let policy = MediaPolicy {
         max_upload_size: config.max_upload_size,
         upload_expiry: config.upload_expiry,
-        ..MediaPolicy::default()
+        roles: config.roles.clone(),
+        rules: config.access.clone(),
+        firewall: config.firewall,
     };
-    let media = MediaService::new(storage, Arc::new(media_store), clock, policy);
+    let audit = Arc::new(media_store.audit_log());
+    let media = MediaService::new(storage, Arc::new(media_store), audit, clock, policy)
+        .map_err(|e| anyhow::anyhow!("invalid media policy: {e:?}"))?;
     let auth = JwtAuthenticator::new(jwt_config(&config, &auth_secret));
     let state = AppState {
         media: Arc::new(media),

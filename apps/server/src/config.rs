@@ -2,7 +2,7 @@
 //! Every setting and its variable is listed in docs/CONFIG.md.
 
 use anyhow::{Context, bail};
-use filegate_core::domain::{BucketName, ByteSize, Expiry};
+use filegate_core::domain::{AccessRule, AccessRules, BucketName, ByteSize, Expiry, FirewallMode, RoleHierarchy};
 use secrecy::SecretString;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -49,6 +49,16 @@ pub struct Config {
     pub rate_limit: Option<RateLimit>,
     /// Lifetime of the JWT minted after a session authenticated (`set-auth-token`).
     pub session_jwt_ttl: Duration,
+    /// Organization roles, lowest first.
+    pub roles: RoleHierarchy,
+    /// Access rule of each media operation.
+    pub access: AccessRules,
+    /// What a request for another organization's file gets: 404 (hide) or 403 (reveal).
+    pub firewall: FirewallMode,
+    /// Path of the Better Auth SQLite database; without it only JWTs authenticate.
+    pub auth_db: Option<PathBuf>,
+    /// When set, every principal acts in this organization.
+    pub pinned_org_id: Option<String>,
     /// Print the start-up banner with a development token (embedded mode only).
     pub banner: bool,
 }
@@ -66,6 +76,10 @@ struct FileConfig {
     upload_expires_in: Option<u64>,
     log_format: Option<String>,
     rate_limit_per_second: Option<u32>,
+    role_hierarchy: Option<RoleHierarchy>,
+    firewall_mode: Option<FirewallMode>,
+    access: Option<AccessRules>,
+    pinned_organization_id: Option<String>,
     rate_limit_burst: Option<u32>,
     #[serde(default)]
     r2: FileR2,
@@ -91,6 +105,7 @@ struct FileAuth {
     jwt_audience: Option<String>,
     jwt_expires_in: Option<u64>,
     better_auth_url: Option<String>,
+    database: Option<PathBuf>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
@@ -220,6 +235,33 @@ impl Config {
             bail!("FILEGATE_JWT_EXPIRES_IN must be between 1 and 86400 seconds");
         }
 
+        let roles = match env("FILEGATE_ROLE_HIERARCHY") {
+            Some(v) => RoleHierarchy::new(v.split(',').map(|r| r.trim().to_owned()).collect())
+                .map_err(|e| anyhow::anyhow!("FILEGATE_ROLE_HIERARCHY: {}", e.public_message()))?,
+            None => file.role_hierarchy.unwrap_or_default(),
+        };
+        let firewall = match env("FILEGATE_FIREWALL_MODE").as_deref() {
+            None => file.firewall_mode.unwrap_or_default(),
+            Some("hide") => FirewallMode::Hide,
+            Some("reveal") => FirewallMode::Reveal,
+            Some(other) => bail!("FILEGATE_FIREWALL_MODE must be 'hide' or 'reveal', not {other:?}"),
+        };
+        let mut access = file.access.unwrap_or_default();
+        for (var, slot) in [
+            ("FILEGATE_ACCESS_SIGN_UPLOAD", &mut access.sign_upload),
+            ("FILEGATE_ACCESS_SIGN_DOWNLOAD", &mut access.sign_download),
+            ("FILEGATE_ACCESS_LIST", &mut access.list),
+        ] {
+            if let Some(v) = env(var) {
+                *slot = v.parse::<AccessRule>().map_err(|e| anyhow::anyhow!("{var}: {e}"))?;
+            }
+        }
+        access
+            .check_against(&roles)
+            .map_err(|e| anyhow::anyhow!("access rules do not fit the role hierarchy: {e:?}"))?;
+        let auth_db = env("FILEGATE_AUTH_DB").map(PathBuf::from).or(auth.database);
+        let pinned_org_id = pick("FILEGATE_PINNED_ORGANIZATION_ID", file.pinned_organization_id);
+
         let log_format = match pick("FILEGATE_LOG_FORMAT", file.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -241,6 +283,11 @@ impl Config {
             cors_origins,
             log_format,
             rate_limit,
+            roles,
+            access,
+            firewall,
+            auth_db,
+            pinned_org_id,
             session_jwt_ttl: Duration::from_secs(u64::from(jwt_ttl)),
             banner: true,
         })

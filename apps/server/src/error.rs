@@ -41,7 +41,10 @@ pub fn status_of(e: &Error) -> StatusCode {
             StatusCode::UNAUTHORIZED
         }
         Error::AuthRateLimited => StatusCode::TOO_MANY_REQUESTS,
-        Error::AccessNoOrg | Error::AccessRoleRequired { .. } => StatusCode::FORBIDDEN,
+        Error::AccessNoOrg
+        | Error::AccessRoleRequired { .. }
+        | Error::FirewallOrgIsolation
+        | Error::FirewallUserIsolation => StatusCode::FORBIDDEN,
         Error::Validation(_) => StatusCode::BAD_REQUEST,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -163,6 +166,8 @@ mod tests {
             StatusCode::TOO_MANY_REQUESTS
         );
         assert_eq!(status_of(&Error::AccessNoOrg), StatusCode::FORBIDDEN);
+        assert_eq!(status_of(&Error::FirewallOrgIsolation), StatusCode::FORBIDDEN);
+        assert_eq!(status_of(&Error::FirewallUserIsolation), StatusCode::FORBIDDEN);
         assert_eq!(
             status_of(&Error::invalid("f", "m")),
             StatusCode::BAD_REQUEST

@@ -6,10 +6,12 @@ use crate::http::PrincipalSlot;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, MatchedPath, Query, Request as HttpRequest};
 use filegate_core::Error;
 use filegate_core::domain::Principal;
+use filegate_core::media::RequestInfo;
 use filegate_core::ports::Credentials;
+use std::net::SocketAddr;
 use http::StatusCode;
 use http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -56,7 +58,7 @@ where
 {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: HttpRequest, state: &S) -> Result<Self, Self::Rejection> {
         let empty = req
             .headers()
             .get(http::header::CONTENT_LENGTH)
@@ -102,6 +104,41 @@ where
 
 /// The caller, authenticated through the configured [`Authenticator`](filegate_core::ports::Authenticator).
 pub struct Authenticated(pub Principal);
+
+/// The caller if any credential was sent. No credential is `None` (the domain then decides,
+/// e.g. a `PUBLIC` rule); a credential that fails is still a 401.
+pub struct MaybeAuthenticated(pub Option<Principal>);
+
+impl FromRequestParts<AppState> for MaybeAuthenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        match Authenticated::from_request_parts(parts, state).await {
+            Ok(Authenticated(p)) => Ok(Self(Some(p))),
+            Err(ApiError(Error::AuthMissing)) => Ok(Self(None)),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Method, matched route and peer address of the request, for the audit log.
+pub struct Request(pub RequestInfo);
+
+impl<S: Send + Sync> FromRequestParts<S> for Request {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map_or_else(|| parts.uri.path().to_owned(), |m| m.as_str().to_owned());
+        let mut info = RequestInfo::new(parts.method.as_str(), route);
+        if let Some(ConnectInfo(addr)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+            info = info.with_ip(addr.ip().to_string());
+        }
+        Ok(Self(info))
+    }
+}
 
 #[must_use]
 pub fn credentials(parts: &Parts) -> Credentials {

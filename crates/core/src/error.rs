@@ -80,15 +80,22 @@ pub enum Error {
     /// The operation needs an active organization and the principal has none.
     #[error("organization context required")]
     AccessNoOrg,
-    /// The principal's role is below the one required.
-    #[error("role '{required}' or above required")]
+    /// The principal's roles do not satisfy the operation's access rule.
+    #[error("{}", role_required_message(required))]
     AccessRoleRequired {
+        /// The rule as configured: `member+`, `admin,owner`, …
         required: String,
         current: Vec<String>,
     },
     /// Input rejected field by field.
     #[error("validation failed")]
     Validation(Vec<FieldError>),
+    /// The resource exists but belongs to another organization (firewall, reveal mode).
+    #[error("this resource belongs to another organization")]
+    FirewallOrgIsolation,
+    /// The resource exists but belongs to another user (firewall, reveal mode).
+    #[error("this resource belongs to another user")]
+    FirewallUserIsolation,
     /// The thing does not exist, or is hidden from this principal.
     #[error("not found")]
     NotFound(Resource),
@@ -139,7 +146,9 @@ impl Error {
             | Self::AuthRateLimited => Layer::Authentication,
             Self::AccessNoOrg | Self::AccessRoleRequired { .. } => Layer::Access,
             Self::Validation(_) => Layer::Validation,
-            Self::NotFound(Resource::Media) => Layer::Firewall,
+            Self::NotFound(Resource::Media)
+            | Self::FirewallOrgIsolation
+            | Self::FirewallUserIsolation => Layer::Firewall,
             Self::NotFound(_) | Self::Conflict { .. } | Self::Unavailable { .. } => Layer::Storage,
             Self::TooLarge { .. } => Layer::Guards,
             Self::Internal { .. } => Layer::Internal,
@@ -156,6 +165,8 @@ impl Error {
             Self::AccessNoOrg => "ACCESS_NO_ORG",
             Self::AccessRoleRequired { .. } => "ACCESS_ROLE_REQUIRED",
             Self::Validation(_) => "VALIDATION_FAILED",
+            Self::FirewallOrgIsolation => "FIREWALL_ORG_ISOLATION",
+            Self::FirewallUserIsolation => "FIREWALL_USER_ISOLATION",
             Self::NotFound(Resource::Media) => "FIREWALL_NOT_FOUND",
             Self::NotFound(Resource::Object) => "STORAGE_OBJECT_NOT_FOUND",
             Self::NotFound(Resource::Bucket) => "STORAGE_BUCKET_NOT_FOUND",
@@ -189,6 +200,19 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// `member+` → "role 'member' or above required"; `admin` → "role 'admin' required";
+/// `admin,owner` → "one of the roles 'admin', 'owner' required".
+fn role_required_message(rule: &str) -> String {
+    if rule.contains(',') {
+        let roles: Vec<String> = rule.split(',').map(|r| format!("'{r}'")).collect();
+        format!("one of the roles {} required", roles.join(", "))
+    } else if let Some(role) = rule.strip_suffix('+') {
+        format!("role '{role}' or above required")
+    } else {
+        format!("role '{rule}' required")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,11 +233,34 @@ mod tests {
     }
 
     #[test]
-    fn role_error_message_names_the_role() {
-        let err = Error::AccessRoleRequired {
-            required: "admin".into(),
-            current: vec!["member".into()],
+    fn role_error_message_names_the_rule() {
+        let msg = |rule: &str| {
+            Error::AccessRoleRequired {
+                required: rule.into(),
+                current: vec!["member".into()],
+            }
+            .public_message()
         };
-        assert_eq!(err.public_message(), "Role 'admin' or above required");
+        assert_eq!(msg("admin+"), "Role 'admin' or above required");
+        assert_eq!(msg("owner"), "Role 'owner' required");
+        assert_eq!(
+            msg("admin,owner"),
+            "One of the roles 'admin', 'owner' required"
+        );
+    }
+
+    #[test]
+    fn firewall_isolation_errors_keep_their_codes() {
+        for (err, code) in [
+            (Error::FirewallOrgIsolation, "FIREWALL_ORG_ISOLATION"),
+            (Error::FirewallUserIsolation, "FIREWALL_USER_ISOLATION"),
+        ] {
+            assert_eq!(err.layer(), Layer::Firewall);
+            assert_eq!(err.code(), code);
+        }
+        assert_eq!(
+            Error::FirewallOrgIsolation.public_message(),
+            "This resource belongs to another organization"
+        );
     }
 }

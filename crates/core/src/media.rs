@@ -1,12 +1,30 @@
 //! Presign-only media use cases (`/api/v1/media/*`): sign an upload into the caller's
 //! organization, sign a download of one of its files, list its files.
+//!
+//! Every operation runs the security layers in the spec's order (§6.5), stopping at the
+//! first failure:
+//!
+//! 1. **Authentication** (401 `AUTH_MISSING`): no caller, unless the operation's rule is
+//!    `PUBLIC`. Every call under a `PUBLIC` rule is audit-logged first, refused or not;
+//!    when the audit log cannot be written the call fails.
+//! 2. **Organization context** (403 `ACCESS_NO_ORG`): every media operation is scoped to the
+//!    caller's active organization. Without one the firewall has nothing to compare, so
+//!    this comes before it, and it applies under `PUBLIC` too (an anonymous caller has no
+//!    organization: `PUBLIC` lets it past authentication, not past the scope).
+//! 3. **Firewall** (`sign_download` only; 404 `FIREWALL_NOT_FOUND` in hide mode, 403
+//!    `FIREWALL_ORG_ISOLATION` in reveal mode): the row must belong to the caller's
+//!    organization. Uploads and listings are scoped by construction.
+//! 4. **Access** (403 `ACCESS_ROLE_REQUIRED`): the operation's
+//!    [`AccessRule`](crate::domain::AccessRule). Platform admins pass; they do not pass
+//!    steps 2 and 3.
+//! 5. **Validation** (400 `VALIDATION_FAILED`), then **guards** (413 `STORAGE_FILE_TOO_LARGE`).
 
 use crate::domain::{
-    ByteSize, ContentType, Expiry, MediaId, ObjectKey, Principal, RoleHierarchy, key_safe_filename,
-    validate_filename,
+    AccessRules, ByteSize, ContentType, Expiry, FirewallMode, MediaId, MediaOperation, ObjectKey,
+    Principal, RoleHierarchy, key_safe_filename, validate_filename,
 };
 use crate::error::{Error, FieldError, Resource};
-use crate::ports::{Clock, Media, MediaCursor, MediaPage, MediaStore};
+use crate::ports::{AuditEntry, AuditLog, Clock, Media, MediaCursor, MediaPage, MediaStore};
 use crate::storage::{GetOptions, PutOptions, SignedGet, Storage};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,9 +37,12 @@ pub struct MediaPolicy {
     pub max_upload_size: ByteSize,
     /// Lifetime of upload URLs.
     pub upload_expiry: Expiry,
-    /// Lowest organization role allowed to use the media routes.
-    pub min_role: String,
+    /// Resolves `role+` in `rules`.
     pub roles: RoleHierarchy,
+    /// Who may call each operation (default `member+` for all).
+    pub rules: AccessRules,
+    /// How another organization's file is reported (default hide: 404).
+    pub firewall: FirewallMode,
 }
 
 impl Default for MediaPolicy {
@@ -29,9 +50,36 @@ impl Default for MediaPolicy {
         Self {
             max_upload_size: ByteSize::mib(100),
             upload_expiry: Expiry::DEFAULT,
-            min_role: "member".to_owned(),
             roles: RoleHierarchy::default(),
+            rules: AccessRules::default(),
+            firewall: FirewallMode::default(),
         }
+    }
+}
+
+/// The HTTP request an operation serves, as recorded in the audit log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestInfo {
+    /// The matched route, e.g. `/api/v1/media/{id}/sign-download`.
+    pub route: String,
+    pub method: String,
+    /// The client address, when known.
+    pub ip: Option<String>,
+}
+
+impl RequestInfo {
+    pub fn new(method: impl Into<String>, route: impl Into<String>) -> Self {
+        Self {
+            route: route.into(),
+            method: method.into(),
+            ip: None,
+        }
+    }
+
+    #[must_use]
+    pub fn with_ip(mut self, ip: impl Into<String>) -> Self {
+        self.ip = Some(ip.into());
+        self
     }
 }
 
@@ -63,9 +111,19 @@ pub struct SignedUpload {
 pub const DEFAULT_LIST_LIMIT: u32 = 50;
 pub const MAX_LIST_LIMIT: u32 = 200;
 
+/// Longest `resource` written to the audit log; the id comes from the URL, unvalidated.
+const MAX_AUDITED_RESOURCE: usize = 128;
+
+/// A caller that passed authentication and has an organization to act in.
+struct Scope<'p> {
+    principal: &'p Principal,
+    org: &'p str,
+}
+
 pub struct MediaService {
     storage: Storage,
     media: Arc<dyn MediaStore>,
+    audit: Arc<dyn AuditLog>,
     clock: Arc<dyn Clock>,
     policy: MediaPolicy,
 }
@@ -80,18 +138,24 @@ impl std::fmt::Debug for MediaService {
 }
 
 impl MediaService {
+    /// # Errors
+    /// [`Error::Validation`] on `access.<operation>` when a `role+` rule names a role
+    /// missing from `policy.roles` (it would admit nobody).
     pub fn new(
         storage: Storage,
         media: Arc<dyn MediaStore>,
+        audit: Arc<dyn AuditLog>,
         clock: Arc<dyn Clock>,
         policy: MediaPolicy,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, Error> {
+        policy.rules.check_against(&policy.roles)?;
+        Ok(Self {
             storage,
             media,
+            audit,
             clock,
             policy,
-        }
+        })
     }
 
     #[must_use]
@@ -99,25 +163,66 @@ impl MediaService {
         &self.policy
     }
 
-    /// The organization the caller acts in, once the access rule passed.
-    fn org<'p>(&self, principal: &'p Principal) -> Result<&'p str, Error> {
+    /// Layers 1 and 2 of the module docs: authentication (with the audit of `PUBLIC`
+    /// calls) and the organization context.
+    async fn enter<'p>(
+        &self,
+        op: MediaOperation,
+        caller: Option<&'p Principal>,
+        request: &RequestInfo,
+        resource: Option<&str>,
+    ) -> Result<Scope<'p>, Error> {
+        let public = self.policy.rules.rule(op).is_public();
+        if public {
+            self.audit
+                .record(&AuditEntry {
+                    at: self.clock.now(),
+                    route: request.route.clone(),
+                    method: request.method.clone(),
+                    ip: request.ip.clone(),
+                    user_id: caller.map(|p| p.user_id.clone()),
+                    resource: resource.map(|r| r.chars().take(MAX_AUDITED_RESOURCE).collect()),
+                })
+                .await?;
+        }
+        // An anonymous caller past a PUBLIC rule still has no organization.
+        let Some(principal) = caller else {
+            return Err(if public {
+                Error::AccessNoOrg
+            } else {
+                Error::AuthMissing
+            });
+        };
+        let org = principal
+            .active_org_id
+            .as_deref()
+            .ok_or(Error::AccessNoOrg)?;
+        Ok(Scope { principal, org })
+    }
+
+    /// Layer 4: the operation's access rule.
+    fn authorize(&self, op: MediaOperation, principal: &Principal) -> Result<(), Error> {
         self.policy
-            .roles
-            .require_org_role(principal, &self.policy.min_role)?;
-        principal.active_org_id.as_deref().ok_or(Error::AccessNoOrg)
+            .rules
+            .rule(op)
+            .check(&self.policy.roles, principal)
     }
 
     /// Signs a PUT into `org/<org>/<uuid>-<filename>` and records the row.
     ///
     /// # Errors
-    /// Access errors first, then [`Error::Validation`] for bad fields, [`Error::TooLarge`]
-    /// when `size` is over the limit, then signer and store errors.
+    /// The layers of the module docs in order ([`Error::AuthMissing`],
+    /// [`Error::AccessNoOrg`], [`Error::AccessRoleRequired`], [`Error::Validation`] for
+    /// every bad field at once, [`Error::TooLarge`]), then audit, signer and store errors.
     pub async fn sign_upload(
         &self,
-        principal: &Principal,
+        caller: Option<&Principal>,
+        request: &RequestInfo,
         input: SignUpload,
     ) -> Result<SignedUpload, Error> {
-        let org = self.org(principal)?;
+        let op = MediaOperation::SignUpload;
+        let Scope { principal, org } = self.enter(op, caller, request, None).await?;
+        self.authorize(op, principal)?;
         let mut fields = Vec::new();
         if let Err(Error::Validation(mut f)) = validate_filename("filename", &input.filename) {
             fields.append(&mut f);
@@ -183,21 +288,30 @@ impl MediaService {
     /// Signs a GET of one of the caller organization's files.
     ///
     /// # Errors
-    /// Access errors; [`Error::NotFound`]`(Media)` for an unknown id or another
-    /// organization's; [`Error::Validation`] for `expiresIn` or `downloadFilename`.
+    /// The layers of the module docs in order: [`Error::AuthMissing`],
+    /// [`Error::AccessNoOrg`]; [`Error::NotFound`]`(Media)` for an unknown or malformed id
+    /// and, in hide mode, for another organization's ([`Error::FirewallOrgIsolation`] in
+    /// reveal mode); [`Error::AccessRoleRequired`]; [`Error::Validation`] for `expiresIn`
+    /// or `downloadFilename`.
     pub async fn sign_download(
         &self,
-        principal: &Principal,
+        caller: Option<&Principal>,
+        request: &RequestInfo,
         id: &str,
         input: SignDownload,
     ) -> Result<SignedGet, Error> {
-        let org = self.org(principal)?;
-        let id = MediaId::parse(id).map_err(|_| Error::NotFound(Resource::Media))?;
-        let row = self
-            .media
-            .get(org, &id)
-            .await?
-            .ok_or(Error::NotFound(Resource::Media))?;
+        let op = MediaOperation::SignDownload;
+        let Scope { principal, org } = self.enter(op, caller, request, Some(id)).await?;
+        // A malformed id cannot exist: same answer as a missing one, without a lookup.
+        let row = match MediaId::parse(id) {
+            Ok(id) => self.media.find(&id).await?,
+            Err(_) => None,
+        }
+        .ok_or(Error::NotFound(Resource::Media))?;
+        self.policy
+            .firewall
+            .check_org(org, &row.organization_id, Resource::Media)?;
+        self.authorize(op, principal)?;
         let mut opts = GetOptions::default().with_bucket(row.bucket.clone());
         if let Some(secs) = input.expires_in {
             opts = opts.with_expires_in(Expiry::from_secs(secs)?);
@@ -211,14 +325,19 @@ impl MediaService {
     /// The caller organization's rows, newest first.
     ///
     /// # Errors
-    /// Access errors; [`Error::Validation`] for `limit` outside 1..=200 or a foreign cursor.
+    /// The layers of the module docs in order ([`Error::AuthMissing`],
+    /// [`Error::AccessNoOrg`], [`Error::AccessRoleRequired`]), then [`Error::Validation`]
+    /// for `limit` outside 1..=200 or a foreign cursor.
     pub async fn list(
         &self,
-        principal: &Principal,
+        caller: Option<&Principal>,
+        request: &RequestInfo,
         limit: Option<u32>,
         cursor: Option<&str>,
     ) -> Result<MediaPage, Error> {
-        let org = self.org(principal)?;
+        let op = MediaOperation::List;
+        let Scope { principal, org } = self.enter(op, caller, request, None).await?;
+        self.authorize(op, principal)?;
         let limit = limit.unwrap_or(DEFAULT_LIST_LIMIT);
         if !(1..=MAX_LIST_LIMIT).contains(&limit) {
             return Err(Error::invalid("limit", "must be between 1 and 200"));
@@ -231,8 +350,8 @@ impl MediaService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::BucketName;
-    use crate::ports::{MockClock, MockMediaStore, MockUrlSigner, PresignedUrl};
+    use crate::domain::{AccessRule, BucketName};
+    use crate::ports::{MockAuditLog, MockClock, MockMediaStore, MockUrlSigner, PresignedUrl};
     use time::macros::datetime;
 
     fn member(org: &str) -> Principal {
@@ -256,7 +375,19 @@ mod tests {
         s
     }
 
-    fn service(signer: MockUrlSigner, media: MockMediaStore) -> MediaService {
+    /// An audit log that must not be written: no rule is PUBLIC.
+    fn no_audit() -> MockAuditLog {
+        let mut a = MockAuditLog::new();
+        a.expect_record().never();
+        a
+    }
+
+    fn service_with(
+        signer: MockUrlSigner,
+        media: MockMediaStore,
+        audit: MockAuditLog,
+        policy: MediaPolicy,
+    ) -> MediaService {
         let mut clock = MockClock::new();
         clock
             .expect_now()
@@ -267,7 +398,15 @@ mod tests {
             clock.clone(),
             BucketName::parse("filegate-media").unwrap(),
         );
-        MediaService::new(storage, Arc::new(media), clock, MediaPolicy::default())
+        MediaService::new(storage, Arc::new(media), Arc::new(audit), clock, policy).unwrap()
+    }
+
+    fn service(signer: MockUrlSigner, media: MockMediaStore) -> MediaService {
+        service_with(signer, media, no_audit(), MediaPolicy::default())
+    }
+
+    fn req() -> RequestInfo {
+        RequestInfo::new("POST", "/api/v1/media/sign-upload").with_ip("192.0.2.1")
     }
 
     fn upload(filename: &str, ct: &str, size: Option<u64>) -> SignUpload {
@@ -276,6 +415,12 @@ mod tests {
             content_type: ct.into(),
             size,
         }
+    }
+
+    fn policy(f: impl FnOnce(&mut MediaPolicy)) -> MediaPolicy {
+        let mut p = MediaPolicy::default();
+        f(&mut p);
+        p
     }
 
     #[tokio::test]
@@ -299,7 +444,8 @@ mod tests {
         // Act
         let out = svc
             .sign_upload(
-                &member("org_a"),
+                Some(&member("org_a")),
+                &req(),
                 upload("my report.pdf", "application/pdf", Some(1234)),
             )
             .await
@@ -324,10 +470,52 @@ mod tests {
         let mut p = member("x");
         p.active_org_id = None;
         let err = svc
-            .sign_upload(&p, upload("a.pdf", "application/pdf", None))
+            .sign_upload(Some(&p), &req(), upload("a.pdf", "application/pdf", None))
             .await
             .unwrap_err();
         assert!(matches!(err, Error::AccessNoOrg));
+    }
+
+    #[tokio::test]
+    async fn anonymous_callers_are_refused_first_and_nothing_is_touched() {
+        let mut media = MockMediaStore::new();
+        media.expect_insert().never();
+        media.expect_find().never();
+        media.expect_list().never();
+        let mut s = MockUrlSigner::new();
+        s.expect_presign().never();
+        let svc = service(s, media);
+        let up = svc
+            .sign_upload(None, &req(), upload("../bad", "nope", Some(u64::MAX)))
+            .await;
+        let down = svc
+            .sign_download(None, &req(), "garbage", SignDownload::default())
+            .await;
+        let list = svc.list(None, &req(), Some(0), None).await;
+        assert!(matches!(up, Err(Error::AuthMissing)));
+        assert!(matches!(down, Err(Error::AuthMissing)));
+        assert!(matches!(list, Err(Error::AuthMissing)));
+    }
+
+    #[tokio::test]
+    async fn access_is_checked_before_validation() {
+        let mut media = MockMediaStore::new();
+        media.expect_insert().never();
+        let svc = service_with(
+            signer(),
+            media,
+            no_audit(),
+            policy(|p| p.rules.sign_upload = AccessRule::at_least("admin")),
+        );
+        let err = svc
+            .sign_upload(Some(&member("o")), &req(), upload("../x", "bad", None))
+            .await
+            .unwrap_err();
+        let Error::AccessRoleRequired { required, current } = err else {
+            panic!("expected AccessRoleRequired, got {err:?}");
+        };
+        assert_eq!(required, "admin+");
+        assert_eq!(current, ["member"]);
     }
 
     #[tokio::test]
@@ -336,7 +524,11 @@ mod tests {
         media.expect_insert().never();
         let svc = service(signer(), media);
         let err = svc
-            .sign_upload(&member("o"), upload("../../etc/passwd", "not a type", None))
+            .sign_upload(
+                Some(&member("o")),
+                &req(),
+                upload("../../etc/passwd", "not a type", None),
+            )
             .await
             .unwrap_err();
         let Error::Validation(fields) = err else {
@@ -353,7 +545,8 @@ mod tests {
         let svc = service(signer(), media);
         let err = svc
             .sign_upload(
-                &member("o"),
+                Some(&member("o")),
+                &req(),
                 upload(
                     "a.bin",
                     "application/octet-stream",
@@ -373,7 +566,11 @@ mod tests {
             .returning(|_| Err(Error::Conflict { what: "media" }));
         let svc = service(signer(), media);
         let err = svc
-            .sign_upload(&member("o"), upload("a.txt", "text/plain", None))
+            .sign_upload(
+                Some(&member("o")),
+                &req(),
+                upload("a.txt", "text/plain", None),
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, Error::Conflict { .. }));
@@ -393,21 +590,25 @@ mod tests {
         }
     }
 
+    fn finding(r: Media) -> MockMediaStore {
+        let mut media = MockMediaStore::new();
+        let id = r.id.clone();
+        media
+            .expect_find()
+            .withf(move |i| *i == id)
+            .returning(move |_| Ok(Some(r.clone())));
+        media
+    }
+
     #[tokio::test]
-    async fn sign_download_looks_up_the_row_inside_the_callers_org() {
+    async fn sign_download_signs_a_row_of_the_callers_org() {
         let r = row("org_a");
         let id = r.id.clone();
-        let mut media = MockMediaStore::new();
-        let id2 = id.clone();
-        media
-            .expect_get()
-            .withf(move |org, i| org == "org_a" && *i == id2)
-            .times(1)
-            .returning(move |_, _| Ok(Some(r.clone())));
-        let svc = service(signer(), media);
+        let svc = service(signer(), finding(r));
         let got = svc
             .sign_download(
-                &member("org_a"),
+                Some(&member("org_a")),
+                &req(),
                 id.as_str(),
                 SignDownload {
                     expires_in: Some(30),
@@ -421,13 +622,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn sign_download_of_a_foreign_or_malformed_id_is_not_found() {
+    async fn sign_download_of_a_missing_or_malformed_id_is_not_found() {
         let mut media = MockMediaStore::new();
-        media.expect_get().returning(|_, _| Ok(None));
+        media.expect_find().times(1).returning(|_| Ok(None));
         let svc = service(signer(), media);
         for id in [MediaId::generate().to_string(), "garbage".to_owned()] {
             let err = svc
-                .sign_download(&member("org_b"), &id, SignDownload::default())
+                .sign_download(Some(&member("org_b")), &req(), &id, SignDownload::default())
                 .await
                 .unwrap_err();
             assert!(matches!(err, Error::NotFound(Resource::Media)));
@@ -435,18 +636,73 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn another_orgs_file_is_hidden_or_revealed_by_the_firewall_mode() {
+        for (mode, code) in [
+            (FirewallMode::Hide, "FIREWALL_NOT_FOUND"),
+            (FirewallMode::Reveal, "FIREWALL_ORG_ISOLATION"),
+        ] {
+            let r = row("org_a");
+            let id = r.id.to_string();
+            let mut s = MockUrlSigner::new();
+            s.expect_presign().never();
+            let svc = service_with(s, finding(r), no_audit(), policy(|p| p.firewall = mode));
+            let err = svc
+                .sign_download(Some(&member("org_b")), &req(), &id, SignDownload::default())
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), code, "{mode:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_firewall_comes_before_access_and_platform_admins_do_not_cross_it() {
+        let strict = || {
+            policy(|p| {
+                p.rules.sign_download = AccessRule::at_least("owner");
+                p.firewall = FirewallMode::Reveal;
+            })
+        };
+        // A member below the rule: foreign row → firewall error, own row → access error.
+        let foreign = row("org_a");
+        let id = foreign.id.to_string();
+        let svc = service_with(signer(), finding(foreign), no_audit(), strict());
+        let err = svc
+            .sign_download(Some(&member("org_b")), &req(), &id, SignDownload::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::FirewallOrgIsolation));
+        let mut admin = member("org_b");
+        admin.roles.clear();
+        admin.platform_role = Some("admin".into());
+        let err = svc
+            .sign_download(Some(&admin), &req(), &id, SignDownload::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::FirewallOrgIsolation));
+
+        let own = row("org_b");
+        let id = own.id.to_string();
+        let svc = service_with(signer(), finding(own), no_audit(), strict());
+        let err = svc
+            .sign_download(Some(&member("org_b")), &req(), &id, SignDownload::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::AccessRoleRequired { .. }));
+        svc.sign_download(Some(&admin), &req(), &id, SignDownload::default())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
     async fn sign_download_rejects_out_of_range_expiry() {
         let r = row("o");
         let id = r.id.to_string();
-        let mut media = MockMediaStore::new();
-        media
-            .expect_get()
-            .returning(move |_, _| Ok(Some(r.clone())));
-        let svc = service(signer(), media);
+        let svc = service(signer(), finding(r));
         for secs in [0, 604_801] {
             let err = svc
                 .sign_download(
-                    &member("o"),
+                    Some(&member("o")),
+                    &req(),
                     &id,
                     SignDownload {
                         expires_in: Some(secs),
@@ -473,16 +729,122 @@ mod tests {
             id: MediaId::generate(),
         }
         .encode();
-        svc.list(&member("o"), Some(10), Some(&cursor))
+        let me = member("o");
+        svc.list(Some(&me), &req(), Some(10), Some(&cursor))
             .await
             .unwrap();
         assert!(matches!(
-            svc.list(&member("o"), Some(0), None).await,
+            svc.list(Some(&me), &req(), Some(0), None).await,
             Err(Error::Validation(_))
         ));
         assert!(matches!(
-            svc.list(&member("o"), Some(201), None).await,
+            svc.list(Some(&me), &req(), Some(201), None).await,
             Err(Error::Validation(_))
         ));
+    }
+
+    fn public_list() -> MediaPolicy {
+        policy(|p| p.rules.list = AccessRule::Public)
+    }
+
+    #[tokio::test]
+    async fn public_calls_are_audited_with_the_request_and_skip_roles() {
+        let mut audit = MockAuditLog::new();
+        audit
+            .expect_record()
+            .withf(|e| {
+                e.route == "/api/v1/media"
+                    && e.method == "GET"
+                    && e.ip.as_deref() == Some("192.0.2.7")
+                    && e.user_id.as_deref() == Some("user_1")
+                    && e.resource.is_none()
+                    && e.at == datetime!(2026-03-01 12:00 UTC)
+            })
+            .times(1)
+            .returning(|_| Ok(()));
+        let mut media = MockMediaStore::new();
+        media
+            .expect_list()
+            .withf(|org, _, _| org == "o")
+            .times(1)
+            .returning(|_, _, _| Ok(MediaPage::default()));
+        let svc = service_with(signer(), media, audit, public_list());
+        let mut guest = member("o");
+        guest.roles = vec!["guest".into()];
+        let request = RequestInfo::new("GET", "/api/v1/media").with_ip("192.0.2.7");
+        svc.list(Some(&guest), &request, None, None).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn anonymous_public_calls_are_audited_then_need_an_org() {
+        let mut audit = MockAuditLog::new();
+        audit
+            .expect_record()
+            .withf(|e| e.user_id.is_none())
+            .times(1)
+            .returning(|_| Ok(()));
+        let mut media = MockMediaStore::new();
+        media.expect_list().never();
+        let svc = service_with(signer(), media, audit, public_list());
+        let err = svc.list(None, &req(), None, None).await.unwrap_err();
+        assert!(matches!(err, Error::AccessNoOrg));
+    }
+
+    #[tokio::test]
+    async fn a_public_call_that_cannot_be_audited_fails() {
+        let mut audit = MockAuditLog::new();
+        audit
+            .expect_record()
+            .returning(|_| Err(Error::unavailable("audit db down")));
+        let mut media = MockMediaStore::new();
+        media.expect_list().never();
+        let svc = service_with(signer(), media, audit, public_list());
+        let err = svc
+            .list(Some(&member("o")), &req(), None, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Unavailable { .. }));
+    }
+
+    #[tokio::test]
+    async fn the_audited_resource_is_the_requested_id_capped_in_length() {
+        let mut audit = MockAuditLog::new();
+        audit
+            .expect_record()
+            .withf(|e| e.resource.as_deref().is_some_and(|r| r.len() == 128))
+            .times(1)
+            .returning(|_| Ok(()));
+        let svc = service_with(
+            signer(),
+            MockMediaStore::new(),
+            audit,
+            policy(|p| p.rules.sign_download = AccessRule::Public),
+        );
+        let long = "x".repeat(5000);
+        let err = svc
+            .sign_download(Some(&member("o")), &req(), &long, SignDownload::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::NotFound(Resource::Media)));
+    }
+
+    #[test]
+    fn a_shorthand_rule_outside_the_hierarchy_is_refused_at_construction() {
+        let clock = Arc::new(MockClock::new());
+        let storage = Storage::new(
+            Arc::new(MockUrlSigner::new()),
+            clock.clone(),
+            BucketName::parse("filegate-media").unwrap(),
+        );
+        let bad = policy(|p| p.rules.sign_upload = AccessRule::at_least("editor"));
+        let err = MediaService::new(
+            storage,
+            Arc::new(MockMediaStore::new()),
+            Arc::new(MockAuditLog::new()),
+            clock,
+            bad,
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::Validation(ref f) if f[0].field == "access.sign_upload"));
     }
 }

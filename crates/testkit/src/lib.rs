@@ -2,5 +2,6 @@
 //! in-memory fakes of the ports, and one contract suite per port that every adapter
 //! must pass, so the fakes and the real adapters behave the same.
 
+pub mod audit;
 pub mod media_store;
 pub mod object_store;

@@ -1,7 +1,7 @@
 //! Presign-only media routes: `/api/v1/media/*`.
 
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiQuery, Authenticated};
+use crate::extract::{ApiJson, ApiQuery, MaybeAuthenticated, Request};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -34,13 +34,15 @@ pub struct SignUploadResponse {
 /// `POST /api/v1/media/sign-upload`
 pub async fn sign_upload(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    MaybeAuthenticated(principal): MaybeAuthenticated,
+    Request(info): Request,
     ApiJson(body): ApiJson<SignUploadBody>,
 ) -> Result<Json<SignUploadResponse>, ApiError> {
     let out = state
         .media
         .sign_upload(
-            &principal,
+            principal.as_ref(),
+            &info,
             SignUpload {
                 filename: body.filename,
                 content_type: body.content_type,
@@ -79,14 +81,16 @@ pub struct SignDownloadResponse {
 /// `POST /api/v1/media/{id}/sign-download`
 pub async fn sign_download(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    MaybeAuthenticated(principal): MaybeAuthenticated,
+    Request(info): Request,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<SignDownloadBody>,
 ) -> Result<Json<SignDownloadResponse>, ApiError> {
     let out = state
         .media
         .sign_download(
-            &principal,
+            principal.as_ref(),
+            &info,
             &id,
             SignDownload {
                 expires_in: body.expires_in,
@@ -147,12 +151,13 @@ pub struct ListResponse {
 /// `GET /api/v1/media?limit=&cursor=`
 pub async fn list(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    MaybeAuthenticated(principal): MaybeAuthenticated,
+    Request(info): Request,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<ListResponse>, ApiError> {
     let page = state
         .media
-        .list(&principal, q.limit, q.cursor.as_deref())
+        .list(principal.as_ref(), &info, q.limit, q.cursor.as_deref())
         .await?;
     Ok(Json(ListResponse {
         items: page.items.into_iter().map(MediaView::from).collect(),

@@ -3,13 +3,17 @@
 
 mod access;
 mod disposition;
+mod firewall;
 mod ids;
 mod names;
 mod principal;
 mod time_limits;
 
-pub use access::RoleHierarchy;
+pub use access::{
+    AccessRule, AccessRules, InvalidAccessRule, MediaOperation, RoleHierarchy, RoleTerm,
+};
 pub use disposition::{content_disposition_attachment, key_safe_filename, validate_filename};
+pub use firewall::FirewallMode;
 pub use ids::MediaId;
 pub use names::{BucketName, ContentType, MAX_KEY_BYTES, ObjectKey};
 pub use principal::{AuthMethod, Principal};

@@ -62,12 +62,12 @@ pub trait MediaStore: Send + Sync {
     /// [`Error::Unavailable`] when the database is busy or unreachable.
     async fn insert(&self, media: &Media) -> Result<(), Error>;
 
-    /// The row with this id, only if it belongs to `organization_id` (the firewall is part
-    /// of the query).
+    /// The row with this id, whatever its organization: the firewall is applied by the
+    /// domain, which must tell "another organization's" from "missing" in reveal mode.
     ///
     /// # Errors
-    /// [`Error::Unavailable`]. A missing or foreign row is `Ok(None)`, not an error.
-    async fn get(&self, organization_id: &str, id: &MediaId) -> Result<Option<Media>, Error>;
+    /// [`Error::Unavailable`]. A missing row is `Ok(None)`, not an error.
+    async fn find(&self, id: &MediaId) -> Result<Option<Media>, Error>;
 
     /// Rows of one organization, newest first (`created_at` then `id`, both descending),
     /// at most `limit`, strictly after `after`. `next` is set when more rows may follow.

@@ -2,12 +2,14 @@
 //! adapters MUST map the named cases to the named [`Error`](crate::Error) variants,
 //! so the domain and the HTTP layer can rely on them.
 
+mod audit;
 mod authenticator;
 mod clock;
 mod media_store;
 mod object_store;
 mod signer;
 
+pub use audit::{AuditEntry, AuditLog};
 pub use authenticator::{Authenticator, Credentials};
 pub use clock::{Clock, SystemClock};
 pub use media_store::{Media, MediaCursor, MediaPage, MediaStore};
@@ -16,6 +18,8 @@ pub use object_store::{
 };
 pub use signer::{HttpMethod, PresignRequest, PresignedUrl, UrlSigner};
 
+#[cfg(any(test, feature = "mock"))]
+pub use audit::MockAuditLog;
 #[cfg(any(test, feature = "mock"))]
 pub use authenticator::MockAuthenticator;
 #[cfg(any(test, feature = "mock"))]
