@@ -87,3 +87,61 @@ async fn listing_needs_a_token_too() {
     assert_envelope(&app.get("/api/v1/media", None).await, 401, "AUTH_MISSING");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn reveal_mode_answers_403_for_another_orgs_file_and_404_for_a_missing_one() {
+    let app = TestApp::spawn_with(|c| c.firewall = filegate_core::domain::FirewallMode::Reveal).await;
+    let a = app.token("user_a", Some("org_a"), Some("owner"));
+    let b = app.token("user_b", Some("org_b"), Some("owner"));
+    let signed = app.sign_upload(&a, "secret.txt", "text/plain", None).await;
+    let res = app.sign_download(&b, signed.body["id"].as_str().unwrap(), &json!({})).await;
+    assert_envelope(&res, 403, "FIREWALL_ORG_ISOLATION");
+    let missing = app.sign_download(&b, "med_0123456789abcdef0123456789abcdef", &json!({})).await;
+    assert_envelope(&missing, 404, "FIREWALL_NOT_FOUND");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn hide_mode_makes_a_foreign_file_indistinguishable_from_a_missing_one() {
+    let app = TestApp::spawn().await;
+    let a = app.token("user_a", Some("org_a"), Some("owner"));
+    let b = app.token("user_b", Some("org_b"), Some("owner"));
+    let signed = app.sign_upload(&a, "secret.txt", "text/plain", None).await;
+    let foreign = app.sign_download(&b, signed.body["id"].as_str().unwrap(), &json!({})).await;
+    let missing = app.sign_download(&b, "med_0123456789abcdef0123456789abcdef", &json!({})).await;
+    let strip = |v: &serde_json::Value| {
+        let mut v = v.clone();
+        v.as_object_mut().unwrap().remove("requestId");
+        v
+    };
+    assert_eq!(foreign.status, missing.status);
+    assert_eq!(strip(&foreign.body), strip(&missing.body));
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn access_rules_come_from_configuration() {
+    let app = TestApp::spawn_with(|c| c.access.sign_download = "admin+".parse().unwrap()).await;
+    let owner = app.token("owner", Some("org_a"), Some("owner"));
+    let member = app.token("member", Some("org_a"), Some("member"));
+    let admin = app.token("admin", Some("org_a"), Some("admin"));
+    let signed = app.sign_upload(&member, "a.txt", "text/plain", None).await;
+    assert_eq!(signed.status, 200, "members may still upload");
+    let id = signed.body["id"].as_str().unwrap();
+    let denied = app.sign_download(&member, id, &json!({})).await;
+    assert_envelope(&denied, 403, "ACCESS_ROLE_REQUIRED");
+    assert_eq!(denied.body["details"]["required"], "admin+");
+    assert_eq!(app.sign_download(&admin, id, &json!({})).await.status, 200);
+    assert_eq!(app.sign_download(&owner, id, &json!({})).await.status, 200);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_public_rule_lets_anonymous_callers_past_authentication_only() {
+    let app = TestApp::spawn_with(|c| c.access.list = "PUBLIC".parse().unwrap()).await;
+    // No organization context without credentials: access refuses, authentication does not.
+    assert_envelope(&app.get("/api/v1/media", None).await, 403, "ACCESS_NO_ORG");
+    // A bad credential is still a 401, never downgraded to anonymous.
+    assert_envelope(&app.get("/api/v1/media", Some("eyJx.eyJ.y")).await, 401, "AUTH_INVALID_TOKEN");
+    app.shutdown().await;
+}
