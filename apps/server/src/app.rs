@@ -5,7 +5,7 @@ use crate::config::{Config, LogFormat};
 use crate::http::{HttpOptions, TokenMinter};
 use crate::state::AppState;
 use anyhow::Context;
-use filegate_auth::{JwtAuthenticator, JwtConfig};
+use filegate_auth::{ApiKeyConfig, AuthDb, JwtAuthenticator, JwtConfig, QuickbackAuthenticator, SessionConfig};
 use filegate_core::media::{MediaPolicy, MediaService};
 use filegate_core::ports::{Clock, SystemClock};
 use filegate_core::storage::Storage;
@@ -180,7 +180,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let audit = Arc::new(media_store.audit_log());
     let media = MediaService::new(storage, Arc::new(media_store), audit, clock, policy)
         .map_err(|e| anyhow::anyhow!("invalid media policy: {e:?}"))?;
-    let auth = JwtAuthenticator::new(jwt_config(&config, &auth_secret));
+    let jwt = JwtAuthenticator::new(jwt_config(&config, &auth_secret));
+    let auth = match &config.auth_db {
+        Some(path) => {
+            let db = AuthDb::open(path)
+                .await
+                .with_context(|| format!("opening the Better Auth database {}", path.display()))?;
+            QuickbackAuthenticator::with_auth_db(jwt, db, SessionConfig::new(auth_secret.clone()), ApiKeyConfig::default())
+        }
+        None => QuickbackAuthenticator::new(jwt),
+    }
+    .with_pinned_org(config.pinned_org_id.clone());
     let state = AppState {
         media: Arc::new(media),
         auth: Arc::new(auth),

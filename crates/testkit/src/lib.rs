@@ -3,5 +3,6 @@
 //! must pass, so the fakes and the real adapters behave the same.
 
 pub mod audit;
+pub mod auth_db;
 pub mod media_store;
 pub mod object_store;
