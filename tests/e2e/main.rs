@@ -1,6 +1,7 @@
 //! End-to-end tests: one binary, the real server on port 0 per test.
 
 mod auth;
+mod better_auth;
 mod http_layers;
 mod presign_flow;
 mod validation;
