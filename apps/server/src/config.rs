@@ -106,6 +106,7 @@ struct FileAuth {
     jwt_expires_in: Option<u64>,
     better_auth_url: Option<String>,
     database: Option<PathBuf>,
+    secret_env: Option<String>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
@@ -182,7 +183,13 @@ impl Config {
         };
 
         let auth = file.auth;
-        let auth_secret = pick("BETTER_AUTH_SECRET", auth.secret).map(SecretString::from);
+        // Quickback's `auth.jwt.secretEnv`: the secret may live in another variable.
+        let secret_var = pick("FILEGATE_JWT_SECRET_ENV", auth.secret_env).unwrap_or_else(|| "BETTER_AUTH_SECRET".to_owned());
+        let auth_secret = match env(&secret_var) {
+            Some(v) => Some(SecretString::from(v)),
+            None if secret_var != "BETTER_AUTH_SECRET" => bail!("FILEGATE_JWT_SECRET_ENV names {secret_var}, which is not set"),
+            None => auth.secret.map(SecretString::from),
+        };
         let jwt_issuer = pick("FILEGATE_JWT_ISSUER", auth.jwt_issuer);
         let jwt_audience = pick("FILEGATE_JWT_AUDIENCE", auth.jwt_audience);
         let jwt_expires_in = auth.jwt_expires_in.map(|v| u32::try_from(v).unwrap_or(u32::MAX));
@@ -412,6 +419,14 @@ mod tests {
             let err = Config::resolve(&env(&[(k, v)]), FileConfig::default()).unwrap_err();
             assert!(format!("{err:#}").contains(k), "{k}: {err:#}");
         }
+    }
+
+    #[test]
+    fn the_secret_can_come_from_a_named_variable() {
+        let c = Config::resolve(&env(&[("FILEGATE_JWT_SECRET_ENV", "MY_SECRET"), ("MY_SECRET", "s3cret")]), FileConfig::default()).unwrap();
+        assert_eq!(secrecy::ExposeSecret::expose_secret(c.auth_secret.as_ref().unwrap()), "s3cret");
+        let err = Config::resolve(&env(&[("FILEGATE_JWT_SECRET_ENV", "MISSING")]), FileConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("MISSING"));
     }
 
     #[test]
