@@ -15,7 +15,7 @@ struct World {
 }
 
 async fn world(pinned: Option<&str>) -> World {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("auth.db");
     let db = AuthDbFixture::create(&path);
     db.add_user("u1", "u1@example.com", None);

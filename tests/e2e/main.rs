@@ -3,5 +3,6 @@
 mod auth;
 mod better_auth;
 mod http_layers;
+mod ops;
 mod presign_flow;
 mod validation;

@@ -3,9 +3,12 @@
 
 use crate::config::{Config, LogFormat};
 use crate::http::{HttpOptions, TokenMinter};
-use crate::state::AppState;
+use crate::metrics::{MeteredObjectStore, Metrics};
+use crate::state::{AppState, Readiness};
 use anyhow::Context;
-use filegate_auth::{ApiKeyConfig, AuthDb, JwtAuthenticator, JwtConfig, QuickbackAuthenticator, SessionConfig};
+use filegate_auth::{
+    ApiKeyConfig, AuthDb, JwtAuthenticator, JwtConfig, QuickbackAuthenticator, SessionConfig,
+};
 use filegate_core::media::{MediaPolicy, MediaService};
 use filegate_core::ports::{Clock, SystemClock};
 use filegate_core::storage::Storage;
@@ -44,6 +47,14 @@ impl Running {
             Ok(Ok(())) => {}
         }
         if let Some(embedded) = self.embedded {
+            embedded.shutdown().await;
+        }
+    }
+
+    /// Stops only the embedded S3 endpoint (if any), leaving the API up: for tests of
+    /// readiness and storage failures.
+    pub async fn stop_storage(&mut self) {
+        if let Some(embedded) = self.embedded.take() {
             embedded.shutdown().await;
         }
     }
@@ -178,6 +189,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         firewall: config.firewall,
     };
     let audit = Arc::new(media_store.audit_log());
+    let readiness =
+        Readiness::for_adapters(media_store.clone(), objects.clone(), config.bucket.clone());
+    let metrics = Arc::new(Metrics::new());
     let media = MediaService::new(storage, Arc::new(media_store), audit, clock, policy)
         .map_err(|e| anyhow::anyhow!("invalid media policy: {e:?}"))?;
     let jwt = JwtAuthenticator::new(jwt_config(&config, &auth_secret));
@@ -186,7 +200,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             let db = AuthDb::open(path)
                 .await
                 .with_context(|| format!("opening the Better Auth database {}", path.display()))?;
-            QuickbackAuthenticator::with_auth_db(jwt, db, SessionConfig::new(auth_secret.clone()), ApiKeyConfig::default())
+            QuickbackAuthenticator::with_auth_db(
+                jwt,
+                db,
+                SessionConfig::new(auth_secret.clone()),
+                ApiKeyConfig::default(),
+            )
         }
         None => QuickbackAuthenticator::new(jwt),
     }
@@ -194,7 +213,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let state = AppState {
         media: Arc::new(media),
         auth: Arc::new(auth),
-        objects: Arc::new(objects),
+        objects: Arc::new(MeteredObjectStore::new(Arc::new(objects), metrics.clone())),
         bucket: config.bucket.clone(),
         tokens: Arc::new(TokenMinter {
             config: jwt_config(&config, &auth_secret),
@@ -204,6 +223,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             trusted_origins: config.cors_origins.clone(),
             rate_limit: config.rate_limit,
         }),
+        metrics,
+        readiness: Arc::new(readiness),
     };
 
     let listener = TcpListener::bind(config.listen)
@@ -213,11 +234,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let (stop, stopped) = oneshot::channel::<()>();
     let app = crate::router(state);
     let task = tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = stopped.await;
+        })
+        .await
     });
     let s3_endpoint = embedded.as_ref().map(EmbeddedS3::endpoint);
     tracing::info!(api = %api_addr, s3 = s3_endpoint.as_deref().unwrap_or("remote"), bucket = %config.bucket, "filegate is listening");

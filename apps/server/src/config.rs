@@ -2,7 +2,9 @@
 //! Every setting and its variable is listed in docs/CONFIG.md.
 
 use anyhow::{Context, bail};
-use filegate_core::domain::{AccessRule, AccessRules, BucketName, ByteSize, Expiry, FirewallMode, RoleHierarchy};
+use filegate_core::domain::{
+    AccessRule, AccessRules, BucketName, ByteSize, Expiry, FirewallMode, RoleHierarchy,
+};
 use secrecy::SecretString;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -184,15 +186,20 @@ impl Config {
 
         let auth = file.auth;
         // Quickback's `auth.jwt.secretEnv`: the secret may live in another variable.
-        let secret_var = pick("FILEGATE_JWT_SECRET_ENV", auth.secret_env).unwrap_or_else(|| "BETTER_AUTH_SECRET".to_owned());
+        let secret_var = pick("FILEGATE_JWT_SECRET_ENV", auth.secret_env)
+            .unwrap_or_else(|| "BETTER_AUTH_SECRET".to_owned());
         let auth_secret = match env(&secret_var) {
             Some(v) => Some(SecretString::from(v)),
-            None if secret_var != "BETTER_AUTH_SECRET" => bail!("FILEGATE_JWT_SECRET_ENV names {secret_var}, which is not set"),
+            None if secret_var != "BETTER_AUTH_SECRET" => {
+                bail!("FILEGATE_JWT_SECRET_ENV names {secret_var}, which is not set")
+            }
             None => auth.secret.map(SecretString::from),
         };
         let jwt_issuer = pick("FILEGATE_JWT_ISSUER", auth.jwt_issuer);
         let jwt_audience = pick("FILEGATE_JWT_AUDIENCE", auth.jwt_audience);
-        let jwt_expires_in = auth.jwt_expires_in.map(|v| u32::try_from(v).unwrap_or(u32::MAX));
+        let jwt_expires_in = auth
+            .jwt_expires_in
+            .map(|v| u32::try_from(v).unwrap_or(u32::MAX));
 
         let max_upload_size = match env("FILEGATE_MAX_UPLOAD_SIZE") {
             Some(v) => v
@@ -234,10 +241,25 @@ impl Config {
                 );
             }
         }
-        let per_second = parse_num("FILEGATE_RATE_LIMIT_PER_SECOND", env("FILEGATE_RATE_LIMIT_PER_SECOND"), file.rate_limit_per_second, 10)?;
-        let burst = parse_num("FILEGATE_RATE_LIMIT_BURST", env("FILEGATE_RATE_LIMIT_BURST"), file.rate_limit_burst, 100)?;
+        let per_second = parse_num(
+            "FILEGATE_RATE_LIMIT_PER_SECOND",
+            env("FILEGATE_RATE_LIMIT_PER_SECOND"),
+            file.rate_limit_per_second,
+            10,
+        )?;
+        let burst = parse_num(
+            "FILEGATE_RATE_LIMIT_BURST",
+            env("FILEGATE_RATE_LIMIT_BURST"),
+            file.rate_limit_burst,
+            100,
+        )?;
         let rate_limit = (per_second > 0 && burst > 0).then_some(RateLimit { per_second, burst });
-        let jwt_ttl = parse_num("FILEGATE_JWT_EXPIRES_IN", env("FILEGATE_JWT_EXPIRES_IN"), jwt_expires_in, 180)?;
+        let jwt_ttl = parse_num(
+            "FILEGATE_JWT_EXPIRES_IN",
+            env("FILEGATE_JWT_EXPIRES_IN"),
+            jwt_expires_in,
+            180,
+        )?;
         if !(1..=86_400).contains(&jwt_ttl) {
             bail!("FILEGATE_JWT_EXPIRES_IN must be between 1 and 86400 seconds");
         }
@@ -251,7 +273,9 @@ impl Config {
             None => file.firewall_mode.unwrap_or_default(),
             Some("hide") => FirewallMode::Hide,
             Some("reveal") => FirewallMode::Reveal,
-            Some(other) => bail!("FILEGATE_FIREWALL_MODE must be 'hide' or 'reveal', not {other:?}"),
+            Some(other) => {
+                bail!("FILEGATE_FIREWALL_MODE must be 'hide' or 'reveal', not {other:?}")
+            }
         };
         let mut access = file.access.unwrap_or_default();
         for (var, slot) in [
@@ -260,14 +284,19 @@ impl Config {
             ("FILEGATE_ACCESS_LIST", &mut access.list),
         ] {
             if let Some(v) = env(var) {
-                *slot = v.parse::<AccessRule>().map_err(|e| anyhow::anyhow!("{var}: {e}"))?;
+                *slot = v
+                    .parse::<AccessRule>()
+                    .map_err(|e| anyhow::anyhow!("{var}: {e}"))?;
             }
         }
         access
             .check_against(&roles)
             .map_err(|e| anyhow::anyhow!("access rules do not fit the role hierarchy: {e:?}"))?;
         let auth_db = env("FILEGATE_AUTH_DB").map(PathBuf::from).or(auth.database);
-        let pinned_org_id = pick("FILEGATE_PINNED_ORGANIZATION_ID", file.pinned_organization_id);
+        let pinned_org_id = pick(
+            "FILEGATE_PINNED_ORGANIZATION_ID",
+            file.pinned_organization_id,
+        );
 
         let log_format = match pick("FILEGATE_LOG_FORMAT", file.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,
@@ -326,9 +355,17 @@ fn parse_addr(name: &str, value: Option<String>, default: &str) -> anyhow::Resul
         .with_context(|| format!("{name} must be an address like {default}, not {raw:?}"))
 }
 
-fn parse_num(name: &str, env: Option<String>, file: Option<u32>, default: u32) -> anyhow::Result<u32> {
+fn parse_num(
+    name: &str,
+    env: Option<String>,
+    file: Option<u32>,
+    default: u32,
+) -> anyhow::Result<u32> {
     match env {
-        Some(v) => v.trim().parse().with_context(|| format!("{name} must be a whole number, not {v:?}")),
+        Some(v) => v
+            .trim()
+            .parse()
+            .with_context(|| format!("{name} must be a whole number, not {v:?}")),
         None => Ok(file.unwrap_or(default)),
     }
 }
@@ -423,9 +460,23 @@ mod tests {
 
     #[test]
     fn the_secret_can_come_from_a_named_variable() {
-        let c = Config::resolve(&env(&[("FILEGATE_JWT_SECRET_ENV", "MY_SECRET"), ("MY_SECRET", "s3cret")]), FileConfig::default()).unwrap();
-        assert_eq!(secrecy::ExposeSecret::expose_secret(c.auth_secret.as_ref().unwrap()), "s3cret");
-        let err = Config::resolve(&env(&[("FILEGATE_JWT_SECRET_ENV", "MISSING")]), FileConfig::default()).unwrap_err();
+        let c = Config::resolve(
+            &env(&[
+                ("FILEGATE_JWT_SECRET_ENV", "MY_SECRET"),
+                ("MY_SECRET", "s3cret"),
+            ]),
+            FileConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            secrecy::ExposeSecret::expose_secret(c.auth_secret.as_ref().unwrap()),
+            "s3cret"
+        );
+        let err = Config::resolve(
+            &env(&[("FILEGATE_JWT_SECRET_ENV", "MISSING")]),
+            FileConfig::default(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("MISSING"));
     }
 

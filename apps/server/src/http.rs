@@ -81,7 +81,6 @@ pub async fn session_token_header(State(state): State<AppState>, mut req: Reques
     res
 }
 
-#[must_use]
 pub fn cors(origins: &[String]) -> CorsLayer {
     let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
     CorsLayer::new()
@@ -121,7 +120,6 @@ fn rate_limited(err: GovernorError) -> Response<Body> {
 }
 
 /// The per-IP limiter layer, plus a task that forgets idle IPs so memory stays bounded.
-#[must_use]
 pub fn rate_limiter(
     limit: RateLimit,
 ) -> tower_governor::GovernorLayer<PeerIpKeyExtractor, governor::middleware::NoOpMiddleware, Body> {

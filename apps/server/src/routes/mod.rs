@@ -1,3 +1,4 @@
 pub mod health;
 pub mod media;
+pub mod ops;
 pub mod token;

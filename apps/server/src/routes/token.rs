@@ -1,15 +1,43 @@
 use crate::error::ApiError;
 use crate::extract::Authenticated;
+use crate::openapi::{ErrorEnvelope, errors};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use filegate_core::Error;
 use filegate_core::domain::AuthMethod;
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// A short-lived JWT for the session's user, organization and role.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// Send as `Authorization: Bearer <token>`; valid for `FILEGATE_JWT_EXPIRES_IN` seconds.
+    token: String,
+}
 
 /// `POST /api/v1/token`: a short-lived JWT for the current Better Auth session.
 /// Only a session can mint one, so a leaked JWT cannot be refreshed forever.
-pub async fn mint(State(state): State<AppState>, Authenticated(principal): Authenticated) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    post,
+    path = "/api/v1/token",
+    tag = "auth",
+    operation_id = "mintToken",
+    summary = "Mint a JWT for the current session",
+    description = "Only a Better Auth session (cookie, or its token as bearer) can mint one; a JWT or API key gets 401 `AUTH_INVALID_TOKEN`.",
+    responses(
+        (status = 200, description = "A JWT for the same user, organization and role", body = TokenResponse),
+        (status = 401, description = errors::UNAUTHORIZED, body = ErrorEnvelope),
+        (status = 429, description = errors::TOO_MANY, body = ErrorEnvelope),
+        (status = 500, description = errors::INTERNAL, body = ErrorEnvelope),
+        (status = 503, description = errors::UNAVAILABLE, body = ErrorEnvelope),
+    ),
+    security(("session" = []), ("bearer" = [])),
+)]
+pub async fn mint(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+) -> Result<Json<TokenResponse>, ApiError> {
     if principal.method != AuthMethod::Session {
         return Err(Error::AuthInvalidToken {
             reason: "a session is required to mint a token".to_owned(),
@@ -17,5 +45,5 @@ pub async fn mint(State(state): State<AppState>, Authenticated(principal): Authe
         .into());
     }
     let token = state.tokens.mint(&principal)?;
-    Ok(Json(json!({ "token": token })))
+    Ok(Json(TokenResponse { token }))
 }

@@ -1,0 +1,305 @@
+//! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]` annotations.
+//!
+//! [`api_router`] is the single list of routes: it builds both the axum router and the
+//! document (utoipa-axum's `routes!`), so a route cannot be served without being
+//! documented. The document is served at `GET /openapi.json`.
+
+use crate::routes;
+use crate::state::AppState;
+use serde::Serialize;
+use std::sync::Arc;
+use utoipa::openapi::OpenApi as OpenApiDoc;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Names of the security schemes, as used in the operations' `security`.
+pub const BEARER: &str = "bearer";
+pub const SESSION: &str = "session";
+pub const API_KEY: &str = "apiKey";
+
+/// The error envelope every error response carries (see docs/API.md, "Errors").
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "error": "Validation failed", "layer": "validation", "code": "VALIDATION_FAILED",
+    "details": {"fields": {"filename": "must be a file name, not a path"}},
+    "requestId": "0b6f3a52-8f3e-4a8e-9d0c-5a8f7d1e2c3b"
+}))]
+pub struct ErrorEnvelope {
+    /// A human-readable message; generic for 5xx (the cause is only in the server log).
+    pub error: String,
+    /// Which check failed: `authentication`, `access`, `firewall`, `validation`, `guards`,
+    /// `storage` or `internal`.
+    pub layer: String,
+    /// Stable machine-readable code, e.g. `VALIDATION_FAILED`, `AUTH_MISSING`, `NOT_READY`.
+    pub code: String,
+    /// Structured detail when there is something to say (e.g. `fields`, `checks`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
+    /// What to do about it, when there is advice.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// The request's `x-request-id`.
+    #[serde(rename = "requestId")]
+    pub request_id: String,
+}
+
+/// Descriptions of the error statuses, shared by the operations.
+pub mod errors {
+    pub const BAD_REQUEST: &str = "`VALIDATION_FAILED`: bad JSON, missing or mistyped field, bad value (`details.fields` maps field to message)";
+    pub const UNAUTHORIZED: &str =
+        "`AUTH_MISSING` (no credentials), `AUTH_INVALID_TOKEN` or `AUTH_EXPIRED`";
+    pub const FORBIDDEN: &str = "`ACCESS_NO_ORG`, `ACCESS_ROLE_REQUIRED` (`details.required`, `details.current`) or `FIREWALL_ORG_ISOLATION`";
+    pub const NOT_FOUND: &str =
+        "`FIREWALL_NOT_FOUND`: no such media id in the caller's organization";
+    pub const CONFLICT: &str = "`STORAGE_CONFLICT`: a unique value already exists";
+    pub const TOO_LARGE: &str = "`STORAGE_FILE_TOO_LARGE`: declared size over the limit (`details.size`, `details.maxSize`)";
+    pub const TOO_MANY: &str =
+        "`RATE_LIMITED` (per-IP budget; see `Retry-After`) or `AUTH_RATE_LIMITED`";
+    pub const INTERNAL: &str = "`INTERNAL_SERVER_ERROR`: generic message, cause in the server log";
+    pub const UNAVAILABLE: &str = "`STORAGE_UNAVAILABLE`: database or storage unreachable";
+    pub const NOT_READY: &str =
+        "`NOT_READY`: a dependency did not answer; `details.checks` names each check's outcome";
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "filegate",
+        description = "Presigned uploads and downloads for Cloudflare R2 (or the embedded S3 endpoint). \
+                       Every error is the envelope `ErrorEnvelope`; every response carries `x-request-id`.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    servers((url = "http://127.0.0.1:8787", description = "Default local address")),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "media", description = "Presigned media uploads and downloads"),
+        (name = "auth", description = "Tokens for Better Auth sessions"),
+        (name = "operations", description = "Health, readiness, metrics and this document"),
+    ),
+    components(schemas(ErrorEnvelope)),
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "`Authorization: Bearer <jwt>`: Quickback's HS256 JWT (or a Better Auth session token)",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            SESSION,
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "better-auth.session_token",
+                "Better Auth session cookie",
+            ))),
+        );
+        components.add_security_scheme(
+            API_KEY,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "x-api-key",
+                "Better Auth API key",
+            ))),
+        );
+    }
+}
+
+/// Every route of the API, with its documentation. The only place routes are listed.
+#[must_use]
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(routes::media::sign_upload))
+        .routes(routes!(routes::media::sign_download))
+        .routes(routes!(routes::media::list))
+        .routes(routes!(routes::token::mint))
+        .routes(routes!(routes::health::healthz))
+        .routes(routes!(routes::health::readyz))
+        .routes(routes!(routes::ops::metrics))
+        .routes(routes!(routes::ops::openapi_json))
+}
+
+/// The document, as served at `GET /openapi.json`.
+#[must_use]
+pub fn document() -> OpenApiDoc {
+    api_router().into_openapi()
+}
+
+/// The serialized document, handed to the `/openapi.json` handler as an extension.
+#[derive(Debug, Clone)]
+pub struct OpenApiJson(pub Arc<str>);
+
+impl OpenApiJson {
+    #[must_use]
+    pub fn new(doc: &OpenApiDoc) -> Self {
+        let json = doc.to_pretty_json().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "could not serialize the OpenAPI document");
+            "{}".to_owned()
+        });
+        Self(json.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+    use std::collections::BTreeSet;
+
+    fn json() -> Value {
+        serde_json::to_value(document()).expect("document serializes")
+    }
+
+    /// Every `$ref` in `v`.
+    fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    match (k.as_str(), v) {
+                        ("$ref", Value::String(r)) => out.push(r),
+                        _ => refs(v, out),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+
+    fn pointer(doc: &Value, reference: &str) -> Option<Value> {
+        doc.pointer(reference.strip_prefix('#')?).cloned()
+    }
+
+    #[test]
+    fn is_openapi_3_1_and_round_trips_through_utoipa() {
+        let doc = json();
+        assert!(
+            doc["openapi"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("3.1")),
+            "{}",
+            doc["openapi"]
+        );
+        let text = serde_json::to_string(&doc).unwrap();
+        let back: OpenApiDoc =
+            serde_json::from_str(&text).expect("parses back as utoipa's OpenApi");
+        assert_eq!(serde_json::to_value(back).unwrap(), doc);
+    }
+
+    #[test]
+    fn validates_with_oas3() {
+        let text = document().to_json().unwrap();
+        let spec = oas3::from_json(&text).expect("oas3 parses the document");
+        spec.validate_version().expect("OpenAPI 3.1.x");
+        let mut n = 0;
+        for (path, method, op) in spec.operations() {
+            n += 1;
+            let declared = op.responses.as_ref().map_or(0, |r| r.len());
+            let resolved = op.responses(&spec);
+            assert!(declared > 0, "{method} {path}: no responses");
+            assert_eq!(
+                resolved.len(),
+                declared,
+                "{method} {path}: a response ref does not resolve"
+            );
+            for (status, res) in &resolved {
+                assert!(
+                    res.description.as_deref().is_some_and(|d| !d.is_empty()),
+                    "{method} {path} {status}: no description"
+                );
+                for media in res.content.values() {
+                    media.schema(&spec).expect("response schema resolves");
+                }
+            }
+            if let Some(body) = op.request_body(&spec).expect("request body resolves") {
+                for media in body.content.values() {
+                    media.schema(&spec).expect("request schema resolves");
+                }
+            }
+            let params = op.parameters(&spec).expect("parameters resolve");
+            assert_eq!(
+                params.len(),
+                op.parameters.len(),
+                "{method} {path}: a parameter ref does not resolve"
+            );
+        }
+        assert_eq!(n, 8, "operations");
+    }
+
+    #[test]
+    fn every_ref_resolves_and_every_operation_has_responses() {
+        let doc = json();
+        let mut all = Vec::new();
+        refs(&doc, &mut all);
+        assert!(!all.is_empty());
+        for r in all {
+            assert!(r.starts_with("#/components/"), "{r} is not a component ref");
+            assert!(pointer(&doc, r).is_some(), "{r} does not resolve");
+        }
+        let paths = doc["paths"].as_object().expect("paths");
+        for (path, item) in paths {
+            for (method, op) in item.as_object().expect("path item") {
+                let responses = op["responses"].as_object();
+                assert!(
+                    responses.is_some_and(|r| !r.is_empty()),
+                    "{method} {path} has no responses"
+                );
+                assert!(
+                    op["operationId"].is_string(),
+                    "{method} {path} has no operationId"
+                );
+                // Every error status is described by the envelope.
+                for (status, res) in responses.unwrap() {
+                    if status.starts_with('4') || status.starts_with('5') {
+                        let schema = &res["content"]["application/json"]["schema"]["$ref"];
+                        assert_eq!(
+                            schema, "#/components/schemas/ErrorEnvelope",
+                            "{method} {path} {status}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn security_schemes_are_bearer_cookie_and_api_key() {
+        let doc = json();
+        let schemes = &doc["components"]["securitySchemes"];
+        assert_eq!(schemes[BEARER]["type"], "http");
+        assert_eq!(schemes[BEARER]["scheme"], "bearer");
+        assert_eq!(schemes[SESSION]["type"], "apiKey");
+        assert_eq!(schemes[SESSION]["in"], "cookie");
+        assert_eq!(schemes[SESSION]["name"], "better-auth.session_token");
+        assert_eq!(schemes[API_KEY]["in"], "header");
+        assert_eq!(schemes[API_KEY]["name"], "x-api-key");
+        let used: BTreeSet<String> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|item| item.as_object().unwrap().values())
+            .filter_map(|op| op["security"].as_array())
+            .flatten()
+            .flat_map(|req| req.as_object().unwrap().keys().cloned())
+            .collect();
+        assert_eq!(
+            used,
+            [API_KEY, BEARER, SESSION]
+                .into_iter()
+                .map(String::from)
+                .collect()
+        );
+    }
+}
