@@ -5,18 +5,22 @@
 //! - [`SqliteAuditLog`]: the audit table of that same file, sharing its pool; obtained with
 //!   [`SqliteMediaStore::audit_log`], so both are migrated and opened once.
 //! - [`migrate`] / [`migration_status`]: the versioned schema shipped in `migrations/`.
+//! - [`SqliteFilesDb`]: FILES_DB (managed mode), a separate file with its own migrations
+//!   ([`migrate_files`] / [`files_migration_status`], `migrations/files/`).
 //!
 //! `created_at` is stored as INTEGER unix nanoseconds (UTC), so ordering and keyset
 //! cursors are exact; representable instants run from 1677 to 2262.
 
 mod audit;
 mod error;
+mod files_db;
 mod migrations;
 mod pool;
 #[cfg(test)]
 mod tests;
 
 pub use audit::SqliteAuditLog;
+pub use files_db::{SqliteFilesDb, files_migration_status, migrate_files};
 pub use migrations::{MigrationStatus, migrate, migration_status};
 
 use async_trait::async_trait;

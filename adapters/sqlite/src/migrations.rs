@@ -56,8 +56,16 @@ const CREATE_TRACKING_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migration
 /// [`Error::Internal`] when the database was migrated by a newer binary or a migration
 /// fails; [`Error::Unavailable`] when the database is busy or cannot be opened.
 pub async fn migrate(path: &Path) -> Result<Vec<MigrationStatus>, Error> {
+    migrate_set(path, MIGRATIONS).await
+}
+
+/// [`migrate`] for any migration set (each database file has its own).
+pub(crate) async fn migrate_set(
+    path: &Path,
+    known: &'static [Migration],
+) -> Result<Vec<MigrationStatus>, Error> {
     let pool = pool::open(path).await?;
-    let applied = apply_pending(&pool, MIGRATIONS).await;
+    let applied = apply_pending(&pool, known).await;
     pool.close();
     applied
 }
@@ -68,12 +76,21 @@ pub async fn migrate(path: &Path) -> Result<Vec<MigrationStatus>, Error> {
 /// # Errors
 /// As [`migrate`].
 pub async fn migration_status(path: &Path) -> Result<Vec<MigrationStatus>, Error> {
+    migration_status_set(path, MIGRATIONS).await
+}
+
+/// [`migration_status`] for any migration set.
+pub(crate) async fn migration_status_set(
+    path: &Path,
+    known: &'static [Migration],
+) -> Result<Vec<MigrationStatus>, Error> {
     let path = path.to_path_buf();
     let applied = tokio::task::spawn_blocking(move || read_applied(&path))
         .await
         .map_err(Error::unavailable)??;
-    check_not_newer(&applied, MIGRATIONS)?;
-    Ok(MIGRATIONS
+    check_same_schema(&applied, known)?;
+    check_not_newer(&applied, known)?;
+    Ok(known
         .iter()
         .map(|m| MigrationStatus {
             version: m.version,
@@ -129,6 +146,23 @@ fn load_applied(c: &Connection) -> Result<Applied, Error> {
     Ok(applied)
 }
 
+/// The media database and FILES_DB are separate files with separate migration sets; a
+/// version applied under another name means the wrong file was given.
+fn check_same_schema(applied: &Applied, known: &[Migration]) -> Result<(), Error> {
+    for m in known {
+        if let Some((name, _)) = applied.get(&m.version)
+            && name != m.name
+        {
+            return Err(Error::internal(format!(
+                "database migration {} is '{name}' but this schema expects '{}': is this \
+                 the right database file?",
+                m.version, m.name
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn check_not_newer(applied: &Applied, known: &[Migration]) -> Result<(), Error> {
     let latest_known = known.last().map_or(0, |m| m.version);
     match applied.keys().next_back() {
@@ -157,6 +191,7 @@ fn apply_pending_sync(
     c.execute_batch(CREATE_TRACKING_TABLE)
         .map_err(from_sqlite)?;
     let applied = load_applied(c)?;
+    check_same_schema(&applied, known)?;
     check_not_newer(&applied, known)?;
     let mut done = Vec::new();
     for m in known.iter().filter(|m| !applied.contains_key(&m.version)) {

@@ -105,6 +105,28 @@ pub enum Error {
     /// A unique value (id, key, name) already exists.
     #[error("{what} already exists")]
     Conflict { what: &'static str },
+    /// The operation is reserved to platform admins (`user.role = admin`).
+    #[error("platform admin required")]
+    AccessAdminRequired,
+    /// The content type is outside the bucket's allow-list.
+    #[error("content type '{content_type}' is not allowed in this bucket")]
+    MimeNotAllowed {
+        content_type: String,
+        /// The bucket's patterns, e.g. `image/*`.
+        allowed: Vec<String>,
+    },
+    /// An object already exists at this path (and the upload did not ask to replace it).
+    #[error("an object already exists at this path")]
+    ObjectExists,
+    /// A presigned upload is confirmed but its object never reached storage.
+    #[error("the object has not been uploaded yet")]
+    NotUploaded,
+    /// A bucket with this name already exists in the same scope.
+    #[error("a bucket with this name already exists")]
+    BucketExists,
+    /// The bucket still holds objects.
+    #[error("the bucket is not empty")]
+    BucketNotEmpty,
     /// A backing service could not be reached or timed out; retrying may help.
     #[error("backing service unavailable")]
     Unavailable {
@@ -144,13 +166,21 @@ impl Error {
             | Self::AuthInvalidToken { .. }
             | Self::AuthExpired
             | Self::AuthRateLimited => Layer::Authentication,
-            Self::AccessNoOrg | Self::AccessRoleRequired { .. } => Layer::Access,
+            Self::AccessNoOrg | Self::AccessRoleRequired { .. } | Self::AccessAdminRequired => {
+                Layer::Access
+            }
             Self::Validation(_) => Layer::Validation,
             Self::NotFound(Resource::Media)
             | Self::FirewallOrgIsolation
             | Self::FirewallUserIsolation => Layer::Firewall,
-            Self::NotFound(_) | Self::Conflict { .. } | Self::Unavailable { .. } => Layer::Storage,
-            Self::TooLarge { .. } => Layer::Guards,
+            Self::NotFound(_)
+            | Self::Conflict { .. }
+            | Self::Unavailable { .. }
+            | Self::ObjectExists
+            | Self::NotUploaded
+            | Self::BucketExists
+            | Self::BucketNotEmpty => Layer::Storage,
+            Self::TooLarge { .. } | Self::MimeNotAllowed { .. } => Layer::Guards,
             Self::Internal { .. } => Layer::Internal,
         }
     }
@@ -172,6 +202,12 @@ impl Error {
             Self::NotFound(Resource::Bucket) => "STORAGE_BUCKET_NOT_FOUND",
             Self::TooLarge { .. } => "STORAGE_FILE_TOO_LARGE",
             Self::Conflict { .. } => "STORAGE_CONFLICT",
+            Self::AccessAdminRequired => "ACCESS_ADMIN_REQUIRED",
+            Self::MimeNotAllowed { .. } => "STORAGE_MIME_NOT_ALLOWED",
+            Self::ObjectExists => "STORAGE_OBJECT_EXISTS",
+            Self::NotUploaded => "STORAGE_NOT_UPLOADED",
+            Self::BucketExists => "STORAGE_BUCKET_EXISTS",
+            Self::BucketNotEmpty => "STORAGE_BUCKET_NOT_EMPTY",
             Self::Unavailable { .. } => "STORAGE_UNAVAILABLE",
             Self::Internal { .. } => "INTERNAL_SERVER_ERROR",
         }
@@ -246,6 +282,59 @@ mod tests {
         assert_eq!(
             msg("admin,owner"),
             "One of the roles 'admin', 'owner' required"
+        );
+    }
+
+    #[test]
+    fn managed_storage_errors_have_their_codes_and_layers() {
+        for (err, code, layer) in [
+            (
+                Error::AccessAdminRequired,
+                "ACCESS_ADMIN_REQUIRED",
+                Layer::Access,
+            ),
+            (
+                Error::MimeNotAllowed {
+                    content_type: "text/html".into(),
+                    allowed: vec!["image/*".into()],
+                },
+                "STORAGE_MIME_NOT_ALLOWED",
+                Layer::Guards,
+            ),
+            (Error::ObjectExists, "STORAGE_OBJECT_EXISTS", Layer::Storage),
+            (Error::NotUploaded, "STORAGE_NOT_UPLOADED", Layer::Storage),
+            (Error::BucketExists, "STORAGE_BUCKET_EXISTS", Layer::Storage),
+            (
+                Error::BucketNotEmpty,
+                "STORAGE_BUCKET_NOT_EMPTY",
+                Layer::Storage,
+            ),
+            (
+                Error::NotFound(Resource::Bucket),
+                "STORAGE_BUCKET_NOT_FOUND",
+                Layer::Storage,
+            ),
+            (
+                Error::NotFound(Resource::Object),
+                "STORAGE_OBJECT_NOT_FOUND",
+                Layer::Storage,
+            ),
+        ] {
+            assert_eq!(err.code(), code);
+            assert_eq!(err.layer(), layer, "{code}");
+        }
+        // The Account UI matches this text exactly.
+        assert_eq!(
+            Error::NotFound(Resource::Bucket).public_message(),
+            "Bucket not found"
+        );
+        assert_eq!(
+            Error::MimeNotAllowed {
+                content_type: "text/html".into(),
+                allowed: vec![]
+            }
+            .public_message(),
+            "Content type 'text/html' is not allowed in this bucket"
         );
     }
 

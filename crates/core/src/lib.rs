@@ -7,10 +7,12 @@
 //!   `Authenticator`, `Clock`, `AuditLog`).
 //! - [`storage`]: the `ctx.storage` signer facade (`sign_put_url`, `sign_get_url`).
 //! - [`media`]: the presign-only media use cases behind `/api/v1/media/*`.
+//! - [`managed`]: managed mode (`/storage/v1/*`): buckets and objects in FILES_DB.
 //! - [`error`]: the error type with the layer and machine code of the HTTP envelope.
 
 pub mod domain;
 pub mod error;
+pub mod managed;
 pub mod media;
 pub mod ports;
 pub mod storage;

@@ -4,5 +4,6 @@
 
 pub mod audit;
 pub mod auth_db;
+pub mod files_db;
 pub mod media_store;
 pub mod object_store;

@@ -1,0 +1,27 @@
+//! Managed mode: Quickback's turnkey `/storage/v1/*` subsystem. Buckets and objects are
+//! kept in a metadata database (FILES_DB) and the bytes in one physical bucket.
+//!
+//! - [`bucket`]: buckets, read and write scopes, MIME allow-lists, the default buckets.
+//! - [`object`]: paths, the key layout `<userId or orgId>/<bucket>/<path>`, object rows.
+//! - [`ports`]: [`BucketStore`] and [`ObjectRowStore`], the FILES_DB tables.
+//! - [`service`]: [`ManagedService`], the use cases, with the check order and the write
+//!   paths' ordering in its module docs.
+
+pub mod bucket;
+mod ids;
+pub mod object;
+pub mod ports;
+pub mod service;
+#[cfg(test)]
+mod tests;
+
+pub use bucket::{Bucket, DEFAULT_BUCKETS, DefaultBucket, MimePattern, ReadScope, WriteScope};
+pub use ids::{BucketId, ObjectId};
+pub use object::{ObjectInfo, ObjectPath, ObjectRow, ObjectStatus, Owner, object_key};
+pub use ports::{BucketStore, ObjectConfirmation, ObjectQuery, ObjectRowPage, ObjectRowStore};
+#[cfg(any(test, feature = "mock"))]
+pub use ports::{MockBucketStore, MockObjectRowStore};
+pub use service::{
+    CreateBucket, Download, ListObjects, ManagedPolicy, ManagedService, ObjectPage, ObjectUrl,
+    PresignUpload, PresignedUpload, UpdateBucket, Upload,
+};

@@ -1,0 +1,303 @@
+//! Managed objects: paths, the key layout, and the `objects` row.
+
+use super::ids::{BucketId, ObjectId};
+use crate::domain::{BucketName, ContentType, MAX_KEY_BYTES, ObjectKey};
+use crate::error::Error;
+use serde::{Serialize, Serializer};
+use std::fmt;
+use time::OffsetDateTime;
+
+/// A path inside a bucket, as the client names it (`<userId>/avatar-1.jpg`).
+///
+/// Rejected: empty, a leading `/`, empty segments (`a//b`, trailing `/`), `.` or `..`
+/// segments, `\`, and control characters, so a path can never climb out of the
+/// `<owner>/<bucket>/` prefix it is filed under. Nothing is rewritten.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectPath(String);
+
+impl ObjectPath {
+    /// # Errors
+    /// [`Error::Validation`] on field `path`.
+    pub fn parse(raw: impl Into<String>) -> Result<Self, Error> {
+        let raw = raw.into();
+        let reason = if raw.is_empty() {
+            Some("must not be empty")
+        } else if raw.len() > MAX_KEY_BYTES {
+            Some("must be at most 1024 bytes")
+        } else if raw.starts_with('/') {
+            Some("must not start with '/'")
+        } else if raw.chars().any(char::is_control) {
+            Some("must not contain control characters")
+        } else if raw.contains('\\') {
+            Some("must not contain '\\'")
+        } else if raw.split('/').any(|s| s == "." || s == "..") {
+            Some("must not contain '.' or '..' segments")
+        } else if raw.split('/').any(str::is_empty) {
+            Some("must not contain empty segments")
+        } else {
+            None
+        };
+        match reason {
+            Some(r) => Err(Error::invalid("path", r)),
+            None => Ok(Self(raw)),
+        }
+    }
+
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ObjectPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for ObjectPath {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// Whose segment a key is filed under: the first segment of `<owner>/<bucket>/<path>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner<'a> {
+    /// Buckets with write scope `user`.
+    User(&'a str),
+    /// Every other bucket.
+    Org(&'a str),
+}
+
+impl<'a> Owner<'a> {
+    #[must_use]
+    pub fn segment(self) -> &'a str {
+        match self {
+            Self::User(s) | Self::Org(s) => s,
+        }
+    }
+}
+
+/// `<owner>/<bucket>/<path>`.
+///
+/// # Errors
+/// [`Error::Validation`] on `userId` / `orgId` when the id cannot be one key segment
+/// (empty, `.`/`..`, a `/` or a control character), on `path` when the key would exceed
+/// 1024 bytes.
+pub fn object_key(
+    owner: Owner<'_>,
+    bucket: &BucketName,
+    path: &ObjectPath,
+) -> Result<ObjectKey, Error> {
+    let seg = owner.segment();
+    if seg.is_empty()
+        || seg == "."
+        || seg == ".."
+        || seg.contains('/')
+        || seg.chars().any(char::is_control)
+    {
+        let field = match owner {
+            Owner::User(_) => "userId",
+            Owner::Org(_) => "orgId",
+        };
+        return Err(Error::invalid(field, "cannot be used as a key segment"));
+    }
+    let raw = format!("{seg}/{bucket}/{path}");
+    if raw.len() > MAX_KEY_BYTES {
+        return Err(Error::invalid(
+            "path",
+            "is too long: the whole key must be at most 1024 bytes",
+        ));
+    }
+    ObjectKey::parse(raw)
+}
+
+/// Whether a row's object may be served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ObjectStatus {
+    /// Presigned or mid-upload: the object may or may not be in storage.
+    Pending,
+    /// The object is in storage with this row's size, etag and content type.
+    Confirmed,
+}
+
+impl ObjectStatus {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Confirmed => "confirmed",
+        }
+    }
+
+    /// # Errors
+    /// [`Error::Validation`] on `status`.
+    pub fn parse(raw: &str) -> Result<Self, Error> {
+        match raw {
+            "pending" => Ok(Self::Pending),
+            "confirmed" => Ok(Self::Confirmed),
+            _ => Err(Error::invalid("status", "must be 'pending' or 'confirmed'")),
+        }
+    }
+}
+
+/// A row of the `objects` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRow {
+    pub id: ObjectId,
+    pub bucket_id: BucketId,
+    /// The uploader's active organization, if any.
+    pub organization_id: Option<String>,
+    /// The uploader's user id.
+    pub owner_id: String,
+    /// The key's first segment (user id or organization id); listing is per segment.
+    pub segment: String,
+    /// `<segment>/<bucket name>/<path>`; unique.
+    pub key: ObjectKey,
+    pub path: ObjectPath,
+    pub content_type: ContentType,
+    /// Declared while pending, real once confirmed.
+    pub size: u64,
+    pub etag: Option<String>,
+    pub status: ObjectStatus,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    /// Set while a delete is in progress; such rows are never served.
+    pub deleted_at: Option<OffsetDateTime>,
+}
+
+impl ObjectRow {
+    /// Confirmed and not being deleted.
+    #[must_use]
+    pub fn is_live(&self) -> bool {
+        self.status == ObjectStatus::Confirmed && self.deleted_at.is_none()
+    }
+}
+
+/// What the API returns for an object: `{id, key, bucket, path, size, etag, contentType,
+/// createdAt, updatedAt}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectInfo {
+    pub id: ObjectId,
+    pub key: ObjectKey,
+    /// The bucket's name.
+    pub bucket: String,
+    pub path: ObjectPath,
+    pub size: u64,
+    pub etag: Option<String>,
+    pub content_type: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl ObjectInfo {
+    #[must_use]
+    pub fn new(row: &ObjectRow, bucket: &BucketName) -> Self {
+        Self {
+            id: row.id.clone(),
+            key: row.key.clone(),
+            bucket: bucket.as_str().to_owned(),
+            path: row.path.clone(),
+            size: row.size,
+            etag: row.etag.clone(),
+            content_type: row.content_type.as_str().to_owned(),
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn bucket(s: &str) -> BucketName {
+        BucketName::parse(s).unwrap()
+    }
+
+    #[test]
+    fn paths_with_traversal_tricks_are_rejected() {
+        for bad in [
+            "", "/abs", "..", ".", "../x", "a/../b", "a/./b", "a//b", "a/", "a\\..\\b", "nul\0",
+            "tab\tx", "x/..",
+        ] {
+            let err = ObjectPath::parse(bad).unwrap_err();
+            assert!(
+                matches!(err, Error::Validation(ref f) if f[0].field == "path"),
+                "{bad:?}"
+            );
+        }
+        assert!(ObjectPath::parse("a".repeat(1025)).is_err());
+        for good in ["u1/avatar-1.jpg", "a b/ü é/x..y", "...", ".hidden/a"] {
+            assert_eq!(ObjectPath::parse(good).unwrap().as_str(), good);
+        }
+    }
+
+    #[test]
+    fn keys_are_owner_bucket_path() {
+        let key = object_key(
+            Owner::User("user_1"),
+            &bucket("avatars"),
+            &ObjectPath::parse("user_1/avatar-1.jpg").unwrap(),
+        )
+        .unwrap();
+        assert_eq!(key.as_str(), "user_1/avatars/user_1/avatar-1.jpg");
+        for seg in ["", ".", "..", "a/b", "a\nb"] {
+            let err = object_key(
+                Owner::Org(seg),
+                &bucket("docs"),
+                &ObjectPath::parse("x").unwrap(),
+            )
+            .unwrap_err();
+            assert!(
+                matches!(err, Error::Validation(ref f) if f[0].field == "orgId"),
+                "{seg:?}"
+            );
+        }
+        let long = ObjectPath::parse("p".repeat(1020)).unwrap();
+        let err = object_key(Owner::Org("o"), &bucket("docs"), &long).unwrap_err();
+        assert!(matches!(err, Error::Validation(ref f) if f[0].field == "path"));
+    }
+
+    proptest! {
+        #[test]
+        fn valid_inputs_always_make_a_key_under_the_owner_and_bucket(
+            seg in "[a-zA-Z0-9_-][a-zA-Z0-9_.-]{0,30}",
+            name in "[a-z0-9][a-z0-9-]{1,20}[a-z0-9]",
+            parts in prop::collection::vec("[^/\\\\\\p{Cc}]{1,12}", 1..6),
+        ) {
+            prop_assume!(seg != "." && seg != "..");
+            let raw = parts.join("/");
+            let Ok(path) = ObjectPath::parse(raw.clone()) else {
+                // Only '.' / '..' segments can make such a path invalid.
+                prop_assert!(parts.iter().any(|p| p == "." || p == ".."));
+                return Ok(());
+            };
+            let b = bucket(&name);
+            let key = object_key(Owner::Org(&seg), &b, &path).unwrap();
+            // What ObjectKey::parse accepts, and nothing rewritten.
+            prop_assert_eq!(ObjectKey::parse(key.as_str()).unwrap(), key.clone());
+            let mut segments = key.as_str().split('/');
+            prop_assert_eq!(segments.next(), Some(seg.as_str()));
+            prop_assert_eq!(segments.next(), Some(name.as_str()));
+            prop_assert_eq!(segments.collect::<Vec<_>>().join("/"), raw);
+        }
+
+        #[test]
+        fn accepted_paths_can_never_climb_out(raw in "\\PC{0,30}|[a./\\\\]{0,12}|.{0,8}") {
+            if let Ok(path) = ObjectPath::parse(raw.clone()) {
+                prop_assert_eq!(path.as_str(), raw.as_str());
+                prop_assert!(!raw.starts_with('/') && !raw.contains('\\'));
+                prop_assert!(raw.split('/').all(|s| !s.is_empty() && s != "." && s != ".."));
+                let key = object_key(Owner::User("u"), &bucket("abc"), &path).unwrap();
+                prop_assert!(key.as_str().starts_with("u/abc/"));
+                prop_assert!(ObjectKey::parse(key.as_str()).is_ok());
+            }
+        }
+    }
+}
