@@ -64,3 +64,16 @@ async fn minting_a_token_needs_a_session_not_a_jwt() {
     assert!(res.headers.get("set-auth-token").is_none());
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_upload_page_can_be_switched_off() {
+    let on = TestApp::spawn().await;
+    let page = on.http.get(format!("{}/", on.api)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    on.shutdown().await;
+
+    let off = TestApp::spawn_with(|c| c.ui = false).await;
+    assert_envelope(&off.get("/", None).await, 404, "ROUTE_NOT_FOUND");
+    off.shutdown().await;
+}

@@ -2,6 +2,7 @@
 
 mod auth;
 mod better_auth;
+mod browser;
 mod http_layers;
 mod ops;
 mod presign_flow;

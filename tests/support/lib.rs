@@ -44,6 +44,39 @@ impl TestApp {
         }
     }
 
+    /// As [`TestApp::spawn_with`], with the API on a port picked before start: `tweak` also
+    /// gets the API's origin (`http://127.0.0.1:<port>`), e.g. to allow pages the API serves
+    /// in `cors_origins`. If the port was taken meanwhile, another one is tried.
+    pub async fn spawn_with_origin(tweak: impl Fn(&mut Config, &str)) -> Self {
+        let mut failures = Vec::new();
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let dir = tempfile::tempdir().expect("temp dir");
+            let mut config = Config::ephemeral(dir.path());
+            config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            tweak(&mut config, &format!("http://127.0.0.1:{port}"));
+            match start(config).await {
+                Ok(running) => {
+                    let api = format!("http://{}", running.api_addr);
+                    return Self {
+                        running,
+                        api,
+                        http: reqwest::Client::builder()
+                            .timeout(Duration::from_secs(30))
+                            .build()
+                            .expect("http client"),
+                        _dir: dir,
+                    };
+                }
+                Err(e) => failures.push(format!("{e:#}")),
+            }
+        }
+        panic!("server starts: {failures:?}");
+    }
+
     fn jwt_config(&self) -> JwtConfig {
         JwtConfig {
             secret: self.running.auth_secret.clone(),

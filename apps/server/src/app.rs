@@ -14,7 +14,9 @@ use filegate_core::ports::{Clock, SystemClock};
 use filegate_core::storage::Storage;
 use filegate_embedded_s3::{EmbeddedCredentials, EmbeddedS3, EmbeddedS3Config};
 use filegate_r2::{R2Config, S3ObjectStore, SigV4Signer};
-use filegate_sqlite::SqliteMediaStore;
+use filegate_core::managed::{ManagedPolicy, ManagedService};
+use filegate_core::ports::ObjectStore;
+use filegate_sqlite::{SqliteFilesDb, SqliteMediaStore};
 use secrecy::SecretString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -192,8 +194,39 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let readiness =
         Readiness::for_adapters(media_store.clone(), objects.clone(), config.bucket.clone());
     let metrics = Arc::new(Metrics::new());
-    let media = MediaService::new(storage, Arc::new(media_store), audit, clock, policy)
+    let objects: Arc<dyn ObjectStore> = Arc::new(MeteredObjectStore::new(Arc::new(objects), metrics.clone()));
+    let media = MediaService::new(storage.clone(), Arc::new(media_store), audit, clock.clone(), policy)
         .map_err(|e| anyhow::anyhow!("invalid media policy: {e:?}"))?;
+    let (managed, readiness) = if config.managed {
+        let path = config.data_dir.join("files.db");
+        let files_db = Arc::new(
+            SqliteFilesDb::open(&path)
+                .await
+                .with_context(|| format!("opening FILES_DB {}", path.display()))?,
+        );
+        let policy = ManagedPolicy {
+            files_url: config.files_url.clone(),
+            max_file_size: config.max_upload_size,
+            upload_expiry: config.upload_expiry,
+            roles: config.roles.clone(),
+            firewall: config.firewall,
+            ..ManagedPolicy::default()
+        };
+        let service = ManagedService::new(storage, objects.clone(), files_db.clone(), files_db.clone(), clock, policy)
+            .map_err(|e| anyhow::anyhow!("invalid managed-mode policy: {e:?}"))?;
+        service
+            .seed_default_buckets()
+            .await
+            .map_err(|e| anyhow::anyhow!("seeding the default buckets: {e:?}"))?;
+        let db = files_db.clone();
+        let readiness = readiness.check("files_db", move || {
+            let db = db.clone();
+            async move { db.ping().await }
+        });
+        (Some(Arc::new(service)), readiness)
+    } else {
+        (None, readiness)
+    };
     let jwt = JwtAuthenticator::new(jwt_config(&config, &auth_secret));
     let auth = match &config.auth_db {
         Some(path) => {
@@ -213,7 +246,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let state = AppState {
         media: Arc::new(media),
         auth: Arc::new(auth),
-        objects: Arc::new(MeteredObjectStore::new(Arc::new(objects), metrics.clone())),
+        objects,
         bucket: config.bucket.clone(),
         tokens: Arc::new(TokenMinter {
             config: jwt_config(&config, &auth_secret),
@@ -222,9 +255,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         http: Arc::new(HttpOptions {
             trusted_origins: config.cors_origins.clone(),
             rate_limit: config.rate_limit,
+            ui: config.ui,
         }),
         metrics,
         readiness: Arc::new(readiness),
+        managed,
     };
 
     let listener = TcpListener::bind(config.listen)

@@ -63,6 +63,16 @@ pub struct Config {
     pub pinned_org_id: Option<String>,
     /// Print the start-up banner with a development token (embedded mode only).
     pub banner: bool,
+    /// Managed mode: FILES_DB, the `/storage/v1` API and the files listener.
+    pub managed: bool,
+    /// The files listener's address; `None` switches it off.
+    pub files_listen: Option<SocketAddr>,
+    /// Public origin of the files listener, used in URLs (`FILES_URL`).
+    pub files_url: String,
+    /// `Cache-Control: max-age` of public files, seconds.
+    pub public_max_age: u32,
+    /// Serve the browser upload page at `GET /` and `GET /app`.
+    pub ui: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -78,11 +88,16 @@ struct FileConfig {
     upload_expires_in: Option<u64>,
     log_format: Option<String>,
     rate_limit_per_second: Option<u32>,
+    managed: Option<bool>,
+    files_listen: Option<String>,
+    files_url: Option<String>,
+    public_max_age: Option<u32>,
     role_hierarchy: Option<RoleHierarchy>,
     firewall_mode: Option<FirewallMode>,
     access: Option<AccessRules>,
     pinned_organization_id: Option<String>,
     rate_limit_burst: Option<u32>,
+    ui: Option<bool>,
     #[serde(default)]
     r2: FileR2,
     #[serde(default)]
@@ -113,6 +128,7 @@ struct FileAuth {
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 pub const DEFAULT_S3_LISTEN: &str = "127.0.0.1:8788";
+pub const DEFAULT_FILES_LISTEN: &str = "127.0.0.1:8789";
 
 impl Config {
     /// Reads the process environment and `FILEGATE_CONFIG` (or `./filegate.toml` when present).
@@ -298,6 +314,29 @@ impl Config {
             file.pinned_organization_id,
         );
 
+        let ui = match env("FILEGATE_UI").as_deref() {
+            None => file.ui.unwrap_or(true),
+            Some("true" | "1") => true,
+            Some("false" | "0") => false,
+            Some(other) => bail!("FILEGATE_UI must be 'true' or 'false', not {other:?}"),
+        };
+
+        let managed = match pick("FILEGATE_MANAGED", file.managed.map(|b| b.to_string())).as_deref() {
+            None | Some("false" | "0" | "no") => false,
+            Some("true" | "1" | "yes") => true,
+            Some(other) => bail!("FILEGATE_MANAGED must be true or false, not {other:?}"),
+        };
+        let files_listen = match pick("FILEGATE_FILES_LISTEN", file.files_listen).as_deref() {
+            Some("off") => None,
+            other => Some(parse_addr("FILEGATE_FILES_LISTEN", other.map(str::to_owned), DEFAULT_FILES_LISTEN)?),
+        };
+        let files_url = match pick("FILES_URL", file.files_url) {
+            Some(u) if u.starts_with("http://") || u.starts_with("https://") => u.trim_end_matches('/').to_owned(),
+            Some(u) => bail!("FILES_URL must be an http(s) URL, not {u:?}"),
+            None => format!("http://{}", files_listen.map_or_else(|| DEFAULT_FILES_LISTEN.to_owned(), |a| a.to_string())),
+        };
+        let public_max_age = parse_num("FILEGATE_PUBLIC_MAX_AGE", env("FILEGATE_PUBLIC_MAX_AGE"), file.public_max_age, 3600)?;
+
         let log_format = match pick("FILEGATE_LOG_FORMAT", file.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -326,6 +365,11 @@ impl Config {
             pinned_org_id,
             session_jwt_ttl: Duration::from_secs(u64::from(jwt_ttl)),
             banner: true,
+            managed,
+            files_listen,
+            files_url,
+            public_max_age,
+            ui,
         })
     }
 
@@ -338,6 +382,7 @@ impl Config {
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.s3_listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.banner = false;
+        config.files_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         config.rate_limit = None;
         config
     }
@@ -452,6 +497,7 @@ mod tests {
             ("FILEGATE_MAX_UPLOAD_SIZE", "-1"),
             ("FILEGATE_CORS_ORIGINS", "example.com"),
             ("FILEGATE_LOG_FORMAT", "xml"),
+            ("FILEGATE_UI", "maybe"),
         ] {
             let err = Config::resolve(&env(&[(k, v)]), FileConfig::default()).unwrap_err();
             assert!(format!("{err:#}").contains(k), "{k}: {err:#}");
@@ -478,6 +524,15 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("MISSING"));
+    }
+
+    #[test]
+    fn the_upload_page_is_on_unless_switched_off() {
+        let ui = |vars: &[(&str, &str)], file| Config::resolve(&env(vars), file).unwrap().ui;
+        let off = || toml::from_str::<FileConfig>("ui = false").unwrap();
+        assert!(ui(&[], FileConfig::default()));
+        assert!(!ui(&[], off()));
+        assert!(ui(&[("FILEGATE_UI", "1")], off()));
     }
 
     #[test]

@@ -44,11 +44,17 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::AccessNoOrg
         | Error::AccessRoleRequired { .. }
         | Error::FirewallOrgIsolation
-        | Error::FirewallUserIsolation => StatusCode::FORBIDDEN,
+        | Error::FirewallUserIsolation
+        | Error::AccessAdminRequired => StatusCode::FORBIDDEN,
         Error::Validation(_) => StatusCode::BAD_REQUEST,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        Error::Conflict { .. } => StatusCode::CONFLICT,
+        Error::Conflict { .. }
+        | Error::ObjectExists
+        | Error::NotUploaded
+        | Error::BucketExists
+        | Error::BucketNotEmpty => StatusCode::CONFLICT,
+        Error::MimeNotAllowed { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -68,6 +74,7 @@ fn details_of(e: &Error) -> Option<Value> {
             Some(json!({ "required": required, "current": current }))
         }
         Error::TooLarge { size, max } => Some(json!({ "size": size, "maxSize": max })),
+        Error::MimeNotAllowed { content_type, allowed } => Some(json!({ "contentType": content_type, "allowed": allowed })),
         _ => None,
     }
 }

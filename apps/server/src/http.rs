@@ -32,6 +32,8 @@ pub struct HttpOptions {
     pub trusted_origins: Vec<String>,
     /// `None` switches rate limiting off.
     pub rate_limit: Option<RateLimit>,
+    /// Serve the upload page at `/`.
+    pub ui: bool,
 }
 
 /// Mints the short-lived JWT returned in `set-auth-token` and by `POST /api/v1/token`.

@@ -24,6 +24,12 @@ const JSON_BODY_LIMIT: usize = 64 * 1024;
 /// The app. Its routes and the OpenAPI document come from one list, [`openapi::api_router`].
 pub fn router(state: AppState) -> Router {
     let (api, doc) = openapi::api_router().split_for_parts();
+    // The upload page; merged before the layers so it shares the 404 envelope and CORS.
+    let api = if state.http.ui {
+        api.merge(routes::ui::ui_router())
+    } else {
+        api
+    };
     let api = api
         .layer(Extension(openapi::OpenApiJson::new(&doc)))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))

@@ -11,6 +11,7 @@
 //! | `filegate_upload_bytes_total` | counter | (bytes streamed to storage through filegate) |
 //! | `filegate_download_bytes_total` | counter | (bytes streamed from storage through filegate) |
 //! | `filegate_storage_errors_total` | counter | `operation` (`head`, `get`, `put`, `delete`, `list`, `ping`) |
+//! | `filegate_open_storage_streams` | gauge | (download bodies being streamed to clients now) |
 //!
 //! `route` is the matched route template (`/api/v1/media/{id}/sign-download`), never the
 //! raw path; a request that matched no route is `unmatched`. Scrapes of `/metrics` are
@@ -28,6 +29,7 @@ use http::{HeaderValue, Method, StatusCode, header};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 use std::sync::Arc;
@@ -71,6 +73,7 @@ pub struct Metrics {
     upload_bytes: Counter,
     download_bytes: Counter,
     storage_errors: Family<OperationLabels, Counter>,
+    open_streams: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -128,8 +131,15 @@ impl Metrics {
             "Object storage operations that failed (unreachable or erroring storage), by operation",
             storage_errors.clone(),
         );
+        let open_streams = Gauge::default();
+        registry.register(
+            "open_storage_streams",
+            "Download bodies streaming from storage to a client now (dropped on completion or disconnect)",
+            open_streams.clone(),
+        );
         Self {
             registry,
+            open_streams,
             http_requests,
             http_duration,
             presigns,
@@ -183,11 +193,34 @@ impl Metrics {
         self.download_bytes.inc_by(n);
     }
 
+    /// Counts one download body as open until the guard is dropped.
+    #[must_use]
+    pub fn open_stream(&self) -> OpenStream {
+        self.open_streams.inc();
+        OpenStream(self.open_streams.clone())
+    }
+
+    /// Download bodies open now.
+    #[must_use]
+    pub fn open_streams(&self) -> i64 {
+        self.open_streams.get()
+    }
+
     /// Records a failed storage operation (`head`, `get`, `put`, `delete`, `list`, `ping`).
     pub fn storage_error(&self, operation: &'static str) {
         self.storage_errors
             .get_or_create(&OperationLabels { operation })
             .inc();
+    }
+}
+
+/// One open download body of [`Metrics::open_stream`]; dropping it closes it.
+#[derive(Debug)]
+pub struct OpenStream(Gauge);
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

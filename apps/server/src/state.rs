@@ -8,6 +8,7 @@ use filegate_r2::S3ObjectStore;
 use filegate_sqlite::SqliteMediaStore;
 use std::future::Future;
 use std::pin::Pin;
+use filegate_core::managed::ManagedService;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +25,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The checks `GET /readyz` runs.
     pub readiness: Arc<Readiness>,
+    /// Managed mode's service; `None` when managed mode is off.
+    pub managed: Option<Arc<ManagedService>>,
 }
 
 /// What a readiness probe returns: `Ok` when the dependency answers.

@@ -300,6 +300,29 @@ impl MediaService {
         id: &str,
         input: SignDownload,
     ) -> Result<SignedGet, Error> {
+        let row = self.open_download(caller, request, id).await?;
+        let mut opts = GetOptions::default().with_bucket(row.bucket.clone());
+        if let Some(secs) = input.expires_in {
+            opts = opts.with_expires_in(Expiry::from_secs(secs)?);
+        }
+        if let Some(name) = input.download_filename {
+            opts = opts.with_download_filename(name);
+        }
+        self.storage.sign_get_url(&row.key, opts).await
+    }
+
+    /// The row of one of the caller organization's files, after the same checks as
+    /// [`MediaService::sign_download`] (its access rule included): for routes that stream
+    /// the bytes through the server (`GET /api/v1/files/{id}/download`).
+    ///
+    /// # Errors
+    /// As [`MediaService::sign_download`], without the validation of its input.
+    pub async fn open_download(
+        &self,
+        caller: Option<&Principal>,
+        request: &RequestInfo,
+        id: &str,
+    ) -> Result<Media, Error> {
         let op = MediaOperation::SignDownload;
         let Scope { principal, org } = self.enter(op, caller, request, Some(id)).await?;
         // A malformed id cannot exist: same answer as a missing one, without a lookup.
@@ -312,14 +335,7 @@ impl MediaService {
             .firewall
             .check_org(org, &row.organization_id, Resource::Media)?;
         self.authorize(op, principal)?;
-        let mut opts = GetOptions::default().with_bucket(row.bucket.clone());
-        if let Some(secs) = input.expires_in {
-            opts = opts.with_expires_in(Expiry::from_secs(secs)?);
-        }
-        if let Some(name) = input.download_filename {
-            opts = opts.with_download_filename(name);
-        }
-        self.storage.sign_get_url(&row.key, opts).await
+        Ok(row)
     }
 
     /// The caller organization's rows, newest first.
@@ -619,6 +635,37 @@ mod tests {
             .unwrap();
         assert_eq!(got.key.as_str(), "org/org_a/u-a.pdf");
         assert_eq!(got.expires_at, datetime!(2026-03-01 12:00:30 UTC));
+    }
+
+    #[tokio::test]
+    async fn open_download_returns_the_row_after_the_firewall_and_the_access_rule() {
+        let r = row("org_a");
+        let id = r.id.to_string();
+        let mut s = MockUrlSigner::new();
+        s.expect_presign().never();
+        let svc = service(s, finding(r.clone()));
+        let got = svc
+            .open_download(Some(&member("org_a")), &req(), &id)
+            .await
+            .unwrap();
+        assert_eq!(got, r);
+        let err = svc
+            .open_download(Some(&member("org_b")), &req(), &id)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::NotFound(Resource::Media)));
+        let err = svc.open_download(None, &req(), &id).await.unwrap_err();
+        assert!(matches!(err, Error::AuthMissing));
+
+        let mut s = MockUrlSigner::new();
+        s.expect_presign().never();
+        let strict = policy(|p| p.rules.sign_download = AccessRule::at_least("owner"));
+        let svc = service_with(s, finding(r), no_audit(), strict);
+        let err = svc
+            .open_download(Some(&member("org_a")), &req(), &id)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::AccessRoleRequired { .. }));
     }
 
     #[tokio::test]

@@ -245,8 +245,17 @@ enum Claim {
     Replace(ObjectId),
 }
 
+/// Mints the `?token=` of the files listener's private URLs (`<files_url>/<key>?token=…`):
+/// a credential for one key until `expires_at`, so `<img src>` works without cookies. The
+/// server implements it (an HMAC under its secret) and checks it when the URL is fetched.
+pub trait UrlTokens: Send + Sync {
+    fn mint(&self, key: &ObjectKey, expires_at: OffsetDateTime) -> String;
+}
+
 pub struct ManagedService {
     storage: Storage,
+    /// When set, [`ManagedService::url`] gives private objects a files-listener URL.
+    url_tokens: Option<Arc<dyn UrlTokens>>,
     objects: Arc<dyn ObjectStore>,
     buckets: Arc<dyn BucketStore>,
     rows: Arc<dyn ObjectRowStore>,
@@ -293,12 +302,21 @@ impl ManagedService {
             .check_against(&policy.roles, "manageRule")?;
         Ok(Self {
             storage,
+            url_tokens: None,
             objects,
             buckets,
             rows,
             clock,
             policy,
         })
+    }
+
+    /// Private objects' URLs become `<files_url>/<key>?token=…` (minted by `tokens`)
+    /// instead of signed storage URLs.
+    #[must_use]
+    pub fn with_url_tokens(mut self, tokens: Arc<dyn UrlTokens>) -> Self {
+        self.url_tokens = Some(tokens);
+        self
     }
 
     #[must_use]
@@ -852,8 +870,10 @@ impl ManagedService {
     // Objects by key (`POST /storage/v1/url`, the files listener)
     // -----------------------------------------------------------------------------------
 
-    /// A URL for an object: `<files_url>/public/<key>` in a public bucket, else a signed
-    /// GET valid for `policy.url_expiry`. Anonymous callers get public objects only.
+    /// A URL for an object: `<files_url>/public/<key>` in a public bucket, else one valid
+    /// for `policy.url_expiry`: `<files_url>/<key>?token=…` when [`UrlTokens`] are set
+    /// ([`ManagedService::with_url_tokens`]), a signed storage GET otherwise. Anonymous
+    /// callers get public objects only.
     ///
     /// # Errors
     /// [`Error::NotFound`]`(Object)` for a missing or malformed key; then the read scope:
@@ -865,6 +885,16 @@ impl ManagedService {
             return Ok(ObjectUrl {
                 url: self.public_url(&row.key),
                 expires_at: None,
+            });
+        }
+        if let Some(tokens) = &self.url_tokens {
+            let expires_at = self.clock.now() + self.policy.url_expiry.duration();
+            let mut url = self.files_url_of(&row.key, "");
+            url.push_str("?token=");
+            url.push_str(&tokens.mint(&row.key, expires_at));
+            return Ok(ObjectUrl {
+                url,
+                expires_at: Some(expires_at),
             });
         }
         let signed = self
@@ -898,12 +928,65 @@ impl ManagedService {
     /// `<files_url>/public/<key>`, each key segment percent-encoded.
     #[must_use]
     pub fn public_url(&self, key: &ObjectKey) -> String {
-        let mut url = format!("{}/public", self.policy.files_url);
+        self.files_url_of(key, "/public")
+    }
+
+    /// `<files_url><prefix>/<key>`, each key segment percent-encoded.
+    fn files_url_of(&self, key: &ObjectKey, prefix: &str) -> String {
+        let mut url = format!("{}{prefix}", self.policy.files_url);
         for seg in key.as_str().split('/') {
             url.push('/');
             url.extend(utf8_percent_encode(seg, URL_SEGMENT));
         }
         url
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Objects by id (`GET /api/v1/files/{id}/download`)
+    // -----------------------------------------------------------------------------------
+
+    /// Streams an object named by its id (`obj_…`), for a caller of its organization.
+    ///
+    /// Checks, in order: authentication (401), an active organization (403
+    /// `ACCESS_NO_ORG`), the firewall (the object's organization must be the caller's; an
+    /// object uploaded without one belongs to its uploader: hide 404 / reveal 403; a
+    /// missing or malformed id is 404), then the bucket's read scope as the access rule.
+    ///
+    /// # Errors
+    /// As above, then [`Error::Validation`] on `range` when not satisfiable.
+    pub async fn download_by_id(
+        &self,
+        caller: Option<&Principal>,
+        id: &str,
+        range: Option<ByteRange>,
+    ) -> Result<Download, Error> {
+        let (b, row) = self.find_by_id(caller, id).await?;
+        self.open(caller, b, row, range).await
+    }
+
+    /// A signed storage GET (valid for `policy.url_expiry`) of an object named by its id,
+    /// after the checks of [`ManagedService::download_by_id`].
+    ///
+    /// # Errors
+    /// As [`ManagedService::download_by_id`], then signer errors.
+    pub async fn sign_download_by_id(
+        &self,
+        caller: Option<&Principal>,
+        id: &str,
+    ) -> Result<ObjectUrl, Error> {
+        let (b, row) = self.find_by_id(caller, id).await?;
+        self.check_read(&b, &row, caller)?;
+        let signed = self
+            .storage
+            .sign_get_url(
+                &row.key,
+                GetOptions::default().with_expires_in(self.policy.url_expiry),
+            )
+            .await?;
+        Ok(ObjectUrl {
+            url: signed.url,
+            expires_at: Some(signed.expires_at),
+        })
     }
 
     // -----------------------------------------------------------------------------------
@@ -1073,6 +1156,41 @@ impl ManagedService {
             Some(r) if r.bucket_id == b.id && r.is_live() => Ok((b, r)),
             _ => Err(Error::NotFound(Resource::Object)),
         }
+    }
+
+    /// A live row by id, with its bucket, past authentication, organization context and
+    /// the firewall (see [`ManagedService::download_by_id`]).
+    async fn find_by_id(
+        &self,
+        caller: Option<&Principal>,
+        id: &str,
+    ) -> Result<(Bucket, ObjectRow), Error> {
+        let p = caller.ok_or(Error::AuthMissing)?;
+        let org = p.active_org_id.as_deref().ok_or(Error::AccessNoOrg)?;
+        let not_found = || Error::NotFound(Resource::Object);
+        // A malformed id cannot exist: same answer as a missing one, without a lookup.
+        let row = match ObjectId::parse(id) {
+            Ok(id) => self.rows.find_object(&id).await?,
+            Err(_) => None,
+        }
+        .filter(ObjectRow::is_live)
+        .ok_or_else(not_found)?;
+        match row.organization_id.as_deref() {
+            Some(row_org) => self
+                .policy
+                .firewall
+                .check_org(org, row_org, Resource::Object)?,
+            None => self
+                .policy
+                .firewall
+                .check_user(&p.user_id, &row.owner_id, Resource::Object)?,
+        }
+        let b = self
+            .buckets
+            .find_bucket(&row.bucket_id)
+            .await?
+            .ok_or_else(not_found)?;
+        Ok((b, row))
     }
 
     /// A live row by key, with its bucket. Malformed keys cannot exist: 404 as well.

@@ -530,3 +530,130 @@ async fn a_key_held_by_another_bucket_is_never_overwritten() {
         .unwrap_err();
     assert!(matches!(err, Error::ObjectExists));
 }
+
+fn org_docs() -> Bucket {
+    Bucket {
+        name: BucketName::parse("docs").unwrap(),
+        organization_id: Some("org_a".into()),
+        read_scope: ReadScope::Org,
+        write_scope: WriteScope::Org,
+        file_size_limit: None,
+        allowed_mime_types: vec![],
+        ..avatars()
+    }
+}
+
+fn member_of(user: &str, org: &str) -> Principal {
+    Principal {
+        user_id: user.into(),
+        active_org_id: Some(org.into()),
+        roles: vec!["member".into()],
+        ..Principal::default()
+    }
+}
+
+fn finding_row(r: &ObjectRow) -> MockObjectRowStore {
+    let mut rows = MockObjectRowStore::new();
+    let found = r.clone();
+    rows.expect_find_object()
+        .returning(move |id| Ok((*id == found.id).then(|| found.clone())));
+    let found = r.clone();
+    rows.expect_find_object_by_key()
+        .returning(move |k| Ok((*k == found.key).then(|| found.clone())));
+    rows
+}
+
+fn serving_bytes() -> MockObjectStore {
+    let mut objects = MockObjectStore::new();
+    objects.expect_get().returning(|_, _, range| {
+        Ok(crate::ports::GetObject {
+            meta: ObjectMeta {
+                size: 4,
+                etag: Some("e".into()),
+                content_type: Some("application/pdf".into()),
+                last_modified: None,
+            },
+            range: range.map(|_| (0, 1)),
+            body: body(b"data"),
+        })
+    });
+    objects
+}
+
+#[tokio::test]
+async fn download_by_id_serves_the_callers_org_and_hides_other_orgs() {
+    let b = org_docs();
+    let mut r = row(&b, "org_a/docs/a.pdf", ObjectStatus::Confirmed);
+    r.organization_id = Some("org_a".into());
+    let id = r.id.to_string();
+    let svc = service(
+        echo_signer(),
+        serving_bytes(),
+        with_avatars(&b),
+        finding_row(&r),
+    );
+    let got = svc
+        .download_by_id(Some(&member_of("u2", "org_a")), &id, None)
+        .await
+        .unwrap();
+    assert_eq!(got.object.id, r.id);
+    assert!(!got.public);
+    for (caller, code) in [
+        (Some(member_of("u3", "org_b")), "STORAGE_OBJECT_NOT_FOUND"),
+        (None, "AUTH_MISSING"),
+        (Some(user("u1")), "ACCESS_NO_ORG"),
+    ] {
+        let err = svc
+            .download_by_id(caller.as_ref(), &id, None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), code);
+    }
+    for bad in ["garbage", &ObjectId::generate().to_string()] {
+        let err = svc
+            .download_by_id(Some(&member_of("u2", "org_a")), bad, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::NotFound(crate::error::Resource::Object)));
+    }
+    let signed = svc
+        .sign_download_by_id(Some(&member_of("u2", "org_a")), &id)
+        .await
+        .unwrap();
+    assert!(signed.url.starts_with("https://s3.test/"), "{}", signed.url);
+}
+
+struct FixedTokens;
+
+impl super::service::UrlTokens for FixedTokens {
+    fn mint(&self, key: &ObjectKey, expires_at: OffsetDateTime) -> String {
+        format!("{}.{}", key.as_str().len(), expires_at.unix_timestamp())
+    }
+}
+
+#[tokio::test]
+async fn with_url_tokens_private_urls_point_at_the_files_listener() {
+    let b = org_docs();
+    let mut r = row(&b, "org_a/docs/a b.pdf", ObjectStatus::Confirmed);
+    r.organization_id = Some("org_a".into());
+    let svc = service(
+        echo_signer(),
+        MockObjectStore::new(),
+        with_avatars(&b),
+        finding_row(&r),
+    )
+    .with_url_tokens(Arc::new(FixedTokens));
+    let url = svc
+        .url(Some(&member_of("u2", "org_a")), "org_a/docs/a b.pdf")
+        .await
+        .unwrap();
+    let exp = NOW + Expiry::DEFAULT.duration();
+    assert_eq!(
+        url.url,
+        format!(
+            "http://127.0.0.1:8789/org_a/docs/a%20b.pdf?token=18.{}",
+            exp.unix_timestamp()
+        )
+    );
+    assert_eq!(url.expires_at, Some(exp));
+}
