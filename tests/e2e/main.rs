@@ -3,7 +3,9 @@
 mod auth;
 mod better_auth;
 mod browser;
+mod files;
 mod http_layers;
 mod ops;
 mod presign_flow;
+mod storage;
 mod validation;

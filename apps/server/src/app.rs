@@ -28,6 +28,8 @@ use tokio::task::JoinHandle;
 /// A started server: its addresses, and a handle to stop it.
 pub struct Running {
     pub api_addr: SocketAddr,
+    /// The files listener (managed mode with `FILEGATE_FILES_LISTEN` not `off`).
+    pub files_addr: Option<SocketAddr>,
     /// The embedded S3 endpoint, when no remote store is configured.
     pub s3_endpoint: Option<String>,
     pub bucket: String,
@@ -37,20 +39,35 @@ pub struct Running {
     embedded: Option<EmbeddedS3>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
+    files_server: Option<(oneshot::Sender<()>, JoinHandle<std::io::Result<()>>)>,
+    managed: Option<Arc<ManagedService>>,
 }
 
 impl Running {
     /// Stops accepting, lets in-flight requests finish, then stops the embedded store.
     pub async fn shutdown(self) {
         let _ = self.stop.send(());
-        match self.task.await {
-            Ok(Err(e)) => tracing::warn!(error = %e, "server ended with an error"),
-            Err(e) => tracing::warn!(error = %e, "server task failed"),
-            Ok(Ok(())) => {}
+        let mut tasks = vec![self.task];
+        if let Some((stop, task)) = self.files_server {
+            let _ = stop.send(());
+            tasks.push(task);
+        }
+        for task in tasks {
+            match task.await {
+                Ok(Err(e)) => tracing::warn!(error = %e, "server ended with an error"),
+                Err(e) => tracing::warn!(error = %e, "server task failed"),
+                Ok(Ok(())) => {}
+            }
         }
         if let Some(embedded) = self.embedded {
             embedded.shutdown().await;
         }
+    }
+
+    /// Managed mode's service (tests seed objects through it).
+    #[must_use]
+    pub fn managed(&self) -> Option<Arc<ManagedService>> {
+        self.managed.clone()
     }
 
     /// Stops only the embedded S3 endpoint (if any), leaving the API up: for tests of
@@ -197,6 +214,21 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let objects: Arc<dyn ObjectStore> = Arc::new(MeteredObjectStore::new(Arc::new(objects), metrics.clone()));
     let media = MediaService::new(storage.clone(), Arc::new(media_store), audit, clock.clone(), policy)
         .map_err(|e| anyhow::anyhow!("invalid media policy: {e:?}"))?;
+    let file_tokens = Arc::new(crate::files::FileTokens::new(&auth_secret));
+    // Bound before the policy: on port 0 (tests) FILES_URL follows the bound address.
+    let files_listener = match config.files_listen.filter(|_| config.managed) {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the files listener on {addr}"))?,
+        ),
+        None => None,
+    };
+    let files_addr = files_listener.as_ref().map(TcpListener::local_addr).transpose()?;
+    let files_url = match (config.files_listen, files_addr) {
+        (Some(wanted), Some(bound)) if wanted.port() == 0 => format!("http://{bound}"),
+        _ => config.files_url.clone(),
+    };
     let (managed, readiness) = if config.managed {
         let path = config.data_dir.join("files.db");
         let files_db = Arc::new(
@@ -205,7 +237,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 .with_context(|| format!("opening FILES_DB {}", path.display()))?,
         );
         let policy = ManagedPolicy {
-            files_url: config.files_url.clone(),
+            files_url,
             max_file_size: config.max_upload_size,
             upload_expiry: config.upload_expiry,
             roles: config.roles.clone(),
@@ -213,7 +245,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             ..ManagedPolicy::default()
         };
         let service = ManagedService::new(storage, objects.clone(), files_db.clone(), files_db.clone(), clock, policy)
-            .map_err(|e| anyhow::anyhow!("invalid managed-mode policy: {e:?}"))?;
+            .map_err(|e| anyhow::anyhow!("invalid managed-mode policy: {e:?}"))?
+            .with_url_tokens(file_tokens.clone());
         service
             .seed_default_buckets()
             .await
@@ -259,8 +292,24 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         }),
         metrics,
         readiness: Arc::new(readiness),
-        managed,
+        managed: managed.clone(),
+        files: Arc::new(crate::files::FilesOptions {
+            public_max_age: config.public_max_age,
+            tokens: file_tokens,
+        }),
     };
+    let files_server = files_listener.map(|listener| {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app = crate::files::files_router(state.clone());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        (stop, task)
+    });
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -282,6 +331,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     tracing::info!(api = %api_addr, s3 = s3_endpoint.as_deref().unwrap_or("remote"), bucket = %config.bucket, "filegate is listening");
     Ok(Running {
         api_addr,
+        files_addr,
+        files_server,
+        managed,
         s3_endpoint,
         bucket: config.bucket.to_string(),
         data_dir: config.data_dir.clone(),

@@ -5,11 +5,14 @@ pub mod app;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod files;
 pub mod http;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
+pub mod serve;
 pub mod state;
+pub mod storage_setup;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::{Extension, Router};

@@ -78,6 +78,7 @@ pub mod errors {
         (name = "media", description = "Presigned media uploads and downloads"),
         (name = "auth", description = "Tokens for Better Auth sessions"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
+        (name = "storage", description = "Managed mode (`FILEGATE_MANAGED=true`): `/storage/v1` buckets and objects"),
     ),
     components(schemas(ErrorEnvelope)),
 )]
@@ -120,7 +121,7 @@ impl Modify for SecuritySchemes {
 /// Every route of the API, with its documentation. The only place routes are listed.
 #[must_use]
 pub fn api_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let mut router = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(routes::media::sign_upload))
         .routes(routes!(routes::media::sign_download))
         .routes(routes!(routes::media::list))
@@ -129,6 +130,42 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::health::readyz))
         .routes(routes!(routes::ops::metrics))
         .routes(routes!(routes::ops::openapi_json))
+        .routes(routes!(routes::files::download_object))
+        .routes(routes!(routes::files::download_file))
+        .routes(routes!(
+            routes::storage::create_bucket,
+            routes::storage::list_buckets
+        ))
+        .routes(routes!(
+            routes::storage::get_bucket,
+            routes::storage::update_bucket,
+            routes::storage::delete_bucket
+        ))
+        .routes(routes::storage::unlimited_body(routes!(
+            routes::storage::upload
+        )))
+        .routes(routes!(routes::storage::delete_object))
+        .routes(routes!(routes::storage::list_objects))
+        .routes(routes!(routes::storage::presign))
+        .routes(routes!(routes::storage::confirm))
+        .routes(routes!(routes::storage::url));
+    document_wildcards(router.get_openapi_mut());
+    router
+}
+
+/// axum's catch-all `{*path}` is the OpenAPI template `{path}` (its value may contain `/`,
+/// as the operation's parameter says).
+fn document_wildcards(doc: &mut OpenApiDoc) {
+    let paths = std::mem::take(&mut doc.paths.paths);
+    for (path, item) in paths {
+        let path = path.replace("{*", "{");
+        match doc.paths.paths.get_mut(&path) {
+            Some(existing) => existing.merge_operations(item),
+            None => {
+                doc.paths.paths.insert(path, item);
+            }
+        }
+    }
 }
 
 /// The document, as served at `GET /openapi.json`.
@@ -235,7 +272,8 @@ mod tests {
                 "{method} {path}: a parameter ref does not resolve"
             );
         }
-        assert_eq!(n, 8, "operations");
+        // media 3, token 1, ops 4, files 2, storage 11.
+        assert_eq!(n, 21, "operations");
     }
 
     #[test]

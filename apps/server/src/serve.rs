@@ -109,13 +109,18 @@ impl FileRequest {
 }
 
 /// Opens the object, with or without a range.
-pub type Open<'a> = Box<dyn Fn(Option<ByteRange>) -> BoxFuture<'a, Result<Opened, Error>> + Send + Sync + 'a>;
+pub type Open<'a> =
+    Box<dyn Fn(Option<ByteRange>) -> BoxFuture<'a, Result<Opened, Error>> + Send + Sync + 'a>;
 
 /// Opens the object the request asks for and answers with full HTTP semantics.
 ///
 /// # Errors
 /// The opener's errors, except an unsatisfiable range (416 here).
-pub async fn serve(metrics: &Metrics, req: &FileRequest, open: Open<'_>) -> Result<Response, Error> {
+pub async fn serve(
+    metrics: &Metrics,
+    req: &FileRequest,
+    open: Open<'_>,
+) -> Result<Response, Error> {
     if let Some(name) = req.download.as_ref().and_then(Option::as_deref) {
         validate_filename("download", name)?;
     }
@@ -137,7 +142,10 @@ fn unsatisfiable(size: u64) -> Response {
     let h = res.headers_mut();
     h.insert(header::CONTENT_RANGE, value(&format!("bytes */{size}")));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     res.extensions_mut().insert(Envelope {
         error: "Range not satisfiable".to_owned(),
         layer: "validation",
@@ -187,7 +195,10 @@ fn respond(metrics: &Metrics, req: &FileRequest, opened: Opened) -> Response {
             HeaderValue::from_static("private, no-store")
         },
     );
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
 
     if not_modified(&req.headers, etag.as_deref(), last_modified) {
@@ -207,12 +218,18 @@ fn respond(metrics: &Metrics, req: &FileRequest, opened: Opened) -> Response {
         None => None,
     };
     if let Some(name) = attachment {
-        headers.insert(header::CONTENT_DISPOSITION, value(&content_disposition_attachment(name)));
+        headers.insert(
+            header::CONTENT_DISPOSITION,
+            value(&content_disposition_attachment(name)),
+        );
     }
 
     let (status, length) = match get.range {
         Some((first, last)) => {
-            headers.insert(header::CONTENT_RANGE, value(&format!("bytes {first}-{last}/{size}")));
+            headers.insert(
+                header::CONTENT_RANGE,
+                value(&format!("bytes {first}-{last}/{size}")),
+            );
             (StatusCode::PARTIAL_CONTENT, last - first + 1)
         }
         None => (StatusCode::OK, size),
@@ -278,9 +295,9 @@ fn not_modified(headers: &HeaderMap, etag: Option<&str>, last_modified: OffsetDa
             return false;
         };
         let weak = |t: &str| t.trim().trim_start_matches("W/").to_owned();
-        return inm.split(',').any(|t| {
-            t.trim() == "*" || etag.is_some_and(|e| weak(t) == weak(e))
-        });
+        return inm
+            .split(',')
+            .any(|t| t.trim() == "*" || etag.is_some_and(|e| weak(t) == weak(e)));
     }
     headers
         .get(header::IF_MODIFIED_SINCE)
@@ -406,7 +423,13 @@ mod tests {
         ] {
             assert!(!inline_safe(t), "{t}");
         }
-        for t in ["image/png", "IMAGE/JPEG", "application/pdf", "text/plain; charset=utf-8", "video/mp4"] {
+        for t in [
+            "image/png",
+            "IMAGE/JPEG",
+            "application/pdf",
+            "text/plain; charset=utf-8",
+            "video/mp4",
+        ] {
             assert!(inline_safe(t), "{t}");
         }
     }
@@ -415,10 +438,16 @@ mod tests {
     fn conditionals_prefer_if_none_match() {
         let t = datetime!(2026-03-01 12:00 UTC);
         let mut h = HeaderMap::new();
-        h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("W/\"abc\", \"x\""));
+        h.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_static("W/\"abc\", \"x\""),
+        );
         assert!(not_modified(&h, Some("\"abc\""), t));
         assert!(!not_modified(&h, Some("\"other\""), t));
-        h.insert(header::IF_MODIFIED_SINCE, HeaderValue::from_static("Sun, 01 Mar 2026 12:00:00 GMT"));
+        h.insert(
+            header::IF_MODIFIED_SINCE,
+            HeaderValue::from_static("Sun, 01 Mar 2026 12:00:00 GMT"),
+        );
         assert!(!not_modified(&h, Some("\"other\""), t));
         h.remove(header::IF_NONE_MATCH);
         assert!(not_modified(&h, Some("\"other\""), t));

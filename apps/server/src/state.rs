@@ -27,6 +27,8 @@ pub struct AppState {
     pub readiness: Arc<Readiness>,
     /// Managed mode's service; `None` when managed mode is off.
     pub managed: Option<Arc<ManagedService>>,
+    /// The files listener's settings and URL tokens (also used by the API's downloads).
+    pub files: Arc<crate::files::FilesOptions>,
 }
 
 /// What a readiness probe returns: `Ok` when the dependency answers.

@@ -15,6 +15,7 @@ pub mod error;
 pub mod managed;
 pub mod media;
 pub mod ports;
+pub mod reconcile;
 pub mod storage;
 
 pub use error::{Error, Layer};

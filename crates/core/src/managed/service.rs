@@ -925,6 +925,29 @@ impl ManagedService {
         self.open(caller, b, row, range).await
     }
 
+    /// Streams an object named by its key without a caller: for a key whose read was
+    /// authorized already (a verified `?token=` of a URL [`ManagedService::url`] gave).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]`(Object)` for a missing or malformed key, then storage errors
+    /// ([`Error::Validation`] on `range`).
+    pub async fn download_key_granted(
+        &self,
+        key: &str,
+        range: Option<ByteRange>,
+    ) -> Result<Download, Error> {
+        let (b, row) = self.find_by_key(key).await?;
+        let body = self
+            .objects
+            .get(self.storage.default_bucket(), &row.key, range)
+            .await?;
+        Ok(Download {
+            object: ObjectInfo::new(&row, &b.name),
+            public: b.is_public(),
+            body,
+        })
+    }
+
     /// `<files_url>/public/<key>`, each key segment percent-encoded.
     #[must_use]
     pub fn public_url(&self, key: &ObjectKey) -> String {

@@ -1,0 +1,1089 @@
+//! Reconcile, purge and usage statistics over managed mode's two halves: the objects in
+//! the physical bucket ([`ObjectStore`]) and their rows in FILES_DB ([`ObjectRowStore`]).
+//!
+//! # The plan: a streaming merge
+//! [`Planner`] reads the bucket listing (ListObjectsV2 pages, ascending byte order of keys)
+//! and the rows ([`ObjectRowStore::objects_by_key`], the same byte order: SQLite's default
+//! `BINARY` collation compares UTF-8 bytes, as Rust's `str` ordering does) one page at a
+//! time, and walks both like the merge step of a merge sort. At any moment it holds at
+//! most one page of each side, so memory stays flat however many objects there are. Each
+//! key is met once, with its object, its row, or both, and classified:
+//!
+//! | object | row                                    | finding                           |
+//! |--------|----------------------------------------|-----------------------------------|
+//! | yes    | none                                   | [`Finding::Orphan`]               |
+//! | no     | confirmed                              | [`Finding::Missing`]              |
+//! | no     | pending, older than `stale_after`      | [`Finding::StalePending`]         |
+//! | no     | pending, younger                       | none (an upload in flight)        |
+//! | yes    | pending                                | [`Finding::Arrived`]              |
+//! | yes    | confirmed, size / etag / type differ   | [`Finding::Mismatch`]             |
+//! | any    | soft-deleted                           | none (a delete in progress: purge)|
+//!
+//! Either side arriving out of order is an error (the merge would be wrong), not a finding.
+//!
+//! # Applying
+//! [`Applier`] fixes one finding at a time through the ports, and re-reads the row and
+//! HEADs the object first: the listing and the rows were read at slightly different
+//! times, so a finding may be stale by the time it is applied, and then it is skipped.
+//! Every fix is idempotent, so a run can be interrupted and rerun (or resumed with
+//! [`PlanOptions::start_after`]).
+
+use crate::domain::{BucketName, ByteSize, ContentType, Expiry, ObjectKey};
+use crate::error::{Error, Resource};
+use crate::managed::bucket::mime_allowed;
+use crate::managed::{
+    Bucket, BucketId, BucketStore, ObjectConfirmation, ObjectRow, ObjectRowStore, ObjectStatus,
+};
+use crate::ports::{ObjectMeta, ObjectStore, ObjectSummary};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// Added to the presigned URL maximum before a pending row counts as abandoned.
+pub const STALE_PENDING_MARGIN: Duration = Duration::from_secs(3600);
+
+/// How old a pending row must be before it is treated as abandoned: the longest a
+/// presigned upload URL can live ([`Expiry::MAX`], 7 days) plus [`STALE_PENDING_MARGIN`],
+/// so an upload in flight is never treated as abandoned.
+#[must_use]
+pub fn default_stale_after() -> Duration {
+    Expiry::MAX.duration() + STALE_PENDING_MARGIN
+}
+
+/// Default minimum age of an orphan object before `--delete-orphans` removes it.
+pub const DEFAULT_ORPHAN_MIN_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// Soft-deleted rows younger than this are left to the server's own Delete path.
+pub const SOFT_DELETE_GRACE: Duration = Duration::from_secs(300);
+
+/// How many example keys a report keeps per category.
+pub const EXAMPLES_PER_CATEGORY: usize = 10;
+
+// ---------------------------------------------------------------------------------------
+// Findings and the report
+// ---------------------------------------------------------------------------------------
+
+/// The kinds of drift between storage and FILES_DB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    /// An object in storage without a row.
+    Orphan,
+    /// A confirmed row whose object is not in storage.
+    Missing,
+    /// A pending row, older than the presign maximum plus a margin, without its object.
+    StalePending,
+    /// A pending row whose object did arrive (its confirm never came).
+    Arrived,
+    /// A confirmed row whose size, etag or content type differ from storage.
+    Mismatch,
+}
+
+impl Category {
+    pub const ALL: [Self; 5] = [
+        Self::Orphan,
+        Self::Missing,
+        Self::StalePending,
+        Self::Arrived,
+        Self::Mismatch,
+    ];
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Orphan => "orphan",
+            Self::Missing => "missing",
+            Self::StalePending => "stale_pending",
+            Self::Arrived => "arrived",
+            Self::Mismatch => "mismatch",
+        }
+    }
+
+    /// A human description for reports.
+    #[must_use]
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Orphan => "orphan objects (in storage, no row)",
+            Self::Missing => "missing objects (confirmed row, no object)",
+            Self::StalePending => "stale pending rows (no object, past the presign maximum)",
+            Self::Arrived => "pending rows whose object arrived",
+            Self::Mismatch => "mismatched rows (size, etag or content type)",
+        }
+    }
+}
+
+/// One difference between storage and FILES_DB, at one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finding {
+    Orphan(ObjectSummary),
+    Missing(ObjectRow),
+    StalePending(ObjectRow),
+    Arrived {
+        row: ObjectRow,
+        object: ObjectSummary,
+    },
+    Mismatch {
+        row: ObjectRow,
+        object: ObjectSummary,
+        /// `size`, `etag`, `content_type`: what differs.
+        fields: Vec<&'static str>,
+    },
+}
+
+impl Finding {
+    #[must_use]
+    pub fn category(&self) -> Category {
+        match self {
+            Self::Orphan(_) => Category::Orphan,
+            Self::Missing(_) => Category::Missing,
+            Self::StalePending(_) => Category::StalePending,
+            Self::Arrived { .. } => Category::Arrived,
+            Self::Mismatch { .. } => Category::Mismatch,
+        }
+    }
+
+    #[must_use]
+    pub fn key(&self) -> &str {
+        match self {
+            Self::Orphan(o) => &o.key,
+            Self::Missing(r) | Self::StalePending(r) => r.key.as_str(),
+            Self::Arrived { row, .. } | Self::Mismatch { row, .. } => row.key.as_str(),
+        }
+    }
+
+    /// The bytes concerned: the object's size when there is one, else the row's.
+    #[must_use]
+    pub fn bytes(&self) -> u64 {
+        match self {
+            Self::Orphan(o)
+            | Self::Arrived { object: o, .. }
+            | Self::Mismatch { object: o, .. } => o.size,
+            Self::Missing(r) | Self::StalePending(r) => r.size,
+        }
+    }
+}
+
+/// What applying a finding did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fix {
+    /// The pending row was confirmed with the object's real metadata.
+    Confirmed,
+    /// The arrived object broke the bucket's limits: object and row deleted (as confirm does).
+    Rejected,
+    /// The stale pending row was removed.
+    PurgedPending,
+    /// The row of the missing object was soft-deleted then removed.
+    RemovedRow,
+    /// The row's metadata was rewritten from storage.
+    Refreshed,
+    /// The orphan object was deleted.
+    DeletedOrphan,
+    /// Someone else fixed it meanwhile (row or object already gone or confirmed).
+    AlreadyResolved,
+}
+
+/// The outcome of [`Applier::apply`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    Fixed(Fix),
+    /// Left as it is, with the reason.
+    Skipped(&'static str),
+}
+
+/// Count and bytes of one category.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Tally {
+    pub count: u64,
+    pub bytes: u64,
+    /// Fixed by `--apply` (including [`Fix::AlreadyResolved`]).
+    pub fixed: u64,
+    /// Left as they are by `--apply` (see the reasons in the log).
+    pub skipped: u64,
+    /// Up to [`EXAMPLES_PER_CATEGORY`] keys.
+    pub examples: Vec<String>,
+}
+
+/// Everything a reconcile run found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReconcileReport {
+    /// The physical bucket.
+    pub bucket: String,
+    /// The managed bucket the run was limited to.
+    pub bucket_name: Option<String>,
+    pub prefix: Option<String>,
+    pub start_after: Option<String>,
+    pub applied: bool,
+    pub scanned_objects: u64,
+    pub scanned_bytes: u64,
+    pub scanned_rows: u64,
+    /// Pending rows without an object, younger than the stale threshold (not drift).
+    pub in_flight: u64,
+    /// Soft-deleted rows (a delete in progress, or for `purge`; not drift).
+    pub soft_deleted: u64,
+    pub categories: BTreeMap<Category, Tally>,
+    /// The last key the run got through; resume with `--start-after` it.
+    pub last_key: Option<String>,
+}
+
+impl ReconcileReport {
+    #[must_use]
+    pub fn new(opts: &PlanOptions, applied: bool) -> Self {
+        Self {
+            bucket: opts.bucket.as_str().to_owned(),
+            bucket_name: opts.bucket_name.clone(),
+            prefix: opts.prefix.clone(),
+            start_after: opts.start_after.clone(),
+            applied,
+            categories: Category::ALL
+                .into_iter()
+                .map(|c| (c, Tally::default()))
+                .collect(),
+            ..Self::default()
+        }
+    }
+
+    pub fn record(&mut self, finding: &Finding) {
+        let t = self.categories.entry(finding.category()).or_default();
+        t.count += 1;
+        t.bytes += finding.bytes();
+        if t.examples.len() < EXAMPLES_PER_CATEGORY {
+            t.examples.push(finding.key().to_owned());
+        }
+    }
+
+    pub fn record_applied(&mut self, finding: &Finding, applied: &Applied) {
+        let t = self.categories.entry(finding.category()).or_default();
+        match applied {
+            Applied::Fixed(_) => t.fixed += 1,
+            Applied::Skipped(_) => t.skipped += 1,
+        }
+    }
+
+    /// Copies the planner's counters.
+    pub fn update_progress(&mut self, p: &Progress) {
+        self.scanned_objects = p.objects;
+        self.scanned_bytes = p.object_bytes;
+        self.scanned_rows = p.rows;
+        self.in_flight = p.in_flight;
+        self.soft_deleted = p.soft_deleted;
+        self.last_key.clone_from(&p.last_key);
+    }
+
+    /// Every finding, fixed or not.
+    #[must_use]
+    pub fn differences(&self) -> u64 {
+        self.categories.values().map(|t| t.count).sum()
+    }
+
+    /// Findings not fixed (all of them on a dry run).
+    #[must_use]
+    pub fn remaining(&self) -> u64 {
+        self.categories
+            .values()
+            .map(|t| t.count.saturating_sub(t.fixed))
+            .sum()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The planner
+// ---------------------------------------------------------------------------------------
+
+/// What to compare, and how.
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    /// The physical bucket.
+    pub bucket: BucketName,
+    /// Only keys starting with this (a plain string prefix).
+    pub prefix: Option<String>,
+    /// Only keys strictly after this one (resume an interrupted run).
+    pub start_after: Option<String>,
+    /// Only keys of this managed bucket: `<owner>/<name>/…` (every organization's).
+    pub bucket_name: Option<String>,
+    /// "Now" for the age checks.
+    pub now: OffsetDateTime,
+    /// Pending rows older than this without an object are stale ([`default_stale_after`]).
+    pub stale_after: Duration,
+    /// HEAD every object of a confirmed row to compare its content type (and its etag
+    /// when the listing has none, as on the embedded endpoint). One request per object.
+    pub deep: bool,
+    /// Keys per listing page (1..=1000).
+    pub list_page: u32,
+    /// Rows per database page.
+    pub row_page: u32,
+}
+
+impl PlanOptions {
+    #[must_use]
+    pub fn new(bucket: BucketName, now: OffsetDateTime) -> Self {
+        Self {
+            bucket,
+            prefix: None,
+            start_after: None,
+            bucket_name: None,
+            now,
+            stale_after: default_stale_after(),
+            deep: false,
+            list_page: 1000,
+            row_page: 1000,
+        }
+    }
+}
+
+/// Counters of a running plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub objects: u64,
+    pub object_bytes: u64,
+    pub rows: u64,
+    pub in_flight: u64,
+    pub soft_deleted: u64,
+    /// The last key merged.
+    pub last_key: Option<String>,
+}
+
+/// The streaming merge (see the module docs). Call [`Planner::next`] until `None`.
+pub struct Planner<'a> {
+    objects: &'a dyn ObjectStore,
+    rows: &'a dyn ObjectRowStore,
+    opts: PlanOptions,
+    listed: VecDeque<ObjectSummary>,
+    continuation: Option<String>,
+    listing_done: bool,
+    last_listed: Option<String>,
+    read: VecDeque<ObjectRow>,
+    rows_after: Option<ObjectKey>,
+    rows_done: bool,
+    last_read: Option<String>,
+    progress: Progress,
+}
+
+impl std::fmt::Debug for Planner<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Planner")
+            .field("opts", &self.opts)
+            .field("progress", &self.progress)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Planner<'a> {
+    #[must_use]
+    pub fn new(
+        objects: &'a dyn ObjectStore,
+        rows: &'a dyn ObjectRowStore,
+        mut opts: PlanOptions,
+    ) -> Self {
+        opts.prefix = opts.prefix.filter(|p| !p.is_empty());
+        opts.start_after = opts.start_after.filter(|s| !s.is_empty());
+        opts.list_page = opts.list_page.clamp(1, 1000);
+        opts.row_page = opts.row_page.max(1);
+        // The rows' cursor must be a valid key at or below every wanted key; rows at or
+        // below the real bounds are skipped as they come.
+        let from_start = opts
+            .start_after
+            .as_deref()
+            .and_then(|s| key_at_or_below(s, false));
+        let from_prefix = opts
+            .prefix
+            .as_deref()
+            .and_then(|p| key_at_or_below(p, true));
+        let rows_after = match (from_start, from_prefix) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        Self {
+            objects,
+            rows,
+            opts,
+            listed: VecDeque::new(),
+            continuation: None,
+            listing_done: false,
+            last_listed: None,
+            read: VecDeque::new(),
+            rows_after,
+            rows_done: false,
+            last_read: None,
+            progress: Progress::default(),
+        }
+    }
+
+    #[must_use]
+    pub fn options(&self) -> &PlanOptions {
+        &self.opts
+    }
+
+    #[must_use]
+    pub fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    /// The next finding, or `None` once both sides are exhausted.
+    ///
+    /// # Errors
+    /// Port errors; [`Error::Internal`] when either side is not in ascending byte order.
+    pub async fn next(&mut self) -> Result<Option<Finding>, Error> {
+        loop {
+            self.fill_listing().await?;
+            self.fill_rows().await?;
+            let order = match (self.listed.front(), self.read.front()) {
+                (None, None) => return Ok(None),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some(o), Some(r)) => o.key.as_str().cmp(r.key.as_str()),
+            };
+            let (object, row) = match order {
+                std::cmp::Ordering::Less => (self.listed.pop_front(), None),
+                std::cmp::Ordering::Greater => (None, self.read.pop_front()),
+                std::cmp::Ordering::Equal => (self.listed.pop_front(), self.read.pop_front()),
+            };
+            if let Some(o) = &object {
+                self.progress.objects += 1;
+                self.progress.object_bytes += o.size;
+                self.progress.last_key = Some(o.key.clone());
+            }
+            if let Some(r) = &row {
+                self.progress.rows += 1;
+                self.progress.last_key = Some(r.key.as_str().to_owned());
+            }
+            if let Some(f) = self.classify(object, row).await? {
+                return Ok(Some(f));
+            }
+        }
+    }
+
+    /// Drains the plan into a list (tests, small buckets).
+    ///
+    /// # Errors
+    /// As [`Planner::next`].
+    pub async fn collect(mut self) -> Result<Vec<Finding>, Error> {
+        let mut out = Vec::new();
+        while let Some(f) = self.next().await? {
+            out.push(f);
+        }
+        Ok(out)
+    }
+
+    async fn classify(
+        &mut self,
+        object: Option<ObjectSummary>,
+        row: Option<ObjectRow>,
+    ) -> Result<Option<Finding>, Error> {
+        let Some(row) = row else {
+            return Ok(object.map(Finding::Orphan));
+        };
+        if row.deleted_at.is_some() {
+            self.progress.soft_deleted += 1;
+            return Ok(None);
+        }
+        match (row.status, object) {
+            (ObjectStatus::Pending, Some(object)) => Ok(Some(Finding::Arrived { row, object })),
+            (ObjectStatus::Pending, None) => {
+                if row.created_at < self.opts.now - self.opts.stale_after {
+                    Ok(Some(Finding::StalePending(row)))
+                } else {
+                    self.progress.in_flight += 1;
+                    Ok(None)
+                }
+            }
+            (ObjectStatus::Confirmed, None) => Ok(Some(Finding::Missing(row))),
+            (ObjectStatus::Confirmed, Some(object)) => {
+                let mut fields = Vec::new();
+                if object.size != row.size {
+                    fields.push("size");
+                }
+                let mut etag = object.etag.clone();
+                let mut content_type = None;
+                if self.opts.deep
+                    && let Ok(key) = ObjectKey::parse(object.key.as_str())
+                {
+                    match self.objects.head(&self.opts.bucket, &key).await {
+                        Ok(meta) => {
+                            etag = etag.or(meta.etag);
+                            content_type = meta.content_type;
+                        }
+                        // Deleted since the listing: the next run reports it missing.
+                        Err(Error::NotFound(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                if let (Some(a), Some(b)) = (&etag, &row.etag)
+                    && a != b
+                {
+                    fields.push("etag");
+                }
+                if let Some(ct) = content_type
+                    && !ct.eq_ignore_ascii_case(row.content_type.as_str())
+                {
+                    fields.push("content_type");
+                }
+                if fields.is_empty() {
+                    Ok(None)
+                } else {
+                    Ok(Some(Finding::Mismatch {
+                        row,
+                        object,
+                        fields,
+                    }))
+                }
+            }
+        }
+    }
+
+    /// Reads listing pages until one object is buffered or the listing ends.
+    async fn fill_listing(&mut self) -> Result<(), Error> {
+        while self.listed.is_empty() && !self.listing_done {
+            let page = self
+                .objects
+                .list(
+                    &self.opts.bucket,
+                    self.opts.prefix.clone(),
+                    self.continuation.take(),
+                    self.opts.list_page,
+                )
+                .await?;
+            self.continuation = page.next;
+            self.listing_done = self.continuation.is_none();
+            for o in page.objects {
+                if let Some(last) = &self.last_listed
+                    && o.key.as_str() <= last.as_str()
+                {
+                    return Err(Error::internal(format!(
+                        "the bucket listing is not in ascending byte order at {:?}",
+                        o.key
+                    )));
+                }
+                self.last_listed = Some(o.key.clone());
+                if self.wanted(&o.key) == Wanted::Yes {
+                    self.listed.push_back(o);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads row pages until one row is buffered or the rows end.
+    async fn fill_rows(&mut self) -> Result<(), Error> {
+        while self.read.is_empty() && !self.rows_done {
+            let page = self
+                .rows
+                .objects_by_key(self.rows_after.clone(), self.opts.row_page)
+                .await?;
+            if page.len() < self.opts.row_page as usize {
+                self.rows_done = true;
+            }
+            if let Some(last) = page.last() {
+                self.rows_after = Some(last.key.clone());
+            }
+            for r in page {
+                if let Some(last) = &self.last_read
+                    && r.key.as_str() <= last.as_str()
+                {
+                    return Err(Error::internal(format!(
+                        "the rows are not in ascending byte order of keys at {:?}",
+                        r.key.as_str()
+                    )));
+                }
+                self.last_read = Some(r.key.as_str().to_owned());
+                match self.wanted(r.key.as_str()) {
+                    Wanted::Yes => self.read.push_back(r),
+                    Wanted::Before => {}
+                    Wanted::Past => {
+                        self.rows_done = true;
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn wanted(&self, key: &str) -> Wanted {
+        if let Some(name) = &self.opts.bucket_name
+            && key.split('/').nth(1) != Some(name.as_str())
+        {
+            return Wanted::Before;
+        }
+        if let Some(after) = &self.opts.start_after
+            && key <= after.as_str()
+        {
+            return Wanted::Before;
+        }
+        match &self.opts.prefix {
+            Some(p) if key.starts_with(p.as_str()) => Wanted::Yes,
+            // Keys starting with P are one contiguous range in byte order, from P itself.
+            Some(p) if key < p.as_str() => Wanted::Before,
+            Some(_) => Wanted::Past,
+            None => Wanted::Yes,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wanted {
+    Before,
+    Yes,
+    Past,
+}
+
+/// The longest valid key that is a prefix of `s` (so it sorts at or before `s`), and
+/// strictly shorter than `s` when `strict`. `None`: start from the first row.
+fn key_at_or_below(s: &str, strict: bool) -> Option<ObjectKey> {
+    let mut end = s.len();
+    if strict {
+        end = s.char_indices().last()?.0;
+    }
+    loop {
+        if end == 0 {
+            return None;
+        }
+        if let Ok(k) = ObjectKey::parse(&s[..end]) {
+            return Some(k);
+        }
+        end = s[..end].char_indices().last()?.0;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The applier
+// ---------------------------------------------------------------------------------------
+
+/// Settings of [`Applier`].
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    pub bucket: BucketName,
+    /// The service-wide maximum object size (buckets without a limit use it).
+    pub max_file_size: ByteSize,
+    pub now: OffsetDateTime,
+    pub stale_after: Duration,
+    /// Delete orphan objects (otherwise they are only reported).
+    pub delete_orphans: bool,
+    /// Only orphans last modified longer ago than this are deleted.
+    pub orphan_min_age: Duration,
+}
+
+/// Executes fixes through the ports, re-checking each finding first (see module docs).
+pub struct Applier<'a> {
+    objects: &'a dyn ObjectStore,
+    rows: &'a dyn ObjectRowStore,
+    buckets: &'a dyn BucketStore,
+    opts: ApplyOptions,
+    bucket_cache: HashMap<BucketId, Option<Bucket>>,
+}
+
+impl std::fmt::Debug for Applier<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Applier")
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
+    }
+}
+
+const SKIP_ROW_CHANGED: &str = "the row changed since it was read";
+
+impl<'a> Applier<'a> {
+    #[must_use]
+    pub fn new(
+        objects: &'a dyn ObjectStore,
+        rows: &'a dyn ObjectRowStore,
+        buckets: &'a dyn BucketStore,
+        opts: ApplyOptions,
+    ) -> Self {
+        Self {
+            objects,
+            rows,
+            buckets,
+            opts,
+            bucket_cache: HashMap::new(),
+        }
+    }
+
+    /// Fixes one finding. Idempotent.
+    ///
+    /// # Errors
+    /// Port errors ([`Error::Unavailable`]); the finding may then be partly applied, and
+    /// a rerun finishes it.
+    pub async fn apply(&mut self, finding: &Finding) -> Result<Applied, Error> {
+        match finding {
+            Finding::Orphan(o) => self.orphan(o).await,
+            Finding::Missing(row) => self.missing(row).await,
+            Finding::StalePending(row) => self.stale(row).await,
+            Finding::Arrived { row, .. } => self.arrived(row).await,
+            Finding::Mismatch { row, .. } => self.mismatch(row).await,
+        }
+    }
+
+    async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectMeta>, Error> {
+        match self.objects.head(&self.opts.bucket, key).await {
+            Ok(m) => Ok(Some(m)),
+            Err(Error::NotFound(Resource::Object)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn orphan(&self, o: &ObjectSummary) -> Result<Applied, Error> {
+        if !self.opts.delete_orphans {
+            return Ok(Applied::Skipped(
+                "orphans are deleted only with --delete-orphans",
+            ));
+        }
+        let Ok(key) = ObjectKey::parse(o.key.as_str()) else {
+            return Ok(Applied::Skipped("not a key filegate can address"));
+        };
+        let cutoff = self.opts.now - self.opts.orphan_min_age;
+        let old_enough = |t: Option<OffsetDateTime>| t.is_some_and(|t| t <= cutoff);
+        if !old_enough(o.last_modified) {
+            return Ok(Applied::Skipped("younger than --older-than"));
+        }
+        if self.rows.find_object_by_key(&key).await?.is_some() {
+            return Ok(Applied::Skipped("a row for it appeared"));
+        }
+        let Some(meta) = self.head(&key).await? else {
+            return Ok(Applied::Fixed(Fix::AlreadyResolved));
+        };
+        if !old_enough(meta.last_modified) {
+            return Ok(Applied::Skipped("younger than --older-than"));
+        }
+        self.objects.delete(&self.opts.bucket, &key).await?;
+        Ok(Applied::Fixed(Fix::DeletedOrphan))
+    }
+
+    async fn missing(&self, row: &ObjectRow) -> Result<Applied, Error> {
+        let Some(now) = self.rows.find_object(&row.id).await? else {
+            return Ok(Applied::Fixed(Fix::AlreadyResolved));
+        };
+        if !now.is_live() || now.updated_at != row.updated_at {
+            return Ok(Applied::Skipped(SKIP_ROW_CHANGED));
+        }
+        if self.head(&row.key).await?.is_some() {
+            return Ok(Applied::Skipped("the object is in storage now"));
+        }
+        // As the Delete path: soft-delete first, so an interrupted run leaves a row that
+        // is never served and that purge finishes.
+        self.rows
+            .mark_object_deleted(&row.id, self.opts.now)
+            .await?;
+        self.rows.purge_object(&row.id).await?;
+        Ok(Applied::Fixed(Fix::RemovedRow))
+    }
+
+    async fn stale(&mut self, row: &ObjectRow) -> Result<Applied, Error> {
+        let Some(now) = self.rows.find_object(&row.id).await? else {
+            return Ok(Applied::Fixed(Fix::AlreadyResolved));
+        };
+        if now.status != ObjectStatus::Pending || now.deleted_at.is_some() {
+            return Ok(Applied::Skipped(SKIP_ROW_CHANGED));
+        }
+        if now.created_at >= self.opts.now - self.opts.stale_after {
+            return Ok(Applied::Skipped("not stale"));
+        }
+        if self.head(&row.key).await?.is_some() {
+            // It arrived after all: confirm it like any arrived upload.
+            return self.arrived(&now).await;
+        }
+        self.rows.purge_object(&row.id).await?;
+        Ok(Applied::Fixed(Fix::PurgedPending))
+    }
+
+    async fn arrived(&mut self, row: &ObjectRow) -> Result<Applied, Error> {
+        let Some(now) = self.rows.find_object(&row.id).await? else {
+            return Ok(Applied::Fixed(Fix::AlreadyResolved));
+        };
+        if now.deleted_at.is_some() {
+            return Ok(Applied::Skipped(SKIP_ROW_CHANGED));
+        }
+        if now.status == ObjectStatus::Confirmed {
+            return Ok(Applied::Fixed(Fix::AlreadyResolved));
+        }
+        let Some(meta) = self.head(&now.key).await? else {
+            return Ok(Applied::Skipped("the object is gone from storage"));
+        };
+        let Some(bucket) = self.bucket(&now.bucket_id).await? else {
+            return Ok(Applied::Skipped("the row's bucket does not exist"));
+        };
+        let ct = content_type_of(&meta, &now);
+        let max = bucket.effective_size_limit(self.opts.max_file_size);
+        if meta.size > max.bytes() || !mime_allowed(&bucket.allowed_mime_types, &ct) {
+            // As confirm does: the object breaks the bucket's limits.
+            self.objects.delete(&self.opts.bucket, &now.key).await?;
+            self.rows.purge_object(&now.id).await?;
+            return Ok(Applied::Fixed(Fix::Rejected));
+        }
+        self.confirm(&now, meta, ct).await?;
+        Ok(Applied::Fixed(Fix::Confirmed))
+    }
+
+    async fn mismatch(&self, row: &ObjectRow) -> Result<Applied, Error> {
+        let Some(now) = self.rows.find_object(&row.id).await? else {
+            return Ok(Applied::Fixed(Fix::AlreadyResolved));
+        };
+        if !now.is_live() || now.updated_at != row.updated_at {
+            return Ok(Applied::Skipped(SKIP_ROW_CHANGED));
+        }
+        let Some(meta) = self.head(&now.key).await? else {
+            return Ok(Applied::Skipped("the object is gone from storage"));
+        };
+        let ct = content_type_of(&meta, &now);
+        self.confirm(&now, meta, ct).await?;
+        Ok(Applied::Fixed(Fix::Refreshed))
+    }
+
+    async fn confirm(
+        &self,
+        row: &ObjectRow,
+        meta: ObjectMeta,
+        ct: ContentType,
+    ) -> Result<(), Error> {
+        self.rows
+            .confirm_object(
+                &row.id,
+                &ObjectConfirmation {
+                    size: meta.size,
+                    etag: meta.etag,
+                    content_type: ct,
+                    owner_id: row.owner_id.clone(),
+                    at: self.opts.now,
+                },
+            )
+            .await
+            .map(drop)
+    }
+
+    async fn bucket(&mut self, id: &BucketId) -> Result<Option<Bucket>, Error> {
+        if let Some(b) = self.bucket_cache.get(id) {
+            return Ok(b.clone());
+        }
+        let b = self.buckets.find_bucket(id).await?;
+        self.bucket_cache.insert(id.clone(), b.clone());
+        Ok(b)
+    }
+}
+
+/// Storage's content type when it is a valid one, else the row's (as confirm does).
+fn content_type_of(meta: &ObjectMeta, row: &ObjectRow) -> ContentType {
+    meta.content_type
+        .as_deref()
+        .and_then(|c| ContentType::parse(c).ok())
+        .unwrap_or_else(|| row.content_type.clone())
+}
+
+/// A failed run: the error, and the report up to it (its `last_key` is safe to resume
+/// from with `start_after`).
+#[derive(Debug)]
+pub struct Interrupted {
+    pub error: Error,
+    pub report: ReconcileReport,
+}
+
+/// Runs a whole reconcile: plans, applies when `applier` is given, and calls `on_step`
+/// after every finding (with the outcome when applied) and every [`PROGRESS_EVERY`] keys.
+///
+/// # Errors
+/// [`Interrupted`] on the first port error.
+pub async fn run(
+    mut planner: Planner<'_>,
+    mut applier: Option<&mut Applier<'_>>,
+    on_step: &mut (dyn FnMut(&Progress, Option<(&Finding, Option<&Applied>)>) + Send),
+) -> Result<ReconcileReport, Box<Interrupted>> {
+    let mut report = ReconcileReport::new(planner.options(), applier.is_some());
+    // The last key whose item was fully handled: a safe resume point.
+    let mut safe: Option<String> = planner.options().start_after.clone();
+    let mut seen = 0u64;
+    let fail = |error: Error, mut report: ReconcileReport, safe: Option<String>| {
+        report.last_key = safe;
+        Box::new(Interrupted { error, report })
+    };
+    loop {
+        let found = match planner.next().await {
+            Ok(f) => f,
+            Err(e) => {
+                report.update_progress(planner.progress());
+                return Err(fail(e, report, safe));
+            }
+        };
+        report.update_progress(planner.progress());
+        let Some(finding) = found else {
+            on_step(planner.progress(), None);
+            return Ok(report);
+        };
+        report.record(&finding);
+        let applied = match applier.as_deref_mut() {
+            Some(a) => match a.apply(&finding).await {
+                Ok(x) => Some(x),
+                Err(e) => return Err(fail(e, report, safe)),
+            },
+            None => None,
+        };
+        if let Some(a) = &applied {
+            report.record_applied(&finding, a);
+        }
+        safe.clone_from(&report.last_key);
+        on_step(planner.progress(), Some((&finding, applied.as_ref())));
+        let merged = planner.progress().objects + planner.progress().rows;
+        if merged / PROGRESS_EVERY != seen / PROGRESS_EVERY {
+            on_step(planner.progress(), None);
+        }
+        seen = merged;
+    }
+}
+
+/// How often (in keys merged) [`run`] reports progress between findings.
+pub const PROGRESS_EVERY: u64 = 1000;
+
+// ---------------------------------------------------------------------------------------
+// Purge
+// ---------------------------------------------------------------------------------------
+
+/// Settings of [`purge`].
+#[derive(Debug, Clone)]
+pub struct PurgeOptions {
+    pub bucket: BucketName,
+    pub now: OffsetDateTime,
+    /// Pending rows older than this go ([`default_stale_after`]).
+    pub stale_after: Duration,
+    /// Soft-deleted rows younger than this are left to the server ([`SOFT_DELETE_GRACE`]).
+    pub deleted_grace: Duration,
+    /// Rows per batch.
+    pub batch: u32,
+    pub dry_run: bool,
+}
+
+/// What [`purge`] found (and, unless a dry run, removed).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PurgeReport {
+    pub dry_run: bool,
+    pub scanned_rows: u64,
+    /// Soft-deleted rows: count and bytes (row sizes).
+    pub soft_deleted: Tally,
+    /// Stale pending rows: count and declared bytes.
+    pub stale_pending: Tally,
+    /// Rows (with their objects) removed.
+    pub purged: u64,
+    pub batches: u64,
+}
+
+/// Deletes soft-deleted rows and stale pending uploads: the object, then the row; in
+/// batches of `batch` rows by key (a cursor that deletions do not disturb). Idempotent.
+///
+/// # Errors
+/// Port errors; what was purged before stays purged, a rerun continues.
+pub async fn purge(
+    objects: &dyn ObjectStore,
+    rows: &dyn ObjectRowStore,
+    opts: &PurgeOptions,
+    on_batch: &mut (dyn FnMut(&PurgeReport) + Send),
+) -> Result<PurgeReport, Error> {
+    let mut report = PurgeReport {
+        dry_run: opts.dry_run,
+        ..PurgeReport::default()
+    };
+    let stale_before = opts.now - opts.stale_after;
+    let deleted_before = opts.now - opts.deleted_grace;
+    let batch = opts.batch.max(1);
+    let mut after: Option<ObjectKey> = None;
+    loop {
+        let page = rows.objects_by_key(after.clone(), batch).await?;
+        let done = page.len() < batch as usize;
+        after = page.last().map(|r| r.key.clone()).or(after);
+        report.batches += 1;
+        for row in page {
+            report.scanned_rows += 1;
+            let tally = if row.deleted_at.is_some_and(|t| t < deleted_before) {
+                &mut report.soft_deleted
+            } else if row.deleted_at.is_none()
+                && row.status == ObjectStatus::Pending
+                && row.created_at < stale_before
+            {
+                &mut report.stale_pending
+            } else {
+                continue;
+            };
+            tally.count += 1;
+            tally.bytes += row.size;
+            if tally.examples.len() < EXAMPLES_PER_CATEGORY {
+                tally.examples.push(row.key.as_str().to_owned());
+            }
+            if opts.dry_run {
+                continue;
+            }
+            // Re-read: the row must be the one we saw (same id at the key, unchanged).
+            match rows.find_object(&row.id).await? {
+                Some(now)
+                    if now.updated_at == row.updated_at && now.deleted_at == row.deleted_at => {}
+                _ => continue,
+            }
+            objects.delete(&opts.bucket, &row.key).await?;
+            rows.purge_object(&row.id).await?;
+            tally.fixed += 1;
+            report.purged += 1;
+        }
+        on_batch(&report);
+        if done {
+            return Ok(report);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Stats
+// ---------------------------------------------------------------------------------------
+
+/// Objects and bytes of live (confirmed, not soft-deleted) rows, and pending rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    pub objects: u64,
+    pub bytes: u64,
+    pub pending: u64,
+}
+
+impl Usage {
+    fn add(&mut self, row: &ObjectRow) {
+        if row.is_live() {
+            self.objects += 1;
+            self.bytes += row.size;
+        } else if row.status == ObjectStatus::Pending && row.deleted_at.is_none() {
+            self.pending += 1;
+        }
+    }
+}
+
+/// [`stats`]' result.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub total: Usage,
+    /// By bucket id.
+    pub by_bucket: BTreeMap<String, Usage>,
+    /// By organization id; rows uploaded without one are under `""`.
+    pub by_organization: BTreeMap<String, Usage>,
+}
+
+/// Scans every row in pages of `page` (memory: one entry per bucket and organization).
+///
+/// # Errors
+/// Port errors.
+pub async fn stats(rows: &dyn ObjectRowStore, page: u32) -> Result<Stats, Error> {
+    let page = page.max(1);
+    let mut out = Stats::default();
+    let mut after: Option<ObjectKey> = None;
+    loop {
+        let batch = rows.objects_by_key(after.clone(), page).await?;
+        let done = batch.len() < page as usize;
+        after = batch.last().map(|r| r.key.clone()).or(after);
+        for row in &batch {
+            out.total.add(row);
+            out.by_bucket
+                .entry(row.bucket_id.as_str().to_owned())
+                .or_default()
+                .add(row);
+            out.by_organization
+                .entry(row.organization_id.clone().unwrap_or_default())
+                .or_default()
+                .add(row);
+        }
+        if done {
+            return Ok(out);
+        }
+    }
+}
