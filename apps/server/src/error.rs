@@ -86,7 +86,7 @@ fn hint_of(e: &Error) -> Option<&'static str> {
         ),
         Error::AuthExpired => Some("Get a fresh token and retry"),
         Error::AccessNoOrg => Some("Select an active organization for this session or token"),
-        Error::TooLarge { .. } => Some("Upload a smaller file or raise FILEGATE_MAX_UPLOAD_SIZE"),
+        Error::TooLarge { .. } => Some("Upload a smaller file; the limit is the bucket's or FILEGATE_MAX_UPLOAD_SIZE"),
         Error::NotFound(Resource::Media) => Some("The id does not exist in your organization"),
         _ => None,
     }

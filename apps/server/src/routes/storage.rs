@@ -613,6 +613,26 @@ fn content_length(headers: &HeaderMap) -> Result<u64, StorageError> {
         .ok_or_else(|| Error::invalid("Content-Length", "must be a whole number of bytes").into())
 }
 
+/// How much of a refused chunked body is read (and dropped) before the 411 is sent, and for
+/// how long at most: a client still sending a small body then gets the answer instead of a
+/// broken pipe. Larger bodies are cut off.
+const DRAIN_LIMIT: usize = 1024 * 1024;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+async fn drain(body: Body) {
+    let mut stream = body.into_data_stream();
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        let mut seen = 0;
+        while let Some(Ok(chunk)) = stream.next().await {
+            seen += chunk.len();
+            if seen > DRAIN_LIMIT {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 /// `x-upsert: true|false`, absent is false.
 fn upsert(headers: &HeaderMap) -> Result<bool, Error> {
     match headers.get("x-upsert").map(|v| v.to_str().map(str::trim)) {
@@ -678,7 +698,13 @@ pub async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<ObjectView>, StorageError> {
-    let content_length = content_length(&headers)?;
+    let content_length = match content_length(&headers) {
+        Err(StorageError::LengthRequired) => {
+            drain(body).await;
+            return Err(StorageError::LengthRequired);
+        }
+        other => other?,
+    };
     let upsert = upsert(&headers)?;
     // A missing header goes to the domain as "" so its check order holds (401, 404, 403
     // before 400); the message then says what is missing.
