@@ -90,13 +90,18 @@ async fn listing_needs_a_token_too() {
 
 #[tokio::test]
 async fn reveal_mode_answers_403_for_another_orgs_file_and_404_for_a_missing_one() {
-    let app = TestApp::spawn_with(|c| c.firewall = filegate_core::domain::FirewallMode::Reveal).await;
+    let app =
+        TestApp::spawn_with(|c| c.firewall = filegate_core::domain::FirewallMode::Reveal).await;
     let a = app.token("user_a", Some("org_a"), Some("owner"));
     let b = app.token("user_b", Some("org_b"), Some("owner"));
     let signed = app.sign_upload(&a, "secret.txt", "text/plain", None).await;
-    let res = app.sign_download(&b, signed.body["id"].as_str().unwrap(), &json!({})).await;
+    let res = app
+        .sign_download(&b, signed.body["id"].as_str().unwrap(), &json!({}))
+        .await;
     assert_envelope(&res, 403, "FIREWALL_ORG_ISOLATION");
-    let missing = app.sign_download(&b, "med_0123456789abcdef0123456789abcdef", &json!({})).await;
+    let missing = app
+        .sign_download(&b, "med_0123456789abcdef0123456789abcdef", &json!({}))
+        .await;
     assert_envelope(&missing, 404, "FIREWALL_NOT_FOUND");
     app.shutdown().await;
 }
@@ -107,8 +112,12 @@ async fn hide_mode_makes_a_foreign_file_indistinguishable_from_a_missing_one() {
     let a = app.token("user_a", Some("org_a"), Some("owner"));
     let b = app.token("user_b", Some("org_b"), Some("owner"));
     let signed = app.sign_upload(&a, "secret.txt", "text/plain", None).await;
-    let foreign = app.sign_download(&b, signed.body["id"].as_str().unwrap(), &json!({})).await;
-    let missing = app.sign_download(&b, "med_0123456789abcdef0123456789abcdef", &json!({})).await;
+    let foreign = app
+        .sign_download(&b, signed.body["id"].as_str().unwrap(), &json!({}))
+        .await;
+    let missing = app
+        .sign_download(&b, "med_0123456789abcdef0123456789abcdef", &json!({}))
+        .await;
     let strip = |v: &serde_json::Value| {
         let mut v = v.clone();
         v.as_object_mut().unwrap().remove("requestId");
@@ -142,6 +151,10 @@ async fn a_public_rule_lets_anonymous_callers_past_authentication_only() {
     // No organization context without credentials: access refuses, authentication does not.
     assert_envelope(&app.get("/api/v1/media", None).await, 403, "ACCESS_NO_ORG");
     // A bad credential is still a 401, never downgraded to anonymous.
-    assert_envelope(&app.get("/api/v1/media", Some("eyJx.eyJ.y")).await, 401, "AUTH_INVALID_TOKEN");
+    assert_envelope(
+        &app.get("/api/v1/media", Some("eyJx.eyJ.y")).await,
+        401,
+        "AUTH_INVALID_TOKEN",
+    );
     app.shutdown().await;
 }

@@ -47,7 +47,13 @@ async fn a_session_cookie_authenticates_and_returns_a_fresh_jwt() {
     let url = format!("{}/api/v1/media/sign-upload", w.app.api);
     let res = w
         .app
-        .send(w.app.http.post(&url).header("cookie", session.cookie_header(SECRET)).json(&upload_body()))
+        .send(
+            w.app
+                .http
+                .post(&url)
+                .header("cookie", session.cookie_header(SECRET))
+                .json(&upload_body()),
+        )
         .await;
     assert_eq!(res.status, 200, "{res:?}");
     assert!(res.body["key"].as_str().unwrap().starts_with("org/org_a/"));
@@ -57,7 +63,10 @@ async fn a_session_cookie_authenticates_and_returns_a_fresh_jwt() {
     let list = w.app.get("/api/v1/media", Some(&jwt)).await;
     assert_eq!(list.status, 200, "{list:?}");
     assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
-    assert!(list.headers.get("set-auth-token").is_none(), "no new token for a JWT request");
+    assert!(
+        list.headers.get("set-auth-token").is_none(),
+        "no new token for a JWT request"
+    );
     w.app.shutdown().await;
 }
 
@@ -67,26 +76,53 @@ async fn post_token_mints_a_jwt_for_the_session() {
     let session = w.db.add_session("u1", Some("org_a"), in_an_hour());
     let res = w
         .app
-        .send(w.app.http.post(format!("{}/api/v1/token", w.app.api)).header("cookie", session.cookie_header(SECRET)))
+        .send(
+            w.app
+                .http
+                .post(format!("{}/api/v1/token", w.app.api))
+                .header("cookie", session.cookie_header(SECRET)),
+        )
         .await;
     assert_eq!(res.status, 200, "{res:?}");
     let token = res.body["token"].as_str().unwrap();
-    assert_eq!(w.app.post_json("/api/v1/media/sign-upload", Some(token), &upload_body()).await.status, 200);
+    assert_eq!(
+        w.app
+            .post_json("/api/v1/media/sign-upload", Some(token), &upload_body())
+            .await
+            .status,
+        200
+    );
     w.app.shutdown().await;
 }
 
 #[tokio::test]
 async fn expired_signed_out_and_tampered_sessions_are_refused() {
     let w = world(None).await;
-    let expired = w.db.add_session("u1", Some("org_a"), OffsetDateTime::now_utc() - Duration::minutes(1));
+    let expired = w.db.add_session(
+        "u1",
+        Some("org_a"),
+        OffsetDateTime::now_utc() - Duration::minutes(1),
+    );
     let gone = w.db.add_session("u1", Some("org_a"), in_an_hour());
     w.db.sign_out(&gone);
     let url = format!("{}/api/v1/media", w.app.api);
     let get = |cookie: String| w.app.send(w.app.http.get(&url).header("cookie", cookie));
-    assert_envelope(&get(expired.cookie_header(SECRET)).await, 401, "AUTH_EXPIRED");
-    assert_envelope(&get(gone.cookie_header(SECRET)).await, 401, "AUTH_INVALID_TOKEN");
+    assert_envelope(
+        &get(expired.cookie_header(SECRET)).await,
+        401,
+        "AUTH_EXPIRED",
+    );
+    assert_envelope(
+        &get(gone.cookie_header(SECRET)).await,
+        401,
+        "AUTH_INVALID_TOKEN",
+    );
     let live = w.db.add_session("u1", Some("org_a"), in_an_hour());
-    assert_envelope(&get(live.cookie_header("another-secret-of-sufficient-length")).await, 401, "AUTH_INVALID_TOKEN");
+    assert_envelope(
+        &get(live.cookie_header("another-secret-of-sufficient-length")).await,
+        401,
+        "AUTH_INVALID_TOKEN",
+    );
     w.app.shutdown().await;
 }
 
@@ -96,7 +132,12 @@ async fn a_session_in_an_org_the_user_left_has_no_org_context() {
     let session = w.db.add_session("u2", Some("org_a"), in_an_hour());
     let res = w
         .app
-        .send(w.app.http.get(format!("{}/api/v1/media", w.app.api)).header("cookie", session.cookie_header(SECRET)))
+        .send(
+            w.app
+                .http
+                .get(format!("{}/api/v1/media", w.app.api))
+                .header("cookie", session.cookie_header(SECRET)),
+        )
         .await;
     assert_envelope(&res, 403, "ACCESS_NO_ORG");
     w.app.shutdown().await;
@@ -106,10 +147,24 @@ async fn a_session_in_an_org_the_user_left_has_no_org_context() {
 async fn api_keys_authenticate_with_their_metadata_org_and_fail_precisely() {
     let w = world(None).await;
     let key = w.db.add_api_key("u1", Some("org_a"), None, None);
-    let expired = w.db.add_api_key("u1", Some("org_a"), Some(OffsetDateTime::now_utc() - Duration::minutes(1)), None);
-    let limited = w.db.add_api_key("u1", Some("org_a"), None, Some((60_000, 2)));
+    let expired = w.db.add_api_key(
+        "u1",
+        Some("org_a"),
+        Some(OffsetDateTime::now_utc() - Duration::minutes(1)),
+        None,
+    );
+    let limited =
+        w.db.add_api_key("u1", Some("org_a"), None, Some((60_000, 2)));
     let url = format!("{}/api/v1/media/sign-upload", w.app.api);
-    let call = |k: &str| w.app.send(w.app.http.post(&url).header("x-api-key", k).json(&upload_body()));
+    let call = |k: &str| {
+        w.app.send(
+            w.app
+                .http
+                .post(&url)
+                .header("x-api-key", k)
+                .json(&upload_body()),
+        )
+    };
 
     let ok = call(&key).await;
     assert_eq!(ok.status, 200, "{ok:?}");
@@ -148,7 +203,13 @@ async fn a_pinned_organization_is_always_the_active_one() {
     let session = w.db.add_session("u1", None, in_an_hour());
     let res = w
         .app
-        .send(w.app.http.post(format!("{}/api/v1/media/sign-upload", w.app.api)).header("cookie", session.cookie_header(SECRET)).json(&upload_body()))
+        .send(
+            w.app
+                .http
+                .post(format!("{}/api/v1/media/sign-upload", w.app.api))
+                .header("cookie", session.cookie_header(SECRET))
+                .json(&upload_body()),
+        )
         .await;
     assert_eq!(res.status, 200, "{res:?}");
     assert!(res.body["key"].as_str().unwrap().starts_with("org/org_a/"));

@@ -5,7 +5,13 @@ use filegate_server::http::RateLimit;
 
 #[tokio::test]
 async fn a_burst_over_the_per_ip_budget_gets_429_with_retry_after() {
-    let app = TestApp::spawn_with(|c| c.rate_limit = Some(RateLimit { per_second: 1, burst: 3 })).await;
+    let app = TestApp::spawn_with(|c| {
+        c.rate_limit = Some(RateLimit {
+            per_second: 1,
+            burst: 3,
+        })
+    })
+    .await;
     let mut statuses = Vec::new();
     let mut limited = None;
     for _ in 0..5 {
@@ -18,7 +24,11 @@ async fn a_burst_over_the_per_ip_budget_gets_429_with_retry_after() {
     assert_eq!(&statuses[..3], &[200, 200, 200], "{statuses:?}");
     let limited = limited.expect("a request over the budget is refused");
     assert_envelope(&limited, 429, "RATE_LIMITED");
-    let retry: u64 = limited.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(retry >= 1);
     app.shutdown().await;
 }
@@ -26,7 +36,13 @@ async fn a_burst_over_the_per_ip_budget_gets_429_with_retry_after() {
 #[tokio::test]
 async fn rate_limiting_is_on_by_default() {
     let c = filegate_server::config::Config::load_from(&|_| None).unwrap();
-    assert_eq!(c.rate_limit, Some(RateLimit { per_second: 10, burst: 100 }));
+    assert_eq!(
+        c.rate_limit,
+        Some(RateLimit {
+            per_second: 10,
+            burst: 100
+        })
+    );
 }
 
 #[tokio::test]
@@ -38,17 +54,37 @@ async fn cors_allows_trusted_origins_with_credentials_only() {
             .request(reqwest::Method::OPTIONS, &url)
             .header("origin", origin)
             .header("access-control-request-method", "POST")
-            .header("access-control-request-headers", "authorization,content-type")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type",
+            )
             .send()
     };
     let ok = preflight("http://app.test").await.unwrap();
-    assert_eq!(ok.headers()["access-control-allow-origin"], "http://app.test");
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "http://app.test"
+    );
     assert_eq!(ok.headers()["access-control-allow-credentials"], "true");
     let denied = preflight("http://evil.test").await.unwrap();
-    assert!(denied.headers().get("access-control-allow-origin").is_none());
+    assert!(
+        denied
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
 
-    let res = app.http.get(format!("{}/healthz", app.api)).header("origin", "http://app.test").send().await.unwrap();
-    let exposed = res.headers()["access-control-expose-headers"].to_str().unwrap().to_ascii_lowercase();
+    let res = app
+        .http
+        .get(format!("{}/healthz", app.api))
+        .header("origin", "http://app.test")
+        .send()
+        .await
+        .unwrap();
+    let exposed = res.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
     for h in ["set-auth-token", "etag", "x-request-id"] {
         assert!(exposed.contains(h), "{h} exposed in {exposed}");
     }
@@ -59,7 +95,9 @@ async fn cors_allows_trusted_origins_with_credentials_only() {
 async fn minting_a_token_needs_a_session_not_a_jwt() {
     let app = TestApp::spawn().await;
     let jwt = app.token("u", Some("o"), Some("member"));
-    let res = app.post_json("/api/v1/token", Some(&jwt), &serde_json::json!({})).await;
+    let res = app
+        .post_json("/api/v1/token", Some(&jwt), &serde_json::json!({}))
+        .await;
     assert_envelope(&res, 401, "AUTH_INVALID_TOKEN");
     assert!(res.headers.get("set-auth-token").is_none());
     app.shutdown().await;
@@ -70,7 +108,12 @@ async fn the_upload_page_can_be_switched_off() {
     let on = TestApp::spawn().await;
     let page = on.http.get(format!("{}/", on.api)).send().await.unwrap();
     assert_eq!(page.status(), 200);
-    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     on.shutdown().await;
 
     let off = TestApp::spawn_with(|c| c.ui = false).await;

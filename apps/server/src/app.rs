@@ -9,13 +9,13 @@ use anyhow::Context;
 use filegate_auth::{
     ApiKeyConfig, AuthDb, JwtAuthenticator, JwtConfig, QuickbackAuthenticator, SessionConfig,
 };
+use filegate_core::managed::{ManagedPolicy, ManagedService};
 use filegate_core::media::{MediaPolicy, MediaService};
+use filegate_core::ports::ObjectStore;
 use filegate_core::ports::{Clock, SystemClock};
 use filegate_core::storage::Storage;
 use filegate_embedded_s3::{EmbeddedCredentials, EmbeddedS3, EmbeddedS3Config};
 use filegate_r2::{R2Config, S3ObjectStore, SigV4Signer};
-use filegate_core::managed::{ManagedPolicy, ManagedService};
-use filegate_core::ports::ObjectStore;
 use filegate_sqlite::{SqliteFilesDb, SqliteMediaStore};
 use secrecy::SecretString;
 use std::net::SocketAddr;
@@ -211,9 +211,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let readiness =
         Readiness::for_adapters(media_store.clone(), objects.clone(), config.bucket.clone());
     let metrics = Arc::new(Metrics::new());
-    let objects: Arc<dyn ObjectStore> = Arc::new(MeteredObjectStore::new(Arc::new(objects), metrics.clone()));
-    let media = MediaService::new(storage.clone(), Arc::new(media_store), audit, clock.clone(), policy)
-        .map_err(|e| anyhow::anyhow!("invalid media policy: {e:?}"))?;
+    let objects: Arc<dyn ObjectStore> =
+        Arc::new(MeteredObjectStore::new(Arc::new(objects), metrics.clone()));
+    let media = MediaService::new(
+        storage.clone(),
+        Arc::new(media_store),
+        audit,
+        clock.clone(),
+        policy,
+    )
+    .map_err(|e| anyhow::anyhow!("invalid media policy: {e:?}"))?;
     let file_tokens = Arc::new(crate::files::FileTokens::new(&auth_secret));
     // Bound before the policy: on port 0 (tests) FILES_URL follows the bound address.
     let files_listener = match config.files_listen.filter(|_| config.managed) {
@@ -224,7 +231,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         ),
         None => None,
     };
-    let files_addr = files_listener.as_ref().map(TcpListener::local_addr).transpose()?;
+    let files_addr = files_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
     let files_url = match (config.files_listen, files_addr) {
         (Some(wanted), Some(bound)) if wanted.port() == 0 => format!("http://{bound}"),
         _ => config.files_url.clone(),
@@ -244,9 +254,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             firewall: config.firewall,
             ..ManagedPolicy::default()
         };
-        let service = ManagedService::new(storage, objects.clone(), files_db.clone(), files_db.clone(), clock, policy)
-            .map_err(|e| anyhow::anyhow!("invalid managed-mode policy: {e:?}"))?
-            .with_url_tokens(file_tokens.clone());
+        let service = ManagedService::new(
+            storage,
+            objects.clone(),
+            files_db.clone(),
+            files_db.clone(),
+            clock,
+            policy,
+        )
+        .map_err(|e| anyhow::anyhow!("invalid managed-mode policy: {e:?}"))?
+        .with_url_tokens(file_tokens.clone());
         service
             .seed_default_buckets()
             .await
@@ -302,11 +319,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         let (stop, stopped) = oneshot::channel::<()>();
         let app = crate::files::files_router(state.clone());
         let task = tokio::spawn(async move {
-            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
         });
         (stop, task)
     });

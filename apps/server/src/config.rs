@@ -321,21 +321,36 @@ impl Config {
             Some(other) => bail!("FILEGATE_UI must be 'true' or 'false', not {other:?}"),
         };
 
-        let managed = match pick("FILEGATE_MANAGED", file.managed.map(|b| b.to_string())).as_deref() {
+        let managed = match pick("FILEGATE_MANAGED", file.managed.map(|b| b.to_string())).as_deref()
+        {
             None | Some("false" | "0" | "no") => false,
             Some("true" | "1" | "yes") => true,
             Some(other) => bail!("FILEGATE_MANAGED must be true or false, not {other:?}"),
         };
         let files_listen = match pick("FILEGATE_FILES_LISTEN", file.files_listen).as_deref() {
             Some("off") => None,
-            other => Some(parse_addr("FILEGATE_FILES_LISTEN", other.map(str::to_owned), DEFAULT_FILES_LISTEN)?),
+            other => Some(parse_addr(
+                "FILEGATE_FILES_LISTEN",
+                other.map(str::to_owned),
+                DEFAULT_FILES_LISTEN,
+            )?),
         };
         let files_url = match pick("FILES_URL", file.files_url) {
-            Some(u) if u.starts_with("http://") || u.starts_with("https://") => u.trim_end_matches('/').to_owned(),
+            Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
+                u.trim_end_matches('/').to_owned()
+            }
             Some(u) => bail!("FILES_URL must be an http(s) URL, not {u:?}"),
-            None => format!("http://{}", files_listen.map_or_else(|| DEFAULT_FILES_LISTEN.to_owned(), |a| a.to_string())),
+            None => format!(
+                "http://{}",
+                files_listen.map_or_else(|| DEFAULT_FILES_LISTEN.to_owned(), |a| a.to_string())
+            ),
         };
-        let public_max_age = parse_num("FILEGATE_PUBLIC_MAX_AGE", env("FILEGATE_PUBLIC_MAX_AGE"), file.public_max_age, 3600)?;
+        let public_max_age = parse_num(
+            "FILEGATE_PUBLIC_MAX_AGE",
+            env("FILEGATE_PUBLIC_MAX_AGE"),
+            file.public_max_age,
+            3600,
+        )?;
 
         let log_format = match pick("FILEGATE_LOG_FORMAT", file.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,

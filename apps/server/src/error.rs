@@ -74,7 +74,10 @@ fn details_of(e: &Error) -> Option<Value> {
             Some(json!({ "required": required, "current": current }))
         }
         Error::TooLarge { size, max } => Some(json!({ "size": size, "maxSize": max })),
-        Error::MimeNotAllowed { content_type, allowed } => Some(json!({ "contentType": content_type, "allowed": allowed })),
+        Error::MimeNotAllowed {
+            content_type,
+            allowed,
+        } => Some(json!({ "contentType": content_type, "allowed": allowed })),
         _ => None,
     }
 }
@@ -86,7 +89,9 @@ fn hint_of(e: &Error) -> Option<&'static str> {
         ),
         Error::AuthExpired => Some("Get a fresh token and retry"),
         Error::AccessNoOrg => Some("Select an active organization for this session or token"),
-        Error::TooLarge { .. } => Some("Upload a smaller file; the limit is the bucket's or FILEGATE_MAX_UPLOAD_SIZE"),
+        Error::TooLarge { .. } => {
+            Some("Upload a smaller file; the limit is the bucket's or FILEGATE_MAX_UPLOAD_SIZE")
+        }
         Error::NotFound(Resource::Media) => Some("The id does not exist in your organization"),
         _ => None,
     }
@@ -173,8 +178,14 @@ mod tests {
             StatusCode::TOO_MANY_REQUESTS
         );
         assert_eq!(status_of(&Error::AccessNoOrg), StatusCode::FORBIDDEN);
-        assert_eq!(status_of(&Error::FirewallOrgIsolation), StatusCode::FORBIDDEN);
-        assert_eq!(status_of(&Error::FirewallUserIsolation), StatusCode::FORBIDDEN);
+        assert_eq!(
+            status_of(&Error::FirewallOrgIsolation),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            status_of(&Error::FirewallUserIsolation),
+            StatusCode::FORBIDDEN
+        );
         assert_eq!(
             status_of(&Error::invalid("f", "m")),
             StatusCode::BAD_REQUEST

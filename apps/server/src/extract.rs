@@ -6,15 +6,17 @@ use crate::http::PrincipalSlot;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, MatchedPath, Query, Request as HttpRequest};
+use axum::extract::{
+    ConnectInfo, FromRequest, FromRequestParts, MatchedPath, Query, Request as HttpRequest,
+};
 use filegate_core::Error;
 use filegate_core::domain::Principal;
 use filegate_core::media::RequestInfo;
 use filegate_core::ports::Credentials;
-use std::net::SocketAddr;
 use http::StatusCode;
 use http::request::Parts;
 use serde::de::DeserializeOwned;
+use std::net::SocketAddr;
 
 /// JSON body; an empty body reads as `{}` so optional-only bodies may be omitted.
 pub struct ApiJson<T>(pub T);
@@ -112,7 +114,10 @@ pub struct MaybeAuthenticated(pub Option<Principal>);
 impl FromRequestParts<AppState> for MaybeAuthenticated {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         match Authenticated::from_request_parts(parts, state).await {
             Ok(Authenticated(p)) => Ok(Self(Some(p))),
             Err(ApiError(Error::AuthMissing)) => Ok(Self(None)),

@@ -66,7 +66,11 @@ pub struct PrincipalSlot(pub Arc<OnceLock<Principal>>);
 
 /// After a request authenticated by a Better Auth session, returns a fresh JWT in
 /// `set-auth-token` so the client can use the stateless fast path next time.
-pub async fn session_token_header(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn session_token_header(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let slot = PrincipalSlot::default();
     req.extensions_mut().insert(slot.clone());
     let mut res = next.run(req).await;
@@ -84,11 +88,20 @@ pub async fn session_token_header(State(state): State<AppState>, mut req: Reques
 }
 
 pub fn cors(origins: &[String]) -> CorsLayer {
-    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
         .allow_credentials(true)
-        .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::DELETE])
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+        ])
         .allow_headers(AllowHeaders::mirror_request())
         .expose_headers([
             header::HeaderName::from_static("set-auth-token"),
@@ -116,7 +129,8 @@ fn rate_limited(err: GovernorError) -> Response<Body> {
     if let Some(h) = headers {
         res.headers_mut().extend(h);
     }
-    res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
     res.extensions_mut().insert(envelope);
     res
 }

@@ -2,13 +2,13 @@ use crate::http::{HttpOptions, TokenMinter};
 use crate::metrics::Metrics;
 use filegate_core::Error;
 use filegate_core::domain::BucketName;
+use filegate_core::managed::ManagedService;
 use filegate_core::media::MediaService;
 use filegate_core::ports::{Authenticator, ObjectStore};
 use filegate_r2::S3ObjectStore;
 use filegate_sqlite::SqliteMediaStore;
 use std::future::Future;
 use std::pin::Pin;
-use filegate_core::managed::ManagedService;
 use std::sync::Arc;
 use std::time::Duration;
 
