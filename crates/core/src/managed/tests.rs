@@ -614,7 +614,10 @@ async fn download_by_id_serves_the_callers_org_and_hides_other_orgs() {
             .download_by_id(Some(&member_of("u2", "org_a")), bad, None)
             .await
             .unwrap_err();
-        assert!(matches!(err, Error::NotFound(crate::error::Resource::Object)));
+        assert!(matches!(
+            err,
+            Error::NotFound(crate::error::Resource::Object)
+        ));
     }
     let signed = svc
         .sign_download_by_id(Some(&member_of("u2", "org_a")), &id)
