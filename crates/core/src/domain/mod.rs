@@ -5,7 +5,7 @@ mod access;
 mod disposition;
 mod firewall;
 mod ids;
-mod names;
+pub(crate) mod names;
 mod principal;
 mod time_limits;
 

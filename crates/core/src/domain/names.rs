@@ -17,21 +17,7 @@ impl ObjectKey {
     /// [`Error::Validation`] on field `key` when the rules above are broken.
     pub fn parse(raw: impl Into<String>) -> Result<Self, Error> {
         let raw = raw.into();
-        let reason = if raw.is_empty() {
-            Some("must not be empty")
-        } else if raw.len() > MAX_KEY_BYTES {
-            Some("must be at most 1024 bytes")
-        } else if raw.starts_with('/') {
-            Some("must not start with '/'")
-        } else if raw.chars().any(char::is_control) {
-            Some("must not contain control characters")
-        } else if raw.split('/').any(|s| s == ".." || s == ".") {
-            Some("must not contain '.' or '..' segments")
-        } else if raw.split('/').any(str::is_empty) {
-            Some("must not contain empty segments")
-        } else {
-            None
-        };
+        let reason = key_problem(&raw);
         match reason {
             Some(r) => Err(Error::invalid("key", r)),
             None => Ok(Self(raw)),
@@ -41,6 +27,26 @@ impl ObjectKey {
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// Why `raw` breaks the object-key rules, if it does. Shared with managed paths, which
+/// live inside keys and so obey the same rules.
+pub(crate) fn key_problem(raw: &str) -> Option<&'static str> {
+    if raw.is_empty() {
+        Some("must not be empty")
+    } else if raw.len() > MAX_KEY_BYTES {
+        Some("must be at most 1024 bytes")
+    } else if raw.starts_with('/') {
+        Some("must not start with '/'")
+    } else if raw.chars().any(char::is_control) {
+        Some("must not contain control characters")
+    } else if raw.split('/').any(|s| s == ".." || s == ".") {
+        Some("must not contain '.' or '..' segments")
+    } else if raw.split('/').any(str::is_empty) {
+        Some("must not contain empty segments")
+    } else {
+        None
     }
 }
 

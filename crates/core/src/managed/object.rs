@@ -1,6 +1,7 @@
 //! Managed objects: paths, the key layout, and the `objects` row.
 
 use super::ids::{BucketId, ObjectId};
+use crate::domain::names::key_problem;
 use crate::domain::{BucketName, ContentType, MAX_KEY_BYTES, ObjectKey};
 use crate::error::Error;
 use serde::{Serialize, Serializer};
@@ -20,23 +21,8 @@ impl ObjectPath {
     /// [`Error::Validation`] on field `path`.
     pub fn parse(raw: impl Into<String>) -> Result<Self, Error> {
         let raw = raw.into();
-        let reason = if raw.is_empty() {
-            Some("must not be empty")
-        } else if raw.len() > MAX_KEY_BYTES {
-            Some("must be at most 1024 bytes")
-        } else if raw.starts_with('/') {
-            Some("must not start with '/'")
-        } else if raw.chars().any(char::is_control) {
-            Some("must not contain control characters")
-        } else if raw.contains('\\') {
-            Some("must not contain '\\'")
-        } else if raw.split('/').any(|s| s == "." || s == "..") {
-            Some("must not contain '.' or '..' segments")
-        } else if raw.split('/').any(str::is_empty) {
-            Some("must not contain empty segments")
-        } else {
-            None
-        };
+        let reason =
+            key_problem(&raw).or_else(|| raw.contains('\\').then_some("must not contain '\\'"));
         match reason {
             Some(r) => Err(Error::invalid("path", r)),
             None => Ok(Self(raw)),
