@@ -1,12 +1,13 @@
 use clap::{Parser, Subcommand};
 
-use crate::commands::{migrate, token};
+use crate::commands::{bucket, migrate, purge, reconcile, stats, token};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "filegate-admin",
     version,
-    about = "filegate administration: database migrations and development tokens"
+    about = "filegate administration: migrations, buckets, reconcile, purge, stats and development tokens",
+    after_help = "Exit codes: 0 success; 1 error; 2 usage error; 3 reconcile found differences (dry run) or left some unfixed (--apply)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -15,17 +16,30 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Apply pending migrations of the media database, or show their status.
+    /// Apply pending migrations of the media database and FILES_DB, or show their status.
     Migrate(migrate::Opts),
+    /// Manage managed-mode buckets (create, list, show, update, delete).
+    Bucket(bucket::Opts),
+    /// Compare storage with FILES_DB and report (or with --apply, fix) the drift.
+    Reconcile(reconcile::Opts),
+    /// Delete soft-deleted objects and stale pending uploads.
+    Purge(purge::Opts),
+    /// Objects and bytes per bucket and per organization.
+    Stats(stats::Opts),
     /// Mint a development JWT (HS256, Quickback claims) and print it on stdout.
     Token(token::Opts),
 }
 
 impl Command {
-    pub async fn run(self) -> anyhow::Result<()> {
+    /// Runs the command; the result is the process exit code.
+    pub async fn run(self) -> anyhow::Result<u8> {
         match self {
             Self::Migrate(opts) => migrate::run(opts).await,
-            Self::Token(opts) => token::run(opts).await,
+            Self::Bucket(opts) => bucket::run(opts).await,
+            Self::Reconcile(opts) => reconcile::run(opts).await,
+            Self::Purge(opts) => purge::run(opts).await,
+            Self::Stats(opts) => stats::run(opts).await,
+            Self::Token(opts) => token::run(opts).await.map(|()| 0),
         }
     }
 }
@@ -71,6 +85,86 @@ mod tests {
             panic!("expected migrate");
         };
         assert!(opts.status);
-        assert_eq!(opts.db_path(), std::path::Path::new("/tmp/x.db"));
+        assert_eq!(
+            opts.config.data_dir.as_deref(),
+            Some(std::path::Path::new("/srv/fg"))
+        );
+        assert_eq!(
+            opts.db_path(std::path::Path::new("/srv/fg")),
+            std::path::Path::new("/tmp/x.db")
+        );
+    }
+
+    #[test]
+    fn reconcile_defaults_to_a_dry_run_with_a_day_for_orphans() {
+        let cli = Cli::try_parse_from(["filegate-admin", "reconcile"]).unwrap();
+        let Command::Reconcile(opts) = cli.command else {
+            panic!("expected reconcile");
+        };
+        assert!(!opts.apply && !opts.delete_orphans && !opts.json);
+        assert_eq!(opts.older_than, std::time::Duration::from_secs(86_400));
+        assert_eq!(opts.page_size, 1000);
+    }
+
+    #[test]
+    fn delete_orphans_requires_apply() {
+        assert!(Cli::try_parse_from(["filegate-admin", "reconcile", "--delete-orphans"]).is_err());
+        let cli = Cli::try_parse_from([
+            "filegate-admin",
+            "reconcile",
+            "--apply",
+            "--delete-orphans",
+            "--older-than",
+            "7d",
+            "--start-after",
+            "u/b/x",
+            "--bucket",
+            "avatars",
+            "--prefix",
+            "u/",
+            "--json",
+            "--yes",
+        ])
+        .unwrap();
+        let Command::Reconcile(opts) = cli.command else {
+            panic!("expected reconcile");
+        };
+        assert!(opts.apply && opts.delete_orphans && opts.json && opts.yes);
+        assert_eq!(opts.older_than, std::time::Duration::from_secs(7 * 86_400));
+        assert_eq!(opts.start_after.as_deref(), Some("u/b/x"));
+    }
+
+    #[test]
+    fn bucket_subcommands_parse() {
+        for args in [
+            &["bucket", "list"][..],
+            &["bucket", "show", "avatars", "--org", "o1"],
+            &[
+                "bucket",
+                "create",
+                "docs",
+                "--read-scope",
+                "public",
+                "--allowed-mime-types",
+                "image/*",
+            ],
+            &["bucket", "update", "docs", "--no-file-size-limit"],
+            &["bucket", "delete", "docs", "--empty", "--yes"],
+        ] {
+            let argv = std::iter::once("filegate-admin").chain(args.iter().copied());
+            assert!(Cli::try_parse_from(argv).is_ok(), "{args:?}");
+        }
+        assert!(
+            Cli::try_parse_from([
+                "filegate-admin",
+                "bucket",
+                "update",
+                "docs",
+                "--no-file-size-limit",
+                "--file-size-limit",
+                "10"
+            ])
+            .is_err()
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! `filegate-admin`: database migrations and development tokens.
+//! `filegate-admin`: migrations, buckets, reconcile, purge, stats and development tokens.
+//! Exit codes: 0 success, 1 error, 2 usage error (clap), 3 reconcile differences.
 
 mod cli;
 mod commands;
@@ -17,10 +18,10 @@ async fn main() -> ExitCode {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .init();
     match cli.command.run().await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            ExitCode::from(commands::EXIT_ERROR)
         }
     }
 }

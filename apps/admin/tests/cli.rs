@@ -149,8 +149,8 @@ fn migrate_then_status_on_a_fresh_data_dir() {
     assert!(before.status.success(), "{}", stderr(&before));
     assert!(stdout(&before).contains("pending"), "{}", stdout(&before));
     assert!(
-        !data.join("filegate.db").exists(),
-        "--status must not create the db"
+        !data.join("filegate.db").exists() && !data.join("files.db").exists(),
+        "--status must not create the databases"
     );
 
     let migrated = run(admin(&data).arg("migrate"));
@@ -166,11 +166,13 @@ fn migrate_then_status_on_a_fresh_data_dir() {
     assert!(status.status.success(), "{}", stderr(&status));
     let table = stdout(&status);
     let mut lines = table.lines();
-    assert!(lines.next().unwrap().starts_with("VERSION"), "{table}");
+    assert!(lines.next().unwrap().starts_with("DATABASE"), "{table}");
     let rows: Vec<&str> = lines.collect();
     assert!(!rows.is_empty(), "{table}");
     assert!(rows.iter().all(|r| !r.contains("pending")), "{table}");
-    assert!(rows[0].starts_with('1'), "{table}");
+    assert!(rows[0].starts_with("media"), "{table}");
+    assert!(rows.iter().any(|r| r.starts_with("files")), "{table}");
+    assert!(data.join("files.db").exists());
 
     let again = run(admin(&data).arg("migrate"));
     assert!(again.status.success(), "{}", stderr(&again));

@@ -1,67 +1,100 @@
-//! `migrate`: applies pending migrations of the media database, or shows their status.
+//! `migrate`: applies pending migrations of the media database and of FILES_DB, or shows
+//! their status.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use filegate_sqlite::{MigrationStatus, migrate, migration_status};
+use filegate_sqlite::{
+    MigrationStatus, files_migration_status, migrate, migrate_files, migration_status,
+};
 
-use super::DataDirOpts;
+use super::{ConfigOpts, FILES_DB_FILE, describe};
 
 /// Name of the media database inside the data directory.
 pub const MEDIA_DB_FILE: &str = "filegate.db";
 
 #[derive(Debug, clap::Args)]
 pub struct Opts {
-    /// Only show which migrations are applied and which are pending.
+    /// Only show which migrations are applied and which are pending (creates nothing).
     #[arg(long)]
     pub status: bool,
     #[command(flatten)]
-    pub data: DataDirOpts,
+    pub config: ConfigOpts,
     /// The media database file [default: <data-dir>/filegate.db].
     #[arg(long, env = "FILEGATE_MEDIA_DB", value_name = "PATH")]
     pub db: Option<PathBuf>,
+    /// FILES_DB, managed mode's database [default: <data-dir>/files.db].
+    #[arg(long = "files-db", value_name = "PATH")]
+    pub files_db: Option<PathBuf>,
 }
 
 impl Opts {
-    pub fn db_path(&self) -> PathBuf {
+    pub fn db_path(&self, data_dir: &Path) -> PathBuf {
         self.db
             .clone()
-            .unwrap_or_else(|| self.data.data_dir.join(MEDIA_DB_FILE))
+            .unwrap_or_else(|| data_dir.join(MEDIA_DB_FILE))
+    }
+
+    pub fn files_db_path(&self, data_dir: &Path) -> PathBuf {
+        self.files_db
+            .clone()
+            .unwrap_or_else(|| data_dir.join(FILES_DB_FILE))
     }
 }
 
-pub async fn run(opts: Opts) -> anyhow::Result<()> {
-    let path = opts.db_path();
-    let shown = path.display();
-    if !opts.status {
-        let applied = migrate(&path)
-            .await
+/// The two databases: label, path, and whether it is FILES_DB.
+fn databases(opts: &Opts, data_dir: &Path) -> [(&'static str, PathBuf, bool); 2] {
+    [
+        ("media", opts.db_path(data_dir), false),
+        ("files", opts.files_db_path(data_dir), true),
+    ]
+}
+
+pub async fn run(opts: Opts) -> anyhow::Result<u8> {
+    let config = opts.config.load()?;
+    let mut rows: Vec<(&'static str, MigrationStatus)> = Vec::new();
+    for (label, path, files) in databases(&opts, &config.data_dir) {
+        let shown = path.display();
+        if !opts.status {
+            let applied = if files {
+                migrate_files(&path).await
+            } else {
+                migrate(&path).await
+            }
+            .map_err(|e| anyhow::anyhow!(describe(&e)))
             .with_context(|| format!("cannot migrate {shown}"))?;
-        if applied.is_empty() {
-            eprintln!("{shown} is up to date");
-        } else {
-            eprintln!("applied {} migration(s) to {shown}", applied.len());
+            if applied.is_empty() {
+                eprintln!("{shown} is up to date");
+            } else {
+                eprintln!("applied {} migration(s) to {shown}", applied.len());
+            }
         }
-    }
-    let status = migration_status(&path)
-        .await
+        let status = if files {
+            files_migration_status(&path).await
+        } else {
+            migration_status(&path).await
+        }
+        .map_err(|e| anyhow::anyhow!(describe(&e)))
         .with_context(|| format!("cannot read the migration status of {shown}"))?;
-    print!("{}", render_table(&status));
-    if opts.status {
-        let pending = status.iter().filter(|m| m.applied_at.is_none()).count();
-        eprintln!("{shown}: {pending} pending migration(s)");
+        if opts.status {
+            let pending = status.iter().filter(|m| m.applied_at.is_none()).count();
+            eprintln!("{shown}: {pending} pending migration(s)");
+        }
+        rows.extend(status.into_iter().map(|m| (label, m)));
     }
-    Ok(())
+    print!("{}", render_table(&rows));
+    Ok(super::EXIT_OK)
 }
 
-/// A plain table: version, name, and when applied or `pending`.
-fn render_table(status: &[MigrationStatus]) -> String {
-    const HEADERS: [&str; 3] = ["VERSION", "NAME", "APPLIED AT"];
-    let rows: Vec<[String; 3]> = status
+/// A plain table: database, version, name, and when applied or `pending`.
+fn render_table(status: &[(&str, MigrationStatus)]) -> String {
+    const HEADERS: [&str; 4] = ["DATABASE", "VERSION", "NAME", "APPLIED AT"];
+    let rows: Vec<[String; 4]> = status
         .iter()
-        .map(|m| {
+        .map(|(db, m)| {
             [
+                (*db).to_owned(),
                 m.version.to_string(),
                 m.name.to_owned(),
                 m.applied_at.clone().unwrap_or_else(|| "pending".to_owned()),
@@ -75,11 +108,11 @@ fn render_table(status: &[MigrationStatus]) -> String {
             .max()
             .unwrap_or_default()
     };
-    let (w0, w1) = (width(0), width(1));
+    let (w0, w1, w2) = (width(0), width(1), width(2));
     let mut out = String::new();
-    for [version, name, applied] in std::iter::once(HEADERS.map(str::to_owned)).chain(rows) {
+    for [db, version, name, applied] in std::iter::once(HEADERS.map(str::to_owned)).chain(rows) {
         // Writing to a String cannot fail.
-        let _ = writeln!(out, "{version:<w0$}  {name:<w1$}  {applied}");
+        let _ = writeln!(out, "{db:<w0$}  {version:<w1$}  {name:<w2$}  {applied}");
     }
     out
 }
@@ -89,36 +122,52 @@ mod tests {
     use super::*;
 
     #[test]
-    fn table_shows_applied_and_pending() {
+    fn table_shows_both_databases_applied_and_pending() {
         let table = render_table(&[
-            MigrationStatus {
-                version: 1,
-                name: "media",
-                applied_at: Some("2025-06-01T12:00:00Z".into()),
-            },
-            MigrationStatus {
-                version: 2,
-                name: "media_indexes",
-                applied_at: None,
-            },
+            (
+                "media",
+                MigrationStatus {
+                    version: 1,
+                    name: "media",
+                    applied_at: Some("2025-06-01T12:00:00Z".into()),
+                },
+            ),
+            (
+                "media",
+                MigrationStatus {
+                    version: 2,
+                    name: "media_indexes",
+                    applied_at: None,
+                },
+            ),
+            (
+                "files",
+                MigrationStatus {
+                    version: 1,
+                    name: "files",
+                    applied_at: None,
+                },
+            ),
         ]);
         assert_eq!(
             table,
-            "VERSION  NAME           APPLIED AT\n\
-             1        media          2025-06-01T12:00:00Z\n\
-             2        media_indexes  pending\n"
+            "DATABASE  VERSION  NAME           APPLIED AT\n\
+             media     1        media          2025-06-01T12:00:00Z\n\
+             media     2        media_indexes  pending\n\
+             files     1        files          pending\n"
         );
     }
 
     #[test]
-    fn db_defaults_to_the_data_dir() {
+    fn databases_default_to_the_data_dir() {
         let opts = Opts {
             status: false,
-            data: DataDirOpts {
-                data_dir: PathBuf::from("/srv/fg"),
-            },
+            config: ConfigOpts::default(),
             db: None,
+            files_db: None,
         };
-        assert_eq!(opts.db_path(), PathBuf::from("/srv/fg/filegate.db"));
+        let dir = Path::new("/srv/fg");
+        assert_eq!(opts.db_path(dir), PathBuf::from("/srv/fg/filegate.db"));
+        assert_eq!(opts.files_db_path(dir), PathBuf::from("/srv/fg/files.db"));
     }
 }

@@ -1,9 +1,35 @@
-//! One module per subcommand, each with its `Opts` and `run`.
+//! One module per subcommand, each with its `Opts` and `run`; shared set-up here.
 
+pub mod bucket;
 pub mod migrate;
+pub mod purge;
+pub mod reconcile;
+pub mod stats;
 pub mod token;
 
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use filegate_core::Error;
+use filegate_core::managed::{ManagedPolicy, ManagedService};
+use filegate_core::ports::{Clock, SystemClock};
+use filegate_core::storage::Storage;
+use filegate_r2::SigV4Signer;
+use filegate_server::config::Config;
+use filegate_server::storage_setup::{OpenedStorage, open_storage};
+use filegate_sqlite::SqliteFilesDb;
+
+/// Exit code: success, and nothing left to fix.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: an error (bad configuration, storage or database unreachable, …).
+pub const EXIT_ERROR: u8 = 1;
+/// Exit code: reconcile found differences (dry run), or some were left unfixed (`--apply`).
+pub const EXIT_DIFFERENCES: u8 = 3;
+
+/// Name of FILES_DB inside the data directory (as the server names it).
+pub const FILES_DB_FILE: &str = "files.db";
 
 /// Where the server keeps its state; shared by the commands.
 #[derive(Debug, Clone, clap::Args)]
@@ -16,4 +42,166 @@ pub struct DataDirOpts {
         default_value = "./data"
     )]
     pub data_dir: PathBuf,
+}
+
+/// The server's configuration (environment, `FILEGATE_CONFIG` or `./filegate.toml`),
+/// with the data directory optionally overridden.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConfigOpts {
+    /// The server's data directory [default: as the server: FILEGATE_DATA_DIR, the
+    /// config file's data_dir, else ./data].
+    #[arg(long = "data-dir", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl ConfigOpts {
+    /// Reads the configuration exactly as the server does.
+    ///
+    /// # Errors
+    /// An invalid setting, named.
+    pub fn load(&self) -> anyhow::Result<Config> {
+        let mut config = Config::load().context("reading the server configuration")?;
+        if let Some(dir) = &self.data_dir {
+            config.data_dir.clone_from(dir);
+        }
+        Ok(config)
+    }
+}
+
+/// FILES_DB of `config`; refuses to create one where none exists.
+///
+/// # Errors
+/// A missing or unopenable database.
+pub async fn open_files_db(config: &Config) -> anyhow::Result<SqliteFilesDb> {
+    let path = config.data_dir.join(FILES_DB_FILE);
+    if !path.exists() {
+        bail!(
+            "no FILES_DB at {}: start the server in managed mode once, or run `filegate-admin migrate`",
+            path.display()
+        );
+    }
+    SqliteFilesDb::open(&path)
+        .await
+        .map_err(|e| anyhow::anyhow!(describe(&e)))
+        .with_context(|| format!("opening FILES_DB {}", path.display()))
+}
+
+/// The object store as the server opens it; in embedded mode our own endpoint on a free
+/// loopback port over the same folder.
+///
+/// # Errors
+/// As [`open_storage`].
+pub async fn storage(config: &Config) -> anyhow::Result<OpenedStorage> {
+    open_storage(config, std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await
+}
+
+/// Stops the embedded endpoint, if any.
+pub async fn close_storage(storage: OpenedStorage) {
+    if let Some(e) = storage.embedded {
+        e.shutdown().await;
+    }
+}
+
+/// Managed mode's service as the server builds it.
+///
+/// # Errors
+/// An invalid policy.
+pub fn managed_service(
+    config: &Config,
+    storage: &OpenedStorage,
+    db: &SqliteFilesDb,
+) -> anyhow::Result<ManagedService> {
+    let signer = SigV4Signer::new(&storage.r2).map_err(|e| anyhow::anyhow!(describe(&e)))?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let signing = Storage::new(Arc::new(signer), clock.clone(), config.bucket.clone());
+    let policy = ManagedPolicy {
+        files_url: config.files_url.clone(),
+        max_file_size: config.max_upload_size,
+        upload_expiry: config.upload_expiry,
+        roles: config.roles.clone(),
+        firewall: config.firewall,
+        ..ManagedPolicy::default()
+    };
+    let db = Arc::new(db.clone());
+    ManagedService::new(
+        signing,
+        Arc::new(storage.objects.clone()),
+        db.clone(),
+        db,
+        clock,
+        policy,
+    )
+    .map_err(|e| anyhow::anyhow!("invalid managed-mode policy: {}", describe(&e)))
+}
+
+/// A readable message for a domain error, with every field of a validation error.
+#[must_use]
+pub fn describe(e: &Error) -> String {
+    match e {
+        Error::Validation(fields) => {
+            let parts: Vec<String> = fields
+                .iter()
+                .map(|f| format!("{}: {}", f.field, f.message))
+                .collect();
+            format!("invalid input: {}", parts.join("; "))
+        }
+        other => {
+            let mut msg = other.to_string();
+            let mut source = std::error::Error::source(other);
+            while let Some(s) = source {
+                msg.push_str(": ");
+                msg.push_str(&s.to_string());
+                source = s.source();
+            }
+            msg
+        }
+    }
+}
+
+/// Asks `question` on the terminal unless `yes`; off a terminal the answer is yes
+/// (scripts pass `--yes` anyway). Returns whether to go on.
+///
+/// # Errors
+/// Reading the terminal failed.
+pub fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
+    if yes || !std::io::stdin().is_terminal() {
+        return Ok(true);
+    }
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+}
+
+/// Parses a duration such as `24h`, `7d` or `0s`.
+///
+/// # Errors
+/// A readable message.
+pub fn parse_age(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| format!("{e} (use e.g. 0s, 90m, 24h, 7d)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_parse() {
+        assert_eq!(parse_age("24h"), Ok(std::time::Duration::from_secs(86_400)));
+        assert_eq!(parse_age("0s"), Ok(std::time::Duration::ZERO));
+        assert!(parse_age("soon").is_err());
+    }
+
+    #[test]
+    fn validation_errors_name_every_field() {
+        let e = Error::Validation(vec![
+            filegate_core::error::FieldError::new("name", "too short"),
+            filegate_core::error::FieldError::new("readScope", "unknown"),
+        ]);
+        assert_eq!(
+            describe(&e),
+            "invalid input: name: too short; readScope: unknown"
+        );
+    }
 }

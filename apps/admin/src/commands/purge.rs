@@ -1,0 +1,104 @@
+//! `purge`: removes soft-deleted objects and stale pending uploads (object, then row), in
+//! batches.
+
+use std::io::IsTerminal as _;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use filegate_core::reconcile::{
+    PurgeOptions, PurgeReport, SOFT_DELETE_GRACE, default_stale_after, purge,
+};
+use time::OffsetDateTime;
+
+use super::{ConfigOpts, EXIT_OK, close_storage, confirm, describe, open_files_db};
+
+#[derive(Debug, clap::Args)]
+pub struct Opts {
+    /// Only report what would be purged.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Rows per batch.
+    #[arg(long, value_name = "N", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub batch: u32,
+    #[command(flatten)]
+    pub config: ConfigOpts,
+}
+
+pub async fn run(opts: Opts) -> anyhow::Result<u8> {
+    let config = opts.config.load()?;
+    let db = open_files_db(&config).await?;
+    if !opts.dry_run
+        && !confirm(
+            &format!(
+                "delete soft-deleted objects and pending uploads older than {} from bucket {} and FILES_DB?",
+                humantime::format_duration(default_stale_after()),
+                config.bucket
+            ),
+            opts.yes,
+        )?
+    {
+        bail!("not confirmed; nothing deleted");
+    }
+    let storage = super::storage(&config).await?;
+    let purge_opts = PurgeOptions {
+        bucket: config.bucket.clone(),
+        now: OffsetDateTime::now_utc(),
+        stale_after: default_stale_after(),
+        deleted_grace: SOFT_DELETE_GRACE,
+        batch: opts.batch,
+        dry_run: opts.dry_run,
+    };
+    let plain = !opts.json;
+    let terminal = std::io::stderr().is_terminal();
+    let mut last = Instant::now();
+    let result = purge(
+        &storage.objects,
+        &db,
+        &purge_opts,
+        &mut |r: &PurgeReport| {
+            if plain && (terminal || last.elapsed() >= Duration::from_secs(5)) {
+                eprintln!(
+                    "purge: {} rows scanned, {} purged",
+                    r.scanned_rows, r.purged
+                );
+                last = Instant::now();
+            }
+        },
+    )
+    .await;
+    close_storage(storage).await;
+    let report = result.map_err(|e| anyhow::anyhow!("purge stopped: {}", describe(&e)))?;
+    if opts.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let verb = if report.dry_run {
+            "would purge"
+        } else {
+            "purged"
+        };
+        println!(
+            "scanned {} rows in {} batch(es)",
+            report.scanned_rows, report.batches
+        );
+        println!(
+            "soft-deleted rows: {} ({} bytes); stale pending uploads: {} ({} bytes)",
+            report.soft_deleted.count,
+            report.soft_deleted.bytes,
+            report.stale_pending.count,
+            report.stale_pending.bytes
+        );
+        let n = if report.dry_run {
+            report.soft_deleted.count + report.stale_pending.count
+        } else {
+            report.purged
+        };
+        println!("{verb} {n} row(s) and their objects");
+    }
+    Ok(EXIT_OK)
+}
