@@ -5,6 +5,7 @@ use crate::config::{Config, LogFormat};
 use crate::http::{HttpOptions, TokenMinter};
 use crate::metrics::{MeteredObjectStore, Metrics};
 use crate::state::{AppState, Readiness};
+use crate::storage_setup::{OpenedStorage, open_storage};
 use anyhow::Context;
 use filegate_auth::{
     ApiKeyConfig, AuthDb, JwtAuthenticator, JwtConfig, QuickbackAuthenticator, SessionConfig,
@@ -14,8 +15,8 @@ use filegate_core::media::{MediaPolicy, MediaService};
 use filegate_core::ports::ObjectStore;
 use filegate_core::ports::{Clock, SystemClock};
 use filegate_core::storage::Storage;
-use filegate_embedded_s3::{EmbeddedCredentials, EmbeddedS3, EmbeddedS3Config};
-use filegate_r2::{R2Config, S3ObjectStore, SigV4Signer};
+use filegate_embedded_s3::EmbeddedS3;
+use filegate_r2::SigV4Signer;
 use filegate_sqlite::{SqliteFilesDb, SqliteMediaStore};
 use secrecy::SecretString;
 use std::net::SocketAddr;
@@ -144,55 +145,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let auth_secret = auth_secret(&config)?;
 
-    let (r2, embedded) = match &config.remote {
-        Some(remote) => (
-            R2Config {
-                account_id: remote.account_id.clone(),
-                access_key_id: remote.access_key_id.clone(),
-                secret_access_key: remote.secret_access_key.clone(),
-                bucket: config.bucket.clone(),
-                endpoint: remote.endpoint.clone(),
-                region: remote.region.clone(),
-            },
-            None,
-        ),
-        None => {
-            let creds =
-                EmbeddedCredentials::load_or_create(&config.data_dir.join("embedded-s3.json"))
-                    .context("loading the embedded S3 credentials")?;
-            let embedded = EmbeddedS3::start(EmbeddedS3Config {
-                root: config.data_dir.join("objects"),
-                addr: config.s3_listen,
-                access_key_id: creds.access_key_id.clone(),
-                secret_access_key: creds.secret_access_key.clone(),
-                allowed_origins: config.cors_origins.clone(),
-            })
-            .await
-            .with_context(|| {
-                format!("starting the embedded S3 endpoint on {}", config.s3_listen)
-            })?;
-            (
-                R2Config {
-                    account_id: None,
-                    access_key_id: creds.access_key_id,
-                    secret_access_key: SecretString::from(creds.secret_access_key),
-                    bucket: config.bucket.clone(),
-                    endpoint: Some(embedded.endpoint()),
-                    region: "auto".to_owned(),
-                },
-                Some(embedded),
-            )
-        }
-    };
-
+    let OpenedStorage {
+        r2,
+        objects,
+        embedded,
+    } = open_storage(&config, config.s3_listen).await?;
     let signer = SigV4Signer::new(&r2).context("configuring the URL signer")?;
-    let objects = S3ObjectStore::new(&r2).context("configuring the object store")?;
-    if embedded.is_some() {
-        objects
-            .ensure_bucket(&config.bucket)
-            .await
-            .context("creating the default bucket on the embedded endpoint")?;
-    }
     let db_path = config.data_dir.join("filegate.db");
     let media_store = SqliteMediaStore::open(&db_path)
         .await
