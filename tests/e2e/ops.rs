@@ -227,6 +227,13 @@ async fn metrics_count_requests_by_matched_route_and_presigns_by_method() {
         Some(1.0),
         "{text}"
     );
+    // The media database pool is read at scrape time: at least one connection is open.
+    let open = sample(&text, r#"filegate_db_pool_connections{state="open"}"#);
+    assert!(open.is_some_and(|n| n >= 1.0), "{text}");
+    assert!(
+        sample(&text, r#"filegate_db_pool_connections{state="waiting"}"#).is_some(),
+        "{text}"
+    );
     // The route label is the template, never the raw path; scrapes are not counted.
     assert!(!text.contains(id), "raw id in the metrics:\n{text}");
     assert!(

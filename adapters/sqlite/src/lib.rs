@@ -70,6 +70,13 @@ impl SqliteMediaStore {
             .map(drop)
     }
 
+    /// Connections of the pool: (open, idle, callers waiting for one). For metrics.
+    #[must_use]
+    pub fn pool_usage(&self) -> (usize, usize, usize) {
+        let s = self.pool.status();
+        (s.size, s.available, s.waiting)
+    }
+
     async fn interact<T, F>(&self, f: F) -> Result<T, Error>
     where
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,

@@ -169,6 +169,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let readiness =
         Readiness::for_adapters(media_store.clone(), objects.clone(), config.bucket.clone());
     let metrics = Arc::new(Metrics::new());
+    let pool = media_store.clone();
+    metrics.set_pool_probe(Box::new(move || pool.pool_usage()));
     let objects: Arc<dyn ObjectStore> =
         Arc::new(MeteredObjectStore::new(Arc::new(objects), metrics.clone()));
     let media = MediaService::new(

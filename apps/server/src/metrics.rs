@@ -74,6 +74,17 @@ pub struct Metrics {
     download_bytes: Counter,
     storage_errors: Family<OperationLabels, Counter>,
     open_streams: Gauge,
+    db_pool: Family<PoolLabels, Gauge>,
+    /// Reads the media database pool at scrape time.
+    pool_probe: std::sync::OnceLock<PoolProbe>,
+}
+
+/// Returns (open, idle, waiting) connections of a database pool.
+pub type PoolProbe = Box<dyn Fn() -> (usize, usize, usize) + Send + Sync>;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    state: &'static str,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -137,9 +148,17 @@ impl Metrics {
             "Download bodies streaming from storage to a client now (dropped on completion or disconnect)",
             open_streams.clone(),
         );
+        let db_pool = Family::<PoolLabels, Gauge>::default();
+        registry.register(
+            "db_pool_connections",
+            "Media database pool connections by state (open, idle, waiting callers), read at scrape time",
+            db_pool.clone(),
+        );
         Self {
             registry,
             open_streams,
+            db_pool,
+            pool_probe: std::sync::OnceLock::new(),
             http_requests,
             http_duration,
             presigns,
@@ -149,9 +168,22 @@ impl Metrics {
         }
     }
 
+    /// Reports the media database pool in `filegate_db_pool_connections`; set once at start.
+    pub fn set_pool_probe(&self, probe: PoolProbe) {
+        let _ = self.pool_probe.set(probe);
+    }
+
     /// The Prometheus text exposition (format 0.0.4).
     #[must_use]
     pub fn render(&self) -> String {
+        if let Some(probe) = self.pool_probe.get() {
+            let (open, idle, waiting) = probe();
+            for (state, n) in [("open", open), ("idle", idle), ("waiting", waiting)] {
+                self.db_pool
+                    .get_or_create(&PoolLabels { state })
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        }
         let mut out = String::new();
         if let Err(e) =
             prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
