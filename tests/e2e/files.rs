@@ -613,3 +613,72 @@ async fn the_storage_routes_and_the_download_route_coexist() {
     assert_eq!(res.bytes().await.unwrap().as_ref(), DOC);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_better_auth_session_cookie_opens_private_files() {
+    const SECRET: &str = "files-listener-cookie-secret-0123456789abcdef";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("auth.db");
+    let db = filegate_testkit::auth_db::AuthDbFixture::create(&path);
+    db.add_user("u2", "u2@example.com", None);
+    db.add_user("u3", "u3@example.com", None);
+    db.add_org("org_a", "a");
+    db.add_org("org_b", "b");
+    db.add_member("org_a", "u2", "member");
+    db.add_member("org_b", "u3", "owner");
+    let app = TestApp::spawn_with(move |c| {
+        c.managed = true;
+        c.auth_db = Some(path);
+        c.auth_secret = Some(secrecy::SecretString::from(SECRET));
+    })
+    .await;
+    let svc = app.running.managed().expect("managed mode is on");
+    let files = format!("http://{}", app.running.files_addr.expect("files listener"));
+    docs_bucket(&svc).await;
+    let obj = seed(
+        &app,
+        &svc,
+        &member("u1", "org_a", "member"),
+        "docs",
+        "c.pdf",
+        "application/pdf",
+        DOC,
+    )
+    .await;
+    let url = format!("{files}/{}", obj.key.as_str());
+    let in_an_hour = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+
+    let colleague = db.add_session("u2", Some("org_a"), in_an_hour);
+    let res = app
+        .http
+        .get(&url)
+        .header("cookie", colleague.cookie_header(SECRET))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.bytes().await.unwrap().as_ref(), DOC);
+
+    let stranger = db.add_session("u3", Some("org_b"), in_an_hour);
+    let res = app
+        .http
+        .get(&url)
+        .header("cookie", stranger.cookie_header(SECRET))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+
+    let forged = app
+        .http
+        .get(&url)
+        .header(
+            "cookie",
+            colleague.cookie_header("not-the-secret-0123456789abcdef"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+    app.shutdown().await;
+}
