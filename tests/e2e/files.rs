@@ -682,3 +682,31 @@ async fn a_better_auth_session_cookie_opens_private_files() {
     assert_eq!(forged.status(), 401);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_files_listener_is_rate_limited_per_ip_like_the_api() {
+    let app = TestApp::spawn_with(|c| {
+        c.managed = true;
+        c.rate_limit = Some(filegate_server::http::RateLimit {
+            per_second: 1,
+            burst: 2,
+        });
+    })
+    .await;
+    let files = format!("http://{}", app.running.files_addr.expect("files listener"));
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(
+            app.send(app.http.get(format!("{files}/public/nobody/avatars/x.png")))
+                .await,
+        );
+    }
+    assert_eq!(statuses[0].status, 404, "{:?}", statuses[0]);
+    let limited = statuses
+        .iter()
+        .find(|r| r.status == 429)
+        .expect("a request over the budget is refused");
+    assert_eq!(limited.body["code"], "RATE_LIMITED");
+    assert!(limited.headers.get("retry-after").is_some());
+    app.shutdown().await;
+}

@@ -151,37 +151,43 @@ impl UrlTokens for FileTokens {
 pub fn files_router(state: AppState) -> Router {
     let cors = cors(&state.http.trusted_origins);
     let metrics = state.metrics.clone();
-    Router::new()
+    let limit = state.http.rate_limit;
+    let router = Router::new()
         .route("/public/{*key}", get(public_file))
         .route("/{*key}", get(private_file))
         .fallback(|| async { ApiError(Error::NotFound(Resource::Object)) })
-        .with_state(state)
-        .layer(
-            ServiceBuilder::new()
-                .layer(axum::middleware::from_fn_with_state(
-                    metrics,
-                    crate::metrics::track_requests,
-                ))
-                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-                .layer(PropagateRequestIdLayer::x_request_id())
-                // Never the URI: it may carry a `?token=`.
-                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                    let route = req
-                        .extensions()
-                        .get::<MatchedPath>()
-                        .map_or("-", MatchedPath::as_str)
-                        .to_owned();
-                    let request_id = req
-                        .headers()
-                        .get("x-request-id")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("-")
-                        .to_owned();
-                    tracing::info_span!("files", method = %req.method(), route, request_id)
-                }))
-                .layer(cors)
-                .layer(axum::middleware::from_fn(crate::error::attach_request_id)),
-        )
+        .with_state(state);
+    // The same per-IP budget as the API; inside the envelope renderer so 429 is an envelope.
+    let router = match limit {
+        Some(limit) => router.layer(crate::http::rate_limiter(limit)),
+        None => router,
+    };
+    router.layer(
+        ServiceBuilder::new()
+            .layer(axum::middleware::from_fn_with_state(
+                metrics,
+                crate::metrics::track_requests,
+            ))
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(PropagateRequestIdLayer::x_request_id())
+            // Never the URI: it may carry a `?token=`.
+            .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let route = req
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map_or("-", MatchedPath::as_str)
+                    .to_owned();
+                let request_id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-")
+                    .to_owned();
+                tracing::info_span!("files", method = %req.method(), route, request_id)
+            }))
+            .layer(cors)
+            .layer(axum::middleware::from_fn(crate::error::attach_request_id)),
+    )
 }
 
 fn cors(origins: &[String]) -> CorsLayer {
