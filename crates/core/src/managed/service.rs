@@ -237,6 +237,39 @@ impl Fields {
     }
 }
 
+/// A checked upload or presign: where the object goes and what it declares.
+struct WriteTarget<'p> {
+    principal: &'p Principal,
+    bucket: Bucket,
+    segment: String,
+    key: ObjectKey,
+    path: ObjectPath,
+    content_type: ContentType,
+    size: u64,
+}
+
+impl WriteTarget<'_> {
+    /// The `pending` row both write paths insert before the object exists.
+    fn pending_row(&self, now: OffsetDateTime) -> ObjectRow {
+        ObjectRow {
+            id: ObjectId::generate(),
+            bucket_id: self.bucket.id.clone(),
+            organization_id: self.principal.active_org_id.clone(),
+            owner_id: self.principal.user_id.clone(),
+            segment: self.segment.clone(),
+            key: self.key.clone(),
+            path: self.path.clone(),
+            content_type: self.content_type.clone(),
+            size: self.size,
+            etag: None,
+            status: ObjectStatus::Pending,
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+        }
+    }
+}
+
 /// What an upload or presign may do with the key.
 enum Claim {
     /// No row holds it (any stale row was purged).
@@ -549,53 +582,38 @@ impl ManagedService {
         path: &str,
         input: Upload,
     ) -> Result<ObjectInfo, Error> {
-        let (p, b, owner) = self.enter_write(caller, bucket).await?;
-        let mut fields = Fields::default();
-        let path = fields.take(ObjectPath::parse(path))?;
-        let ct = fields.take(ContentType::parse(input.content_type))?;
-        fields.finish()?;
-        let (Some(path), Some(ct)) = (path, ct) else {
-            return Err(Error::internal("validated upload fields went missing"));
-        };
-        let key = object_key(owner, &b.name, &path)?;
-        self.check_limits(&b, input.content_length, &ct)?;
-
-        let claim = self.claim(&b, &key, input.upsert, p).await?;
+        let w = self
+            .prepare_write(
+                caller,
+                bucket,
+                path,
+                input.content_type,
+                input.content_length,
+            )
+            .await?;
+        let claim = self
+            .claim(&w.bucket, &w.key, input.upsert, w.principal)
+            .await?;
         let now = self.clock.now();
         let put = PutObject {
             content_length: input.content_length,
-            content_type: Some(ct.clone()),
+            content_type: Some(w.content_type.clone()),
             body: input.body,
         };
         let (id, meta) = match claim {
             Claim::Replace(id) => {
                 let meta = self
                     .objects
-                    .put(self.storage.default_bucket(), &key, put)
+                    .put(self.storage.default_bucket(), &w.key, put)
                     .await?;
                 (id, meta)
             }
             Claim::Free => {
-                let row = ObjectRow {
-                    id: ObjectId::generate(),
-                    bucket_id: b.id.clone(),
-                    organization_id: p.active_org_id.clone(),
-                    owner_id: p.user_id.clone(),
-                    segment: owner.segment().to_owned(),
-                    key: key.clone(),
-                    path,
-                    content_type: ct.clone(),
-                    size: input.content_length,
-                    etag: None,
-                    status: ObjectStatus::Pending,
-                    created_at: now,
-                    updated_at: now,
-                    deleted_at: None,
-                };
+                let row = w.pending_row(now);
                 self.rows.insert_object(&row).await?;
                 match self
                     .objects
-                    .put(self.storage.default_bucket(), &key, put)
+                    .put(self.storage.default_bucket(), &w.key, put)
                     .await
                 {
                     Ok(meta) => (row.id, meta),
@@ -614,13 +632,13 @@ impl ManagedService {
                 &ObjectConfirmation {
                     size: meta.size,
                     etag: meta.etag,
-                    content_type: ct,
-                    owner_id: p.user_id.clone(),
+                    content_type: w.content_type,
+                    owner_id: w.principal.user_id.clone(),
                     at: now,
                 },
             )
             .await?;
-        Ok(ObjectInfo::new(&row, &b.name))
+        Ok(ObjectInfo::new(&row, &w.bucket.name))
     }
 
     /// Streams one of the caller's objects (or a range of it).
@@ -737,50 +755,27 @@ impl ManagedService {
         path: &str,
         input: PresignUpload,
     ) -> Result<PresignedUpload, Error> {
-        let (p, b, owner) = self.enter_write(caller, bucket).await?;
-        let mut fields = Fields::default();
-        let path = fields.take(ObjectPath::parse(path))?;
-        let ct = fields.take(ContentType::parse(input.content_type))?;
-        fields.finish()?;
-        let (Some(path), Some(ct)) = (path, ct) else {
-            return Err(Error::internal("validated presign fields went missing"));
-        };
-        let key = object_key(owner, &b.name, &path)?;
-        self.check_limits(&b, input.size, &ct)?;
+        let w = self
+            .prepare_write(caller, bucket, path, input.content_type, input.size)
+            .await?;
         // Presign never overwrites: a confirmed object at the path is a 409.
-        self.claim(&b, &key, false, p).await?;
+        self.claim(&w.bucket, &w.key, false, w.principal).await?;
 
         let signed = self
             .storage
             .sign_put_url(
-                &key,
+                &w.key,
                 PutOptions::default()
-                    .with_content_type(ct.clone())
+                    .with_content_type(w.content_type.clone())
                     .with_content_length(input.size)
                     .with_expires_in(self.policy.upload_expiry),
             )
             .await?;
-        let now = self.clock.now();
-        let row = ObjectRow {
-            id: ObjectId::generate(),
-            bucket_id: b.id.clone(),
-            organization_id: p.active_org_id.clone(),
-            owner_id: p.user_id.clone(),
-            segment: owner.segment().to_owned(),
-            key: key.clone(),
-            path,
-            content_type: ct,
-            size: input.size,
-            etag: None,
-            status: ObjectStatus::Pending,
-            created_at: now,
-            updated_at: now,
-            deleted_at: None,
-        };
+        let row = w.pending_row(self.clock.now());
         self.rows.insert_object(&row).await?;
         Ok(PresignedUpload {
             id: row.id,
-            key,
+            key: w.key,
             upload_url: signed.url,
             method: "PUT",
             headers: signed.headers,
@@ -1058,6 +1053,38 @@ impl ManagedService {
     }
 
     /// Layers 1–5 of a write: caller, bucket, owner segment, write scope.
+    /// Everything an upload and a presign check before touching rows or storage, in the
+    /// documented order: auth, bucket, org, access, then `path`/`contentType` together,
+    /// then the size and type limits.
+    async fn prepare_write<'p>(
+        &self,
+        caller: Option<&'p Principal>,
+        bucket: &str,
+        path: &str,
+        content_type: String,
+        size: u64,
+    ) -> Result<WriteTarget<'p>, Error> {
+        let (p, b, owner) = self.enter_write(caller, bucket).await?;
+        let mut fields = Fields::default();
+        let path = fields.take(ObjectPath::parse(path))?;
+        let ct = fields.take(ContentType::parse(content_type))?;
+        fields.finish()?;
+        let (Some(path), Some(ct)) = (path, ct) else {
+            return Err(Error::internal("validated write fields went missing"));
+        };
+        let key = object_key(owner, &b.name, &path)?;
+        self.check_limits(&b, size, &ct)?;
+        Ok(WriteTarget {
+            principal: p,
+            segment: owner.segment().to_owned(),
+            bucket: b,
+            key,
+            path,
+            content_type: ct,
+            size,
+        })
+    }
+
     async fn enter_write<'p>(
         &self,
         caller: Option<&'p Principal>,
