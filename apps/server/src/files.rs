@@ -15,7 +15,7 @@ use crate::extract::credentials;
 use crate::serve::{FileRequest, Open, Opened, serve};
 use crate::state::AppState;
 use axum::Router;
-use axum::extract::{MatchedPath, Path, Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
@@ -28,7 +28,7 @@ use filegate_core::managed::service::UrlTokens;
 use futures::FutureExt;
 use hmac::{Hmac, Mac};
 use http::request::Parts;
-use http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use http::{HeaderName, Method, StatusCode, header};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 use std::collections::HashMap;
@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 use tower::ServiceBuilder;
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::cors::CorsLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -172,17 +172,7 @@ pub fn files_router(state: AppState) -> Router {
             .layer(PropagateRequestIdLayer::x_request_id())
             // Never the URI: it may carry a `?token=`.
             .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                let route = req
-                    .extensions()
-                    .get::<MatchedPath>()
-                    .map_or("-", MatchedPath::as_str)
-                    .to_owned();
-                let request_id = req
-                    .headers()
-                    .get("x-request-id")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-")
-                    .to_owned();
+                let (route, request_id) = crate::span_fields(req);
                 tracing::info_span!("files", method = %req.method(), route, request_id)
             }))
             .layer(cors)
@@ -191,12 +181,8 @@ pub fn files_router(state: AppState) -> Router {
 }
 
 fn cors(origins: &[String]) -> CorsLayer {
-    let origins: Vec<HeaderValue> = origins
-        .iter()
-        .filter_map(|o| HeaderValue::from_str(o).ok())
-        .collect();
     CorsLayer::new()
-        .allow_origin(AllowOrigin::list(origins))
+        .allow_origin(crate::http::allow_origins(origins))
         .allow_credentials(true)
         .allow_methods([Method::GET, Method::HEAD])
         .allow_headers([

@@ -87,13 +87,15 @@ pub async fn session_token_header(
     res
 }
 
+/// The trusted origins as a CORS allow-list of exact origins (config validation already
+/// refused malformed ones).
+pub(crate) fn allow_origins(origins: &[String]) -> AllowOrigin {
+    AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+}
+
 pub fn cors(origins: &[String]) -> CorsLayer {
-    let origins: Vec<HeaderValue> = origins
-        .iter()
-        .filter_map(|o| HeaderValue::from_str(o).ok())
-        .collect();
     CorsLayer::new()
-        .allow_origin(AllowOrigin::list(origins))
+        .allow_origin(allow_origins(origins))
         .allow_credentials(true)
         .allow_methods([
             Method::GET,

@@ -64,6 +64,23 @@ pub fn router(state: AppState) -> Router {
     )
 }
 
+/// The matched route (`-` before routing) and the request id of a request, for its span.
+/// Never the URI: the files listener's may carry a `?token=`.
+pub(crate) fn span_fields(req: &Request) -> (String, String) {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("-", MatchedPath::as_str)
+        .to_owned();
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    (route, request_id)
+}
+
 /// The request span: method, matched route, request id, and (recorded once authenticated)
 /// user and org. No header is ever logged: the span records only these fields, and
 /// tower-http's default request/response/failure events log no headers.
@@ -72,17 +89,7 @@ fn trace_layer() -> TraceLayer<
     impl Fn(&Request) -> tracing::Span + Clone,
 > {
     TraceLayer::new_for_http().make_span_with(|req: &Request| {
-        let route = req
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or("-", MatchedPath::as_str)
-            .to_owned();
-        let request_id = req
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-")
-            .to_owned();
+        let (route, request_id) = span_fields(req);
         tracing::info_span!(
             "request",
             method = %req.method(),
