@@ -5,7 +5,7 @@
 use filegate_core::domain::{Principal, content_disposition_attachment};
 use filegate_core::managed::{CreateBucket, ManagedService, ObjectInfo, PresignUpload};
 use filegate_e2e::TestApp;
-use filegate_server::files::FileTokens;
+use filegate_server::files::{FileTokens, TokenSubject};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -236,7 +236,11 @@ async fn private_objects_need_a_bearer_or_a_url_token_and_stay_in_their_org() {
     let tampered = String::from_utf8(tampered).unwrap();
     let other = seed(&app, &svc, &u1, "docs", "other.pdf", "application/pdf", DOC).await;
     let expired = FileTokens::new(&app.running.auth_secret).mint_for(
-        obj.key.as_str(),
+        &TokenSubject {
+            key: obj.key.as_str(),
+            id: obj.id.as_str(),
+            etag: obj.etag.as_deref(),
+        },
         time::OffsetDateTime::now_utc() - time::Duration::seconds(1),
     );
     for bad in [

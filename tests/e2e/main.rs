@@ -7,5 +7,6 @@ mod files;
 mod http_layers;
 mod ops;
 mod presign_flow;
+mod security;
 mod storage;
 mod validation;

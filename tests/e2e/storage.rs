@@ -701,10 +701,10 @@ async fn another_organization_cannot_see_or_touch_the_objects() {
 
     // The name resolves in the caller's organization: org_b has no `docs`.
     // By key, another organization's object is hidden like a missing one (firewall, hide
-    // mode); a caller without an organization is stopped before the firewall.
+    // mode), and so is every other refusal of the read: no organization, no credentials.
     for (token, by_key) in [
         (&intruder, (404, "STORAGE_OBJECT_NOT_FOUND")),
-        (&no_org, (403, "ACCESS_NO_ORG")),
+        (&no_org, (404, "STORAGE_OBJECT_NOT_FOUND")),
     ] {
         assert_envelope(
             &app.get("/storage/v1/object/list/docs", Some(token)).await,
@@ -739,8 +739,8 @@ async fn another_organization_cannot_see_or_touch_the_objects() {
     assert_envelope(
         &app.post_json("/storage/v1/url", None, &json!({ "key": key }))
             .await,
-        401,
-        "AUTH_MISSING",
+        404,
+        "STORAGE_OBJECT_NOT_FOUND",
     );
     // Untouched.
     assert_eq!(read_back(&app, &member, key).await, b"org a only");

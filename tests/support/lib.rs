@@ -11,7 +11,7 @@ pub struct TestApp {
     pub running: Running,
     pub api: String,
     pub http: reqwest::Client,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 /// A response's status and parsed JSON body (`Value::Null` when not JSON).
@@ -40,7 +40,7 @@ impl TestApp {
                 .timeout(Duration::from_secs(30))
                 .build()
                 .expect("http client"),
-            _dir: dir,
+            dir,
         }
     }
 
@@ -68,13 +68,18 @@ impl TestApp {
                             .timeout(Duration::from_secs(30))
                             .build()
                             .expect("http client"),
-                        _dir: dir,
+                        dir,
                     };
                 }
                 Err(e) => failures.push(format!("{e:#}")),
             }
         }
         panic!("server starts: {failures:?}");
+    }
+
+    /// The server's data folder (databases, objects, secrets).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     fn jwt_config(&self) -> JwtConfig {

@@ -289,9 +289,9 @@ impl RawObject {
             owner_id: self.owner_id,
             segment: self.segment,
             key: ObjectKey::parse(self.key).map_err(|_| corrupt("key"))?,
-            path: ObjectPath::parse(self.path).map_err(|_| corrupt("path"))?,
-            content_type: ContentType::parse(self.content_type)
-                .map_err(|_| corrupt("content_type"))?,
+            path: ObjectPath::parse_stored(self.path).map_err(|_| corrupt("path"))?,
+            // Rows written before strict parsing may hold a type browsers read two ways.
+            content_type: ContentType::from_stored(&self.content_type),
             size: u64::try_from(self.size).map_err(|_| corrupt("size"))?,
             etag: self.etag,
             status: ObjectStatus::parse(&self.status).map_err(|_| corrupt("status"))?,

@@ -128,8 +128,8 @@ impl RawRow {
             organization_id: self.organization_id,
             uploader_id: self.uploader_id,
             filename: self.filename,
-            content_type: ContentType::parse(self.content_type)
-                .map_err(|_| corrupt("content_type"))?,
+            // Rows written before strict parsing may hold a type browsers read two ways.
+            content_type: ContentType::from_stored(&self.content_type),
             declared_size: self
                 .declared_size
                 .map(u64::try_from)

@@ -274,6 +274,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             public_max_age: config.public_max_age,
             tokens: file_tokens,
         }),
+        spool_dir: spool_dir(&config.data_dir)?.into(),
     };
     let files_server = files_listener.map(|listener| {
         let (stop, stopped) = oneshot::channel::<()>();
@@ -408,4 +409,16 @@ Try the presigned upload flow:
         objects = running.data_dir.join("objects").display(),
         db = running.data_dir.join("filegate.db").display(),
     );
+}
+
+/// `<data>/tmp`, for form uploads in flight; what a crash left there is removed.
+fn spool_dir(data_dir: &Path) -> anyhow::Result<PathBuf> {
+    let dir = data_dir.join("tmp");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("emptying spool directory {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating spool directory {}", dir.display()))?;
+    Ok(dir)
 }

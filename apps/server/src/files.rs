@@ -12,7 +12,7 @@
 
 use crate::error::{ApiError, Envelope};
 use crate::extract::credentials;
-use crate::serve::{FileRequest, Open, Opened, serve};
+use crate::serve::{Corp, FileRequest, Open, Opened, serve};
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::{Path, Query, Request, State};
@@ -21,10 +21,9 @@ use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use filegate_core::Error;
-use filegate_core::domain::ObjectKey;
 use filegate_core::error::Resource;
-use filegate_core::managed::ManagedService;
 use filegate_core::managed::service::UrlTokens;
+use filegate_core::managed::{ManagedService, ObjectRow};
 use futures::FutureExt;
 use hmac::{Hmac, Mac};
 use http::request::Parts;
@@ -63,10 +62,11 @@ impl std::fmt::Debug for FilesOptions {
 
 /// The `?token=` of private URLs: `base64url(exp || mac)` without padding, where `exp` is
 /// the expiry as 8 big-endian bytes of Unix seconds and `mac` is
-/// `HMAC-SHA256(k, "filegate-file-token/v1" 0x00 exp key)`, `k` being
+/// `HMAC-SHA256(k, "filegate-file-token/v2" 0x00 exp key 0x00 id 0x00 etag)`, `k` being
 /// `HMAC-SHA256(server secret, "filegate files listener url tokens")` (so the JWT secret
-/// itself never signs anything but JWTs). Bound to one key and one expiry: a changed
-/// byte, another key or a past expiry is refused.
+/// itself never signs anything but JWTs). Bound to one version of one object (key, row id
+/// and etag, none of which holds a NUL) and one expiry: a changed byte, another key, an
+/// object deleted and uploaded again or replaced, or a past expiry is refused.
 pub struct FileTokens {
     key: [u8; 32],
 }
@@ -96,31 +96,45 @@ impl FileTokens {
         }
     }
 
-    fn mac(&self, key: &str, exp: [u8; 8]) -> HmacSha256 {
+    fn mac(&self, subject: &TokenSubject<'_>, exp: [u8; 8]) -> HmacSha256 {
         let mut mac = HmacSha256::new_from_slice(&self.key)
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        mac.update(b"filegate-file-token/v1\0");
+        mac.update(b"filegate-file-token/v2\0");
         mac.update(&exp);
-        mac.update(key.as_bytes());
+        mac.update(subject.key.as_bytes());
+        mac.update(b"\0");
+        mac.update(subject.id.as_bytes());
+        mac.update(b"\0");
+        mac.update(subject.etag.unwrap_or_default().as_bytes());
         mac
     }
 
-    /// A token for `key` valid until `expires_at`.
+    /// A token for this object version valid until `expires_at`.
     #[must_use]
-    pub fn mint_for(&self, key: &str, expires_at: OffsetDateTime) -> String {
+    pub fn mint_for(&self, subject: &TokenSubject<'_>, expires_at: OffsetDateTime) -> String {
         let exp = u64::try_from(expires_at.unix_timestamp())
             .unwrap_or_default()
             .to_be_bytes();
         let mut raw = exp.to_vec();
-        raw.extend_from_slice(&self.mac(key, exp).finalize().into_bytes());
+        raw.extend_from_slice(&self.mac(subject, exp).finalize().into_bytes());
         URL_SAFE_NO_PAD.encode(raw)
     }
 
-    /// Checks `token` for `key` at `now`.
+    /// The expiry a well-formed token claims, unverified: lets an expired or garbled token
+    /// be refused before any lookup.
     ///
     /// # Errors
-    /// [`TokenError`] when malformed, signed for something else, or expired.
-    pub fn verify(&self, token: &str, key: &str, now: OffsetDateTime) -> Result<(), TokenError> {
+    /// [`TokenError::Malformed`], or [`TokenError::Expired`] at `now`.
+    pub fn precheck(token: &str, now: OffsetDateTime) -> Result<(), TokenError> {
+        let (exp, _) = Self::split(token)?;
+        let exp = i64::try_from(u64::from_be_bytes(exp)).map_err(|_| TokenError::Malformed)?;
+        if now.unix_timestamp() >= exp {
+            return Err(TokenError::Expired);
+        }
+        Ok(())
+    }
+
+    fn split(token: &str) -> Result<([u8; 8], Vec<u8>), TokenError> {
         let raw = URL_SAFE_NO_PAD
             .decode(token)
             .map_err(|_| TokenError::Malformed)?;
@@ -129,21 +143,49 @@ impl FileTokens {
         }
         let (exp, mac) = raw.split_at(8);
         let exp: [u8; 8] = exp.try_into().map_err(|_| TokenError::Malformed)?;
+        Ok((exp, mac.to_vec()))
+    }
+
+    /// Checks `token` for this object version at `now`.
+    ///
+    /// # Errors
+    /// [`TokenError`] when malformed, signed for something else, or expired.
+    pub fn verify(
+        &self,
+        token: &str,
+        subject: &TokenSubject<'_>,
+        now: OffsetDateTime,
+    ) -> Result<(), TokenError> {
+        let (exp, mac) = Self::split(token)?;
         // Constant-time comparison.
-        self.mac(key, exp)
-            .verify_slice(mac)
+        self.mac(subject, exp)
+            .verify_slice(&mac)
             .map_err(|_| TokenError::BadSignature)?;
-        let exp = i64::try_from(u64::from_be_bytes(exp)).map_err(|_| TokenError::Malformed)?;
-        if now.unix_timestamp() >= exp {
-            return Err(TokenError::Expired);
+        Self::precheck(token, now)
+    }
+}
+
+/// What a URL token is bound to: one version of one object.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenSubject<'a> {
+    pub key: &'a str,
+    pub id: &'a str,
+    pub etag: Option<&'a str>,
+}
+
+impl<'a> From<&'a ObjectRow> for TokenSubject<'a> {
+    fn from(row: &'a ObjectRow) -> Self {
+        Self {
+            key: row.key.as_str(),
+            id: row.id.as_str(),
+            etag: row.etag.as_deref(),
         }
-        Ok(())
     }
 }
 
 impl UrlTokens for FileTokens {
-    fn mint(&self, key: &ObjectKey, expires_at: OffsetDateTime) -> String {
-        self.mint_for(key.as_str(), expires_at)
+    fn mint(&self, object: &ObjectRow, expires_at: OffsetDateTime) -> String {
+        self.mint_for(&TokenSubject::from(object), expires_at)
     }
 }
 
@@ -226,7 +268,7 @@ async fn public_file(
     Query(query): Query<HashMap<String, String>>,
     parts: Parts,
 ) -> Response {
-    let req = file_request(&state, &parts, &query);
+    let req = file_request(&state, &parts, &query).with_corp(Corp::CrossOrigin);
     let result = async {
         let svc = managed(&state)?;
         let key = key.as_str();
@@ -268,13 +310,10 @@ async fn private_file(
     let req = file_request(&state, &parts, &query);
     let result = async {
         let svc = managed(&state)?;
-        let caller = match query.get("token") {
+        let token = query.get("token").map(String::as_str);
+        let caller = match token {
             Some(token) => {
-                if let Err(why) = state
-                    .files
-                    .tokens
-                    .verify(token, &key, OffsetDateTime::now_utc())
-                {
+                if let Err(why) = FileTokens::precheck(token, OffsetDateTime::now_utc()) {
                     tracing::info!(reason = ?why, "refused a file token");
                     return Ok(bad_token());
                 }
@@ -282,21 +321,37 @@ async fn private_file(
             }
             None => Some(state.auth.authenticate(&credentials(&parts)).await?),
         };
-        let granted = caller.is_none();
+        // A capability URL is made to be embedded anywhere; credentialed bytes are not.
+        let req = req.with_corp(if token.is_some() {
+            Corp::CrossOrigin
+        } else {
+            Corp::SameSite
+        });
+        let tokens = state.files.tokens.clone();
         let key = key.as_str();
         let open: Open<'_> = Box::new(move |range| {
-            let (svc, caller) = (svc.clone(), caller.clone());
+            let (svc, caller, tokens) = (svc.clone(), caller.clone(), tokens.clone());
             async move {
-                let d = if granted {
-                    svc.download_key_granted(key, range).await?
-                } else {
-                    svc.download_key(caller.as_ref(), key, range).await?
+                let d = match token {
+                    Some(token) => {
+                        let granted = move |row: &ObjectRow| {
+                            tokens
+                                .verify(token, &TokenSubject::from(row), OffsetDateTime::now_utc())
+                                .is_ok()
+                        };
+                        svc.download_key_granted(key, &granted, range).await?
+                    }
+                    None => svc.download_key(caller.as_ref(), key, range).await?,
                 };
                 Ok(Opened::from(d))
             }
             .boxed()
         });
-        serve(&state.metrics, &req, open).await
+        match serve(&state.metrics, &req, open).await {
+            // Missing, or not the version the token was minted for: the same refusal.
+            Err(Error::NotFound(_)) if token.is_some() => Ok(bad_token()),
+            other => other,
+        }
     }
     .await;
     result.unwrap_or_else(|e| ApiError(e).into_response())
@@ -320,36 +375,47 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tokens_are_bound_to_the_key_and_the_expiry() {
+    fn tokens_are_bound_to_the_object_version_and_the_expiry() {
         let t = FileTokens::new(&SecretString::from("s".repeat(32)));
         let now = OffsetDateTime::now_utc();
         let exp = now + time::Duration::seconds(60);
-        let tok = t.mint_for("org/docs/a.pdf", exp);
-        assert_eq!(t.verify(&tok, "org/docs/a.pdf", now), Ok(()));
-        assert_eq!(
-            t.verify(&tok, "org/docs/b.pdf", now),
-            Err(TokenError::BadSignature)
-        );
-        assert_eq!(
-            t.verify(&tok, "org/docs/a.pdf", exp),
-            Err(TokenError::Expired)
-        );
+        let a = TokenSubject {
+            key: "org/docs/a.pdf",
+            id: "obj_1",
+            etag: Some("\"e1\""),
+        };
+        let tok = t.mint_for(&a, exp);
+        assert_eq!(t.verify(&tok, &a, now), Ok(()));
+        for other in [
+            TokenSubject {
+                key: "org/docs/b.pdf",
+                ..a
+            },
+            // Deleted and uploaded again at the same key.
+            TokenSubject { id: "obj_2", ..a },
+            // Replaced in place.
+            TokenSubject {
+                etag: Some("\"e2\""),
+                ..a
+            },
+            TokenSubject { etag: None, ..a },
+        ] {
+            assert_eq!(
+                t.verify(&tok, &other, now),
+                Err(TokenError::BadSignature),
+                "{other:?}"
+            );
+        }
+        assert_eq!(t.verify(&tok, &a, exp), Err(TokenError::Expired));
+        assert_eq!(FileTokens::precheck(&tok, exp), Err(TokenError::Expired));
+        assert_eq!(FileTokens::precheck(&tok, now), Ok(()));
         let other = FileTokens::new(&SecretString::from("t".repeat(32)));
-        assert_eq!(
-            other.verify(&tok, "org/docs/a.pdf", now),
-            Err(TokenError::BadSignature)
-        );
+        assert_eq!(other.verify(&tok, &a, now), Err(TokenError::BadSignature));
         let mut raw = URL_SAFE_NO_PAD.decode(&tok).unwrap();
         raw[7] ^= 1; // a later expiry
         let forged = URL_SAFE_NO_PAD.encode(&raw);
-        assert_eq!(
-            t.verify(&forged, "org/docs/a.pdf", now),
-            Err(TokenError::BadSignature)
-        );
-        assert_eq!(
-            t.verify("not base64!", "org/docs/a.pdf", now),
-            Err(TokenError::Malformed)
-        );
-        assert_eq!(t.verify("", "k", now), Err(TokenError::Malformed));
+        assert_eq!(t.verify(&forged, &a, now), Err(TokenError::BadSignature));
+        assert_eq!(t.verify("not base64!", &a, now), Err(TokenError::Malformed));
+        assert_eq!(t.verify("", &a, now), Err(TokenError::Malformed));
     }
 }

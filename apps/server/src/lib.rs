@@ -6,6 +6,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod files;
+pub mod form_upload;
 pub mod http;
 pub mod metrics;
 pub mod openapi;

@@ -2,7 +2,13 @@
 //! `GET /storage/v1/object/{bucket}/{*path}`, `GET /api/v1/files/{id}/download`):
 //!
 //! - `ETag` (the stored etag, quoted), `Last-Modified`, `Content-Type`, `Content-Length`,
-//!   `Accept-Ranges: bytes`, `X-Content-Type-Options: nosniff`;
+//!   `Accept-Ranges: bytes`;
+//! - on every answer that carries (or describes) user bytes: `X-Content-Type-Options:
+//!   nosniff`, `Content-Security-Policy: default-src 'none'; sandbox` (a document opened
+//!   from user bytes runs no script and gets an opaque origin, while images and media still
+//!   display) and `Cross-Origin-Resource-Policy` as the route asks ([`Corp`]);
+//! - the stored content type is parsed again strictly before use (rows may predate strict
+//!   parsing): what does not parse is served as `application/octet-stream`;
 //! - `If-None-Match` (weak comparison, `*`), else `If-Modified-Since` → 304 without body;
 //! - one `Range: bytes=a-b | a- | -n`, parsed before storage is called and sent to it as a
 //!   ranged GET → 206 with `Content-Range`; not satisfiable → 416 with
@@ -10,8 +16,9 @@
 //!   → the whole object (200);
 //! - `Cache-Control: public, max-age=<n>` for public buckets, `private, no-store` otherwise;
 //! - `?download[=<name>]` → `Content-Disposition: attachment` (the signer's encoder);
-//!   types a browser would run on our origin (HTML, SVG, XML, unknown or missing) are
-//!   always `attachment`;
+//!   types a browser would run (HTML, SVG, XML, unknown or missing) are always
+//!   `attachment`, and so is everything when the route asks ([`FileRequest::always_attachment`],
+//!   the API origin, which hosts the upload page and its token);
 //! - HEAD: the same headers, no body. The body is streamed (never buffered); when the
 //!   client goes away hyper drops it, and with it the storage stream
 //!   ([`Metrics::open_stream`] counts open bodies).
@@ -21,12 +28,12 @@ use crate::metrics::{Metrics, OpenStream};
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use filegate_core::Error;
-use filegate_core::domain::{content_disposition_attachment, validate_filename};
+use filegate_core::domain::{ContentType, content_disposition_attachment, validate_filename};
 use filegate_core::managed::Download;
 use filegate_core::ports::{ByteRange, ByteStream, GetObject};
 use futures::Stream;
 use futures::future::BoxFuture;
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -68,6 +75,43 @@ impl From<Download> for Opened {
     }
 }
 
+/// `Cross-Origin-Resource-Policy`: who may embed the bytes without CORS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Corp {
+    /// Public objects and capability URLs (`?token=`): made to be embedded anywhere.
+    CrossOrigin,
+    /// Bytes released by a cookie or bearer credential: only the app's own site.
+    SameSite,
+}
+
+impl Corp {
+    fn value(self) -> HeaderValue {
+        HeaderValue::from_static(match self {
+            Self::CrossOrigin => "cross-origin",
+            Self::SameSite => "same-site",
+        })
+    }
+}
+
+/// The policy sent with user bytes: no script, no plugins, no same-origin document.
+pub const USER_CONTENT_CSP: &str = "default-src 'none'; sandbox";
+
+/// The headers every answer about user bytes carries, whatever its status.
+fn protect(h: &mut HeaderMap, corp: Corp) {
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(USER_CONTENT_CSP),
+    );
+    h.insert(
+        HeaderName::from_static("cross-origin-resource-policy"),
+        corp.value(),
+    );
+}
+
 /// What the request asks of the response.
 #[derive(Debug, Clone)]
 pub struct FileRequest {
@@ -77,6 +121,9 @@ pub struct FileRequest {
     pub download: Option<Option<String>>,
     /// `max-age` of public objects, seconds.
     pub public_max_age: u32,
+    pub corp: Corp,
+    /// Never inline, whatever the type (routes on the API origin).
+    pub always_attachment: bool,
 }
 
 impl FileRequest {
@@ -94,7 +141,22 @@ impl FileRequest {
                 .get("download")
                 .map(|n| Some(n.clone()).filter(|n| !n.is_empty())),
             public_max_age,
+            corp: Corp::SameSite,
+            always_attachment: false,
         }
+    }
+
+    #[must_use]
+    pub fn with_corp(mut self, corp: Corp) -> Self {
+        self.corp = corp;
+        self
+    }
+
+    /// Every answer is an attachment: for routes on the API origin.
+    #[must_use]
+    pub fn attachments_only(mut self) -> Self {
+        self.always_attachment = true;
+        self
     }
 
     /// The single range asked for, if it is to be honoured.
@@ -130,22 +192,19 @@ pub async fn serve(
         Err(Error::Validation(f)) if range.is_some() && f.iter().any(|f| f.field == "range") => {
             // The size, for `Content-Range: bytes */<size>`; the body is dropped unread.
             let whole = open(None).await?;
-            return Ok(unsatisfiable(whole.body.meta.size));
+            return Ok(unsatisfiable(whole.body.meta.size, req.corp));
         }
         Err(e) => Err(e)?,
     };
     Ok(respond(metrics, req, opened))
 }
 
-fn unsatisfiable(size: u64) -> Response {
+fn unsatisfiable(size: u64, corp: Corp) -> Response {
     let mut res = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
     let h = res.headers_mut();
     h.insert(header::CONTENT_RANGE, value(&format!("bytes */{size}")));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    protect(h, corp);
     res.extensions_mut().insert(Envelope {
         error: "Range not satisfiable".to_owned(),
         layer: "validation",
@@ -178,9 +237,10 @@ fn respond(metrics: &Metrics, req: &FileRequest, opened: Opened) -> Response {
         .or(etag)
         .map(|e| format!("\"{}\"", e.trim_matches('"')));
     let last_modified = get.meta.last_modified.unwrap_or(updated_at);
+    // Never the stored string itself: it may predate strict parsing.
     let content_type = content_type
         .or_else(|| get.meta.content_type.clone())
-        .filter(|c| HeaderValue::from_str(c).is_ok());
+        .map_or_else(ContentType::octet_stream, |c| ContentType::from_stored(&c));
 
     let mut headers = HeaderMap::new();
     if let Some(e) = &etag {
@@ -195,10 +255,7 @@ fn respond(metrics: &Metrics, req: &FileRequest, opened: Opened) -> Response {
             HeaderValue::from_static("private, no-store")
         },
     );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    protect(&mut headers, req.corp);
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
 
     if not_modified(&req.headers, etag.as_deref(), last_modified) {
@@ -208,13 +265,12 @@ fn respond(metrics: &Metrics, req: &FileRequest, opened: Opened) -> Response {
         return res;
     }
 
-    let ct = content_type.unwrap_or_else(|| "application/octet-stream".to_owned());
-    let runnable = !inline_safe(&ct);
-    headers.insert(header::CONTENT_TYPE, value(&ct));
+    let inline = inline_safe(content_type.essence()) && !req.always_attachment;
+    headers.insert(header::CONTENT_TYPE, value(content_type.as_str()));
     let attachment = match &req.download {
         Some(Some(name)) => Some(name.as_str()),
         Some(None) => Some(filename.as_str()),
-        None if runnable => Some(filename.as_str()),
+        None if !inline => Some(filename.as_str()),
         None => None,
     };
     if let Some(name) = attachment {
@@ -265,14 +321,9 @@ impl Stream for Counted {
     }
 }
 
-/// Types served inline; everything else (HTML, SVG, XML, scripts, unknown) is an attachment.
-fn inline_safe(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+/// Types served inline, by essence; everything else (HTML, SVG, XML, scripts, unknown) is
+/// an attachment.
+fn inline_safe(essence: &str) -> bool {
     let Some((kind, sub)) = essence.split_once('/') else {
         return false;
     };
@@ -306,6 +357,10 @@ fn not_modified(headers: &HeaderMap, etag: Option<&str>, last_modified: OffsetDa
         .is_some_and(|since| last_modified.unix_timestamp() <= since.unix_timestamp())
 }
 
+/// Positions past this are beyond any object and beyond what S3 parses; they are clamped
+/// (an end past the object means "to the end", as RFC 9110 and S3 read it).
+const MAX_POSITION: u64 = i64::MAX as u64;
+
 /// One range of `bytes=…`; several, or anything malformed, is `None` (serve it all).
 #[must_use]
 pub fn parse_range(raw: &str) -> Option<ByteRange> {
@@ -321,11 +376,15 @@ pub fn parse_range(raw: &str) -> Option<ByteRange> {
             .flatten()
     };
     match (first.trim().is_empty(), last.trim().is_empty()) {
-        (true, false) => num(last).map(ByteRange::Suffix),
-        (false, true) => num(first).map(ByteRange::From),
+        (true, false) => num(last).map(|n| ByteRange::Suffix(n.min(MAX_POSITION))),
+        (false, true) => num(first).map(|a| ByteRange::From(a.min(MAX_POSITION))),
         (false, false) => {
             let (a, b) = (num(first)?, num(last)?);
-            (a <= b).then_some(ByteRange::FromTo(a, b))
+            (a <= b).then_some(if b >= MAX_POSITION {
+                ByteRange::From(a.min(MAX_POSITION))
+            } else {
+                ByteRange::FromTo(a, b)
+            })
         }
         (true, true) => None,
     }
@@ -398,6 +457,14 @@ mod tests {
         ] {
             assert_eq!(parse_range(bad), None, "{bad}");
         }
+        assert_eq!(
+            parse_range("bytes=0-18446744073709551615"),
+            Some(ByteRange::From(0))
+        );
+        assert_eq!(
+            parse_range("bytes=18446744073709551614-18446744073709551615"),
+            Some(ByteRange::From(MAX_POSITION))
+        );
     }
 
     #[test]
@@ -412,7 +479,6 @@ mod tests {
     fn runnable_types_are_never_inline() {
         for t in [
             "text/html",
-            "text/html; charset=utf-8",
             "image/svg+xml",
             "application/xhtml+xml",
             "text/xml",
@@ -425,9 +491,9 @@ mod tests {
         }
         for t in [
             "image/png",
-            "IMAGE/JPEG",
+            "image/jpeg",
             "application/pdf",
-            "text/plain; charset=utf-8",
+            "text/plain",
             "video/mp4",
         ] {
             assert!(inline_safe(t), "{t}");

@@ -29,6 +29,8 @@ pub struct AppState {
     pub managed: Option<Arc<ManagedService>>,
     /// The files listener's settings and URL tokens (also used by the API's downloads).
     pub files: Arc<crate::files::FilesOptions>,
+    /// Where form uploads are spooled (`<data>/tmp`), emptied at start.
+    pub spool_dir: Arc<std::path::Path>,
 }
 
 /// What a readiness probe returns: `Ok` when the dependency answers.

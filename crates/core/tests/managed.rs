@@ -895,9 +895,14 @@ async fn another_orgs_objects_and_buckets_are_hidden_or_revealed() {
             .await
             .unwrap_err();
         assert!(matches!(err, Error::NotFound(Resource::Bucket)));
-        // Without credentials a private object needs authentication.
+        // Without credentials: hide mode answers as for a missing key (no existence
+        // oracle), reveal mode asks for authentication.
         let err = env.svc.url(None, out.key.as_str()).await.unwrap_err();
-        assert!(matches!(err, Error::AuthMissing));
+        if object_code == "STORAGE_OBJECT_NOT_FOUND" {
+            assert!(matches!(err, Error::NotFound(Resource::Object)), "{err:?}");
+        } else {
+            assert!(matches!(err, Error::AuthMissing), "{err:?}");
+        }
     }
 }
 
@@ -982,9 +987,10 @@ async fn authenticated_read_scope_admits_any_caller_but_not_anonymous() {
         url.url
             .starts_with("https://s3.test/filegate-files/org_a/shared/f.txt")
     );
+    // Hide mode (the default): an anonymous caller cannot tell it from a missing key.
     assert!(matches!(
         env.svc.url(None, out.key.as_str()).await,
-        Err(Error::AuthMissing)
+        Err(Error::NotFound(Resource::Object))
     ));
 }
 

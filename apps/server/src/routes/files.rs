@@ -20,9 +20,11 @@ use http::{HeaderValue, StatusCode, header};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-const FILE_RESPONSES: &str = "The bytes. `ETag`, `Last-Modified`, `Content-Type`, `Content-Length`, \
-`Accept-Ranges: bytes`, `X-Content-Type-Options: nosniff`, `Cache-Control`; `Content-Disposition: attachment` \
-with `?download[=<name>]` and always for HTML, SVG, XML and unknown types. HEAD: the same headers, no body.";
+const FILE_RESPONSES: &str = "The bytes. `ETag`, `Last-Modified`, `Content-Type` (normalised), `Content-Length`, \
+`Accept-Ranges: bytes`, `X-Content-Type-Options: nosniff`, `Content-Security-Policy: default-src 'none'; sandbox`, \
+`Cross-Origin-Resource-Policy: same-site`, `Cache-Control`, and always `Content-Disposition: attachment` \
+(named by `?download=<name>` when given): the API origin never renders user bytes as a document. \
+HEAD: the same headers, no body.";
 
 fn managed(state: &AppState) -> Result<Arc<ManagedService>, Error> {
     state
@@ -31,6 +33,8 @@ fn managed(state: &AppState) -> Result<Arc<ManagedService>, Error> {
         .ok_or(Error::NotFound(Resource::Bucket))
 }
 
+/// The API origin hosts the upload page and its token: user bytes served from it are
+/// always attachments, never documents of this origin.
 fn file_request(state: &AppState, parts: &Parts, query: &HashMap<String, String>) -> FileRequest {
     FileRequest::new(
         &parts.method,
@@ -38,6 +42,7 @@ fn file_request(state: &AppState, parts: &Parts, query: &HashMap<String, String>
         query,
         state.files.public_max_age,
     )
+    .attachments_only()
 }
 
 /// `GET|HEAD /storage/v1/object/{bucket}/{*path}`

@@ -15,6 +15,7 @@
 
 use crate::error::{ApiError, Envelope};
 use crate::extract::{ApiJson, ApiQuery, MaybeAuthenticated};
+use crate::form_upload;
 use crate::openapi::{ErrorEnvelope, errors};
 use crate::state::AppState;
 use axum::Json;
@@ -667,7 +668,7 @@ pub struct RawBody(#[allow(dead_code)] Vec<u8>);
     tag = "storage",
     operation_id = "uploadObject",
     summary = "Upload an object",
-    description = "Streams the raw body to storage at `<userId or orgId>/<bucket>/<path>` and records it. `Content-Type` is required and checked against the bucket's allow-list; `Content-Length` is required (a chunked body is 411) and checked against the bucket's size limit before the body is read. An object already at the path is 409 unless `x-upsert: true`. No JSON body limit applies.",
+    description = "Streams the raw body to storage at `<userId or orgId>/<bucket>/<path>` and records it. `Content-Type` is required and checked against the bucket's allow-list; `Content-Length` is required (a chunked body is 411) and checked against the bucket's size limit before the body is read. An object already at the path is 409 unless `x-upsert: true`. No JSON body limit applies. A `multipart/form-data` body (an HTML form, a browser storage client's `FormData`) must hold exactly one file part (a part with a filename): that part is the object and its own `Content-Type` the object's type; text fields are ignored; the envelope is never stored.",
     params(
         ("bucket" = String, Path, description = "The bucket's name"),
         ("path" = String, Path, description = "The path inside the bucket; may contain `/` (`user_1/avatar-1.jpg`)"),
@@ -692,6 +693,7 @@ pub struct RawBody(#[allow(dead_code)] Vec<u8>);
     security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
 )]
 pub async fn upload(
+    State(state): State<AppState>,
     Managed(svc): Managed,
     MaybeAuthenticated(principal): MaybeAuthenticated,
     Path((bucket, path)): Path<(String, String)>,
@@ -712,19 +714,32 @@ pub async fn upload(
         .get(header::CONTENT_TYPE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let missing_type = content_type.is_none();
-    let result = svc
-        .upload(
-            principal.as_ref(),
-            &bucket,
-            &path,
-            Upload {
-                content_type: content_type.unwrap_or_default(),
-                content_length,
-                body: byte_stream(body),
-                upsert,
-            },
+    let input = if form_upload::is_form(content_type.as_deref()) {
+        // Nothing is spooled for a caller who could not write anyway.
+        if principal.is_none() {
+            return Err(Error::AuthMissing.into());
+        }
+        let file = form_upload::spool(
+            content_type.as_deref().unwrap_or_default(),
+            body,
+            &state.spool_dir,
         )
-        .await;
+        .await?;
+        Upload {
+            content_type: file.content_type,
+            content_length: file.size,
+            body: file.body,
+            upsert,
+        }
+    } else {
+        Upload {
+            content_type: content_type.unwrap_or_default(),
+            content_length,
+            body: byte_stream(body),
+            upsert,
+        }
+    };
+    let result = svc.upload(principal.as_ref(), &bucket, &path, input).await;
     let object = match result {
         Err(Error::Validation(mut fields)) if missing_type => {
             for f in fields.iter_mut().filter(|f| f.field == "contentType") {

@@ -19,8 +19,18 @@ const ATTR_CHAR_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'|')
     .remove(b'~');
 
-/// Checks a user-supplied file name: 1 to 255 bytes, no path separators, no control
-/// characters, not `.` or `..`, not blank.
+/// Whether `c` reorders the text around it (embeddings, overrides, isolates and marks):
+/// `invoice\u{202E}fdp.exe` displays as `invoiceexe.pdf`.
+#[must_use]
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// Checks a user-supplied file name: 1 to 255 bytes, no path separators, no control or
+/// bidirectional control characters, not `.` or `..`, not blank.
 ///
 /// # Errors
 /// [`Error::Validation`] on `field`.
@@ -33,6 +43,8 @@ pub fn validate_filename(field: &str, raw: &str) -> Result<(), Error> {
         Some("must be a file name, not a path")
     } else if raw.chars().any(char::is_control) {
         Some("must not contain control characters")
+    } else if raw.chars().any(is_bidi_control) {
+        Some("must not contain bidirectional control characters")
     } else if raw == "." || raw == ".." {
         Some("must be a file name, not a path")
     } else {
@@ -103,6 +115,9 @@ mod tests {
             ".",
             "a\nb",
             "a\0b",
+            "invoice\u{202E}fdp.exe",
+            "a\u{2067}b",
+            "a\u{200F}b",
             &"x".repeat(256),
         ] {
             assert!(validate_filename("filename", bad).is_err(), "{bad:?}");

@@ -58,6 +58,26 @@ impl FirewallMode {
         )
     }
 
+    /// What a caller who may not read an existing resource is told. In hide mode every
+    /// refusal of the read (no credentials, no organization, a role or scope missing,
+    /// isolation) becomes [`Error::NotFound`]`(resource)`, the answer for a missing one,
+    /// so the response is no existence oracle. Other errors pass unchanged.
+    #[must_use]
+    pub fn conceal(self, e: Error, resource: Resource) -> Error {
+        match (self, e) {
+            (
+                Self::Hide,
+                Error::AuthMissing
+                | Error::AccessNoOrg
+                | Error::AccessRoleRequired { .. }
+                | Error::AccessAdminRequired
+                | Error::FirewallOrgIsolation
+                | Error::FirewallUserIsolation,
+            ) => Error::NotFound(resource),
+            (_, e) => e,
+        }
+    }
+
     fn check(self, same: bool, resource: Resource, revealed: Error) -> Result<(), Error> {
         match (same, self) {
             (true, _) => Ok(()),
@@ -71,6 +91,34 @@ impl FirewallMode {
 mod tests {
     use super::*;
     use crate::error::Layer;
+
+    #[test]
+    fn hide_mode_conceals_every_read_refusal() {
+        let refusals = || {
+            [
+                Error::AuthMissing,
+                Error::AccessNoOrg,
+                Error::FirewallOrgIsolation,
+                Error::FirewallUserIsolation,
+            ]
+        };
+        for e in refusals() {
+            assert!(matches!(
+                FirewallMode::Hide.conceal(e, Resource::Object),
+                Error::NotFound(Resource::Object)
+            ));
+        }
+        for e in refusals() {
+            assert!(!matches!(
+                FirewallMode::Reveal.conceal(e, Resource::Object),
+                Error::NotFound(_)
+            ));
+        }
+        assert!(matches!(
+            FirewallMode::Hide.conceal(Error::NotUploaded, Resource::Object),
+            Error::NotUploaded
+        ));
+    }
 
     #[test]
     fn same_scope_passes_in_both_modes() {

@@ -1,3 +1,4 @@
+use super::media_type::{MediaType, MediaTypeError};
 use crate::error::Error;
 use serde::{Serialize, Serializer};
 use std::fmt;
@@ -99,65 +100,60 @@ impl fmt::Display for BucketName {
     }
 }
 
-/// A MIME type such as `application/pdf` or `text/plain; charset=utf-8`, kept exactly
-/// as given because a presigned PUT signs it byte for byte.
+/// A media type such as `application/pdf` or `text/plain; charset=utf-8`, parsed strictly
+/// ([`MediaType`]) and kept in its normalised form: the form that is signed into presigned
+/// PUTs, stored and served.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ContentType(String);
-
-fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
+pub struct ContentType(MediaType);
 
 impl ContentType {
     /// # Errors
-    /// [`Error::Validation`] on field `contentType` unless it is `type/subtype` made of
-    /// RFC 9110 tokens, optionally followed by `; parameters` of visible ASCII, at most 255 bytes.
-    pub fn parse(raw: impl Into<String>) -> Result<Self, Error> {
-        let raw = raw.into();
-        let (essence, params) = match raw.split_once(';') {
-            Some((e, p)) => (e, Some(p)),
-            None => (raw.as_str(), None),
-        };
-        let essence_ok = essence
-            .split_once('/')
-            .is_some_and(|(t, s)| is_token(t) && is_token(s));
-        let params_ok = params.is_none_or(|p| {
-            !p.trim().is_empty()
-                && p.bytes()
-                    .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
-        });
-        if raw.len() <= 255 && essence_ok && params_ok {
-            Ok(Self(raw))
-        } else {
-            Err(Error::invalid(
+    /// [`Error::Validation`] on field `contentType` unless it is an RFC 9110 media type
+    /// (`type/subtype` tokens, `; name=value` parameters with token or quoted-string
+    /// values) without commas or empty parameters, ASCII, at most 255 bytes.
+    pub fn parse(raw: impl AsRef<str>) -> Result<Self, Error> {
+        MediaType::parse(raw.as_ref()).map(Self).map_err(|e| {
+            Error::invalid(
                 "contentType",
-                "must be a MIME type like 'application/pdf'",
-            ))
-        }
+                match e {
+                    MediaTypeError::Empty => "must not be empty",
+                    MediaTypeError::TooLong => "must be at most 255 bytes",
+                    MediaTypeError::Malformed => {
+                        "must be one MIME type like 'application/pdf' (no lists, no empty parameters)"
+                    }
+                },
+            )
+        })
+    }
+
+    /// A type read back from storage or a database, which may predate strict parsing:
+    /// anything that does not parse is served as opaque bytes.
+    #[must_use]
+    pub fn from_stored(raw: &str) -> Self {
+        Self::parse(raw).unwrap_or_else(|_| Self::octet_stream())
+    }
+
+    /// `application/octet-stream`.
+    #[must_use]
+    pub fn octet_stream() -> Self {
+        Self(MediaType::parse("application/octet-stream").unwrap_or_else(|_| unreachable!()))
     }
 
     #[must_use]
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 
     /// `type/subtype` in lower case, without parameters.
     #[must_use]
-    pub fn essence(&self) -> String {
-        self.0
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase()
+    pub fn essence(&self) -> &str {
+        self.0.essence()
     }
 }
 
 impl fmt::Display for ContentType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
@@ -204,15 +200,22 @@ mod tests {
     }
 
     #[test]
-    fn content_types_are_validated_not_rewritten() {
+    fn content_types_are_validated_and_normalised() {
         for good in [
             "application/pdf",
             "text/plain; charset=utf-8",
             "image/svg+xml",
-            "Application/PDF",
         ] {
             assert_eq!(ContentType::parse(good).unwrap().as_str(), good);
         }
+        assert_eq!(
+            ContentType::parse("Application/PDF").unwrap().as_str(),
+            "application/pdf"
+        );
+        assert_eq!(
+            ContentType::from_stored("image/png;,text/html").as_str(),
+            "application/octet-stream"
+        );
         for bad in [
             "",
             "pdf",
@@ -221,6 +224,8 @@ mod tests {
             "text/plain\r\nx: y",
             "a b/c",
             "text/plain;",
+            "image/png;,text/html",
+            "image/png; x=1, text/html",
         ] {
             assert!(ContentType::parse(bad).is_err(), "{bad:?}");
         }

@@ -154,7 +154,7 @@ impl MimePattern {
         match self {
             Self::Any => true,
             Self::Type(t) => essence.split_once('/').is_some_and(|(ct, _)| ct == t),
-            Self::Exact(e) => essence == *e,
+            Self::Exact(e) => essence == e.as_str(),
         }
     }
 }

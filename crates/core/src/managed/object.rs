@@ -21,12 +21,33 @@ impl ObjectPath {
     /// [`Error::Validation`] on field `path`.
     pub fn parse(raw: impl Into<String>) -> Result<Self, Error> {
         let raw = raw.into();
-        let reason =
-            key_problem(&raw).or_else(|| raw.contains('\\').then_some("must not contain '\\'"));
+        let reason = Self::problem(&raw).or_else(|| {
+            // So no listing shows a name that displays reordered.
+            raw.chars()
+                .any(crate::domain::is_bidi_control)
+                .then_some("must not contain bidirectional control characters")
+        });
         match reason {
             Some(r) => Err(Error::invalid("path", r)),
             None => Ok(Self(raw)),
         }
+    }
+
+    /// A path read back from a database: the rules of [`ObjectPath::parse`] that existed
+    /// when any row could have been written, so older rows stay readable.
+    ///
+    /// # Errors
+    /// [`Error::Validation`] on field `path`.
+    pub fn parse_stored(raw: impl Into<String>) -> Result<Self, Error> {
+        let raw = raw.into();
+        match Self::problem(&raw) {
+            Some(r) => Err(Error::invalid("path", r)),
+            None => Ok(Self(raw)),
+        }
+    }
+
+    fn problem(raw: &str) -> Option<&'static str> {
+        key_problem(raw).or_else(|| raw.contains('\\').then_some("must not contain '\\'"))
     }
 
     #[must_use]
@@ -209,8 +230,20 @@ mod tests {
     #[test]
     fn paths_with_traversal_tricks_are_rejected() {
         for bad in [
-            "", "/abs", "..", ".", "../x", "a/../b", "a/./b", "a//b", "a/", "a\\..\\b", "nul\0",
-            "tab\tx", "x/..",
+            "",
+            "/abs",
+            "..",
+            ".",
+            "../x",
+            "a/../b",
+            "a/./b",
+            "a//b",
+            "a/",
+            "a\\..\\b",
+            "nul\0",
+            "tab\tx",
+            "x/..",
+            "a\u{202E}gpj.exe",
         ] {
             let err = ObjectPath::parse(bad).unwrap_err();
             assert!(
@@ -260,8 +293,11 @@ mod tests {
             prop_assume!(seg != "." && seg != "..");
             let raw = parts.join("/");
             let Ok(path) = ObjectPath::parse(raw.clone()) else {
-                // Only '.' / '..' segments can make such a path invalid.
-                prop_assert!(parts.iter().any(|p| p == "." || p == ".."));
+                // Only '.' / '..' segments or bidirectional controls can make it invalid.
+                prop_assert!(
+                    parts.iter().any(|p| p == "." || p == "..")
+                        || raw.chars().any(crate::domain::is_bidi_control)
+                );
                 return Ok(());
             };
             let b = bucket(&name);

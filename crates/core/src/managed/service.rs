@@ -279,10 +279,13 @@ enum Claim {
 }
 
 /// Mints the `?token=` of the files listener's private URLs (`<files_url>/<key>?token=…`):
-/// a credential for one key until `expires_at`, so `<img src>` works without cookies. The
-/// server implements it (an HMAC under its secret) and checks it when the URL is fetched.
+/// a credential for one version of one object (its key, id and etag) until `expires_at`,
+/// so `<img src>` works without cookies, and an object deleted and uploaded again at the
+/// same key (by anyone) is not served by an old URL. The server implements it (an HMAC
+/// under its secret) and checks it when the URL is fetched
+/// ([`ManagedService::download_key_granted`]).
 pub trait UrlTokens: Send + Sync {
-    fn mint(&self, key: &ObjectKey, expires_at: OffsetDateTime) -> String;
+    fn mint(&self, object: &ObjectRow, expires_at: OffsetDateTime) -> String;
 }
 
 pub struct ManagedService {
@@ -875,7 +878,8 @@ impl ManagedService {
     /// [`Error::AuthMissing`], [`Error::AccessNoOrg`], the firewall.
     pub async fn url(&self, caller: Option<&Principal>, key: &str) -> Result<ObjectUrl, Error> {
         let (b, row) = self.find_by_key(key).await?;
-        self.check_read(&b, &row, caller)?;
+        self.check_read(&b, &row, caller)
+            .map_err(|e| self.policy.firewall.conceal(e, Resource::Object))?;
         if b.is_public() {
             return Ok(ObjectUrl {
                 url: self.public_url(&row.key),
@@ -886,7 +890,7 @@ impl ManagedService {
             let expires_at = self.clock.now() + self.policy.url_expiry.duration();
             let mut url = self.files_url_of(&row.key, "");
             url.push_str("?token=");
-            url.push_str(&tokens.mint(&row.key, expires_at));
+            url.push_str(&tokens.mint(&row, expires_at));
             return Ok(ObjectUrl {
                 url,
                 expires_at: Some(expires_at),
@@ -917,21 +921,28 @@ impl ManagedService {
         range: Option<ByteRange>,
     ) -> Result<Download, Error> {
         let (b, row) = self.find_by_key(key).await?;
+        self.check_read(&b, &row, caller)
+            .map_err(|e| self.policy.firewall.conceal(e, Resource::Object))?;
         self.open(caller, b, row, range).await
     }
 
-    /// Streams an object named by its key without a caller: for a key whose read was
-    /// authorized already (a verified `?token=` of a URL [`ManagedService::url`] gave).
+    /// Streams an object named by its key without a caller, when `granted` accepts the
+    /// object's live row: for a `?token=` of a URL [`ManagedService::url`] gave, checked
+    /// against the version it was minted for.
     ///
     /// # Errors
-    /// [`Error::NotFound`]`(Object)` for a missing or malformed key, then storage errors
-    /// ([`Error::Validation`] on `range`).
+    /// [`Error::NotFound`]`(Object)` for a missing or malformed key or a row `granted`
+    /// refuses, then storage errors ([`Error::Validation`] on `range`).
     pub async fn download_key_granted(
         &self,
         key: &str,
+        granted: &(dyn Fn(&ObjectRow) -> bool + Send + Sync),
         range: Option<ByteRange>,
     ) -> Result<Download, Error> {
         let (b, row) = self.find_by_key(key).await?;
+        if !granted(&row) {
+            return Err(Error::NotFound(Resource::Object));
+        }
         let body = self
             .objects
             .get(self.storage.default_bucket(), &row.key, range)

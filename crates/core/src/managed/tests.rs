@@ -629,8 +629,12 @@ async fn download_by_id_serves_the_callers_org_and_hides_other_orgs() {
 struct FixedTokens;
 
 impl super::service::UrlTokens for FixedTokens {
-    fn mint(&self, key: &ObjectKey, expires_at: OffsetDateTime) -> String {
-        format!("{}.{}", key.as_str().len(), expires_at.unix_timestamp())
+    fn mint(&self, object: &ObjectRow, expires_at: OffsetDateTime) -> String {
+        format!(
+            "{}.{}",
+            object.key.as_str().len(),
+            expires_at.unix_timestamp()
+        )
     }
 }
 
