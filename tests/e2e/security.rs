@@ -514,3 +514,37 @@ async fn a_form_upload_stores_its_file_part_not_the_envelope() {
     );
     app.shutdown().await;
 }
+
+/// Presigned storage GETs serve user bytes from the embedded endpoint's origin: they are
+/// sandboxed there too, whatever type the upload declared.
+#[tokio::test]
+async fn presigned_downloads_from_the_embedded_endpoint_are_sandboxed() {
+    let app = TestApp::spawn().await;
+    let token = app.token("u1", Some("org_a"), Some("member"));
+    let signed = app
+        .sign_upload(&token, "page.html", "text/html", Some(PAGE.len()))
+        .await;
+    assert_eq!(signed.status, 200, "{signed:?}");
+    let put = app
+        .put_presigned(
+            signed.body["uploadUrl"].as_str().unwrap(),
+            &signed.body["headers"],
+            PAGE.to_vec(),
+        )
+        .await;
+    assert_eq!(put.status(), 200);
+    let id = signed.body["id"].as_str().unwrap();
+    let dl = app.sign_download(&token, id, &json!({})).await;
+    assert_eq!(dl.status, 200, "{dl:?}");
+    let res = app
+        .http
+        .get(dl.body["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(header(&res, "content-security-policy"), CSP);
+    assert_eq!(header(&res, "x-content-type-options"), "nosniff");
+    assert_eq!(res.bytes().await.unwrap().as_ref(), PAGE);
+    app.shutdown().await;
+}

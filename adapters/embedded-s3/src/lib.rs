@@ -31,6 +31,9 @@
 //!   `OPTIONS` gets 200, with `Access-Control-Allow-Origin` only for a listed origin.
 //!   Allowed methods: GET, PUT, HEAD. Request headers are mirrored, `ETag` is exposed,
 //!   and max-age is 3600.
+//! - Every response carries `Content-Security-Policy: default-src 'none'; sandbox` and
+//!   `X-Content-Type-Options: nosniff`: a presigned GET of an HTML or SVG upload displays
+//!   nothing that runs, whatever type the object was stored with.
 
 mod credentials;
 mod store;
@@ -50,6 +53,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 
 /// How long `shutdown` waits for in-flight requests before dropping them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -134,6 +138,15 @@ impl EmbeddedS3 {
         ));
         let service = tower::ServiceBuilder::new()
             .layer(cors)
+            // Presigned GETs serve user bytes from this origin: they must never run there.
+            .layer(SetResponseHeaderLayer::overriding(
+                http::header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("default-src 'none'; sandbox"),
+            ))
+            .layer(SetResponseHeaderLayer::overriding(
+                http::header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ))
             .service(builder.build());
 
         let listener =
