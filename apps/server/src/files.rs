@@ -418,4 +418,15 @@ mod tests {
         assert_eq!(t.verify("not base64!", &a, now), Err(TokenError::Malformed));
         assert_eq!(t.verify("", &a, now), Err(TokenError::Malformed));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_tokens_never_verify_and_never_panic(raw in "\\PC{0,64}|[A-Za-z0-9_-]{54}") {
+            let t = FileTokens::new(&SecretString::from("s".repeat(32)));
+            let subject = TokenSubject { key: "k", id: "obj_1", etag: None };
+            let now = OffsetDateTime::now_utc();
+            let _ = FileTokens::precheck(&raw, now);
+            proptest::prop_assert!(t.verify(&raw, &subject, now).is_err());
+        }
+    }
 }

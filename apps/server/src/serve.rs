@@ -340,7 +340,12 @@ fn inline_safe(essence: &str) -> bool {
 }
 
 /// `If-None-Match` (weak comparison) when sent, else `If-Modified-Since`.
-fn not_modified(headers: &HeaderMap, etag: Option<&str>, last_modified: OffsetDateTime) -> bool {
+#[must_use]
+pub fn not_modified(
+    headers: &HeaderMap,
+    etag: Option<&str>,
+    last_modified: OffsetDateTime,
+) -> bool {
     if let Some(inm) = headers.get(header::IF_NONE_MATCH) {
         let Ok(inm) = inm.to_str() else {
             return false;
@@ -518,5 +523,33 @@ mod tests {
         h.remove(header::IF_NONE_MATCH);
         assert!(not_modified(&h, Some("\"other\""), t));
         assert!(!not_modified(&h, None, t + time::Duration::seconds(1)));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn header_parsers_never_panic_and_stay_in_bounds(raw in "\\PC{0,48}|bytes=[0-9-]{0,44}|[ -~]{0,48}") {
+            match parse_range(&raw) {
+                Some(ByteRange::FromTo(a, b)) => proptest::prop_assert!(a <= b && b < MAX_POSITION),
+                Some(ByteRange::From(a) | ByteRange::Suffix(a)) => proptest::prop_assert!(a <= MAX_POSITION),
+                None => {}
+            }
+            if let Some(t) = parse_http_date(&raw) {
+                proptest::prop_assert_eq!(parse_http_date(&http_date(t)), Some(t));
+            }
+            if let Ok(v) = HeaderValue::from_str(&raw) {
+                let mut h = HeaderMap::new();
+                h.insert(header::IF_NONE_MATCH, v.clone());
+                let _ = not_modified(&h, Some("\"abc\""), OffsetDateTime::UNIX_EPOCH);
+                h.clear();
+                h.insert(header::IF_MODIFIED_SINCE, v);
+                let _ = not_modified(&h, None, OffsetDateTime::UNIX_EPOCH);
+            }
+        }
+
+        #[test]
+        fn http_dates_round_trip_for_any_second(secs in 0i64..253_402_300_799) {
+            let t = OffsetDateTime::from_unix_timestamp(secs).unwrap();
+            proptest::prop_assert_eq!(parse_http_date(&http_date(t)), Some(t));
+        }
     }
 }
