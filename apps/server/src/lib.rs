@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod files;
 pub mod http;
+pub mod listener;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
