@@ -221,9 +221,11 @@ enum Scan {
     /// Framing the scanner does not follow (chunked bodies, upgrades, huge heads):
     /// everything goes to hyper as is, which still enforces HTTP itself.
     Passthrough,
-    /// Feeding hyper [`STAND_IN`] from this offset; then end of stream.
+    /// Feeding hyper [`STAND_IN`] from this offset; then nothing more.
     StandIn(usize),
-    /// End of stream for hyper.
+    /// Nothing more for hyper: reads stay pending (an end of stream would make hyper
+    /// drop the stand-in's answer, as for a client half-close); the stand-in's
+    /// `connection: close` ends the connection once answered.
     Closed,
 }
 
@@ -350,7 +352,7 @@ impl AsyncRead for GuardedIo {
         let this = self.get_mut();
         loop {
             match this.scan {
-                Scan::Closed => return Poll::Ready(Ok(())),
+                Scan::Closed => return Poll::Pending,
                 Scan::StandIn(pos) => {
                     let rest = STAND_IN.get(pos..).unwrap_or_default();
                     let n = rest.len().min(out.remaining());
