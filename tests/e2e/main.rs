@@ -4,6 +4,7 @@ mod auth;
 mod better_auth;
 mod browser;
 mod files;
+mod hardening;
 mod http_layers;
 mod ops;
 mod presign_flow;

@@ -133,7 +133,7 @@ impl Authenticator for ApiKeyAuthenticator {
         if facts.user.is_banned(now) {
             return Err(invalid("user banned"));
         }
-        Ok(facts.principal(row.owner_id, org_id, AuthMethod::ApiKey))
+        crate::ids::checked(facts.principal(row.owner_id, org_id, AuthMethod::ApiKey))
     }
 }
 

@@ -279,7 +279,7 @@ impl Authenticator for JwtAuthenticator {
             return Err(Error::AuthMissing);
         };
         match self.verify(token) {
-            Ok(claims) => Ok(claims.to_principal()),
+            Ok(claims) => crate::ids::checked(claims.to_principal()),
             Err(err) => {
                 tracing::debug!(error = %err, "JWT rejected");
                 Err(err)

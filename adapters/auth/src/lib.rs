@@ -15,6 +15,7 @@
 mod api_key;
 mod auth_db;
 mod chain;
+mod ids;
 mod jwt;
 mod quickback;
 mod session;
@@ -22,6 +23,7 @@ mod session;
 pub use api_key::{ApiKeyAuthenticator, ApiKeyConfig, hash_api_key};
 pub use auth_db::AuthDb;
 pub use chain::AuthChain;
+pub use ids::is_safe_id;
 pub use jwt::{
     DEFAULT_LEEWAY_SECS, JwtAuthenticator, JwtConfig, TokenClaims, looks_like_jwt, mint_token,
 };

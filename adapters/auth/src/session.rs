@@ -62,7 +62,7 @@ impl SessionConfig {
 pub struct SessionAuthenticator {
     db: AuthDb,
     secret: SecretString,
-    /// `<prefix>.session_token`, then its `__Secure-` form.
+    /// `__Secure-<prefix>.session_token`, then the plain form: the secure one wins.
     cookie_names: [String; 2],
     bearer_require_signature: bool,
     store_token_hash: bool,
@@ -90,7 +90,7 @@ impl SessionAuthenticator {
         Self {
             db,
             secret: config.secret,
-            cookie_names: [name.clone(), format!("__Secure-{name}")],
+            cookie_names: [format!("__Secure-{name}"), name],
             bearer_require_signature: config.bearer_require_signature,
             store_token_hash: config.store_token_hash,
             clock: Arc::new(SystemClock),
@@ -133,16 +133,15 @@ impl SessionAuthenticator {
         let Some(header) = credentials.cookie.as_deref() else {
             return Ok(None);
         };
-        let values = cookie_values(header, &self.cookie_names);
-        if values.is_empty() {
+        // Only the `__Secure-` cookie counts when it is there: the plain name can be
+        // planted by a sibling subdomain or plain-HTTP page (cookie tossing), so it must
+        // neither win over nor stand in for the secure one.
+        let Some(value) = cookie_values(header, &self.cookie_names).into_iter().next() else {
             return Ok(None);
-        }
-        for value in &values {
-            if let Some(token) = self.verify(value, SignatureForm::Cookie)? {
-                return Ok(Some(token.to_owned()));
-            }
-        }
-        Err(invalid("bad signature"))
+        };
+        self.verify(&value, SignatureForm::Cookie)?
+            .map(|t| Some(t.to_owned()))
+            .ok_or_else(|| invalid("bad signature"))
     }
 
     /// The token of a signed value, when its HMAC is right.
@@ -192,7 +191,11 @@ impl Authenticator for SessionAuthenticator {
         if facts.user.is_banned(now) {
             return Err(invalid("user banned"));
         }
-        Ok(facts.principal(session.user_id, session.active_org_id, AuthMethod::Session))
+        crate::ids::checked(facts.principal(
+            session.user_id,
+            session.active_org_id,
+            AuthMethod::Session,
+        ))
     }
 }
 

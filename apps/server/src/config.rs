@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use crate::http::RateLimit;
+pub use crate::listener::ListenerLimits;
 
 /// Credentials and endpoint of a real R2 (or other S3-compatible) store.
 #[derive(Debug, Clone)]
@@ -73,6 +74,8 @@ pub struct Config {
     pub public_max_age: u32,
     /// Serve the browser upload page at `GET /` and `GET /app`.
     pub ui: bool,
+    /// Timeouts and connection cap of the API and files listeners (each).
+    pub listener: ListenerLimits,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -98,6 +101,9 @@ struct FileConfig {
     pinned_organization_id: Option<String>,
     rate_limit_burst: Option<u32>,
     ui: Option<bool>,
+    header_read_timeout: Option<u32>,
+    idle_timeout: Option<u32>,
+    max_connections: Option<u32>,
     #[serde(default)]
     r2: FileR2,
     #[serde(default)]
@@ -352,6 +358,41 @@ impl Config {
             3600,
         )?;
 
+        let defaults = ListenerLimits::default();
+        let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
+        let header_read_timeout = parse_num(
+            "FILEGATE_HEADER_READ_TIMEOUT",
+            env("FILEGATE_HEADER_READ_TIMEOUT"),
+            file.header_read_timeout,
+            secs(defaults.header_read_timeout),
+        )?;
+        let idle_timeout = parse_num(
+            "FILEGATE_IDLE_TIMEOUT",
+            env("FILEGATE_IDLE_TIMEOUT"),
+            file.idle_timeout,
+            secs(defaults.idle_timeout),
+        )?;
+        let max_connections = parse_num(
+            "FILEGATE_MAX_CONNECTIONS",
+            env("FILEGATE_MAX_CONNECTIONS"),
+            file.max_connections,
+            u32::try_from(defaults.max_connections).unwrap_or(u32::MAX),
+        )?;
+        for (name, value) in [
+            ("FILEGATE_HEADER_READ_TIMEOUT", header_read_timeout),
+            ("FILEGATE_IDLE_TIMEOUT", idle_timeout),
+            ("FILEGATE_MAX_CONNECTIONS", max_connections),
+        ] {
+            if value == 0 {
+                bail!("{name} must be at least 1");
+            }
+        }
+        let listener = ListenerLimits {
+            header_read_timeout: Duration::from_secs(u64::from(header_read_timeout)),
+            idle_timeout: Duration::from_secs(u64::from(idle_timeout)),
+            max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+        };
+
         let log_format = match pick("FILEGATE_LOG_FORMAT", file.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -385,6 +426,7 @@ impl Config {
             files_url,
             public_max_age,
             ui,
+            listener,
         })
     }
 
@@ -513,6 +555,9 @@ mod tests {
             ("FILEGATE_CORS_ORIGINS", "example.com"),
             ("FILEGATE_LOG_FORMAT", "xml"),
             ("FILEGATE_UI", "maybe"),
+            ("FILEGATE_HEADER_READ_TIMEOUT", "0"),
+            ("FILEGATE_IDLE_TIMEOUT", "soon"),
+            ("FILEGATE_MAX_CONNECTIONS", "0"),
         ] {
             let err = Config::resolve(&env(&[(k, v)]), FileConfig::default()).unwrap_err();
             assert!(format!("{err:#}").contains(k), "{k}: {err:#}");
@@ -548,6 +593,19 @@ mod tests {
         assert!(ui(&[], FileConfig::default()));
         assert!(!ui(&[], off()));
         assert!(ui(&[("FILEGATE_UI", "1")], off()));
+    }
+
+    #[test]
+    fn listener_limits_have_defaults_and_settings() {
+        let c = Config::resolve(&env(&[]), FileConfig::default()).unwrap();
+        assert_eq!(c.listener, ListenerLimits::default());
+        let file: FileConfig =
+            toml::from_str("header_read_timeout = 5\nidle_timeout = 7\nmax_connections = 9")
+                .unwrap();
+        let c = Config::resolve(&env(&[("FILEGATE_IDLE_TIMEOUT", "8")]), file).unwrap();
+        assert_eq!(c.listener.header_read_timeout, Duration::from_secs(5));
+        assert_eq!(c.listener.idle_timeout, Duration::from_secs(8));
+        assert_eq!(c.listener.max_connections, 9);
     }
 
     #[test]

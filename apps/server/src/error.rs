@@ -45,7 +45,8 @@ pub fn status_of(e: &Error) -> StatusCode {
         | Error::AccessRoleRequired { .. }
         | Error::FirewallOrgIsolation
         | Error::FirewallUserIsolation
-        | Error::AccessAdminRequired => StatusCode::FORBIDDEN,
+        | Error::AccessAdminRequired
+        | Error::CsrfOriginUntrusted => StatusCode::FORBIDDEN,
         Error::Validation(_) => StatusCode::BAD_REQUEST,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -93,6 +94,9 @@ fn hint_of(e: &Error) -> Option<&'static str> {
             Some("Upload a smaller file; the limit is the bucket's or FILEGATE_MAX_UPLOAD_SIZE")
         }
         Error::NotFound(Resource::Media) => Some("The id does not exist in your organization"),
+        Error::CsrfOriginUntrusted => Some(
+            "Send the request from a trusted origin (FILEGATE_CORS_ORIGINS), or authenticate with a bearer token instead of the cookie",
+        ),
         _ => None,
     }
 }

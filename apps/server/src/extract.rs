@@ -10,7 +10,7 @@ use axum::extract::{
     ConnectInfo, FromRequest, FromRequestParts, MatchedPath, Query, Request as HttpRequest,
 };
 use filegate_core::Error;
-use filegate_core::domain::Principal;
+use filegate_core::domain::{AuthMethod, Principal};
 use filegate_core::media::RequestInfo;
 use filegate_core::ports::Credentials;
 use http::StatusCode;
@@ -169,6 +169,52 @@ pub fn credentials(parts: &Parts) -> Credentials {
     }
 }
 
+/// Whether the session cookie (the one credential a browser attaches on its own) is what
+/// authenticated the request: a session principal and no session bearer. A JWT bearer
+/// may have failed and fallen back to the cookie.
+fn authenticated_by_cookie(creds: &Credentials, principal: &Principal) -> bool {
+    principal.method == AuthMethod::Session
+        && creds
+            .bearer
+            .as_deref()
+            .is_none_or(filegate_auth::looks_like_jwt)
+}
+
+/// The CSRF rule for cookie-authenticated writes, as Better Auth's trusted-origins check:
+/// the browser says the page is on this origin (`Sec-Fetch-Site: same-origin`), or its
+/// `Origin` (else the `Referer`'s origin) is a trusted origin. A request without any of
+/// these browser headers comes from no browser page and cannot be forged by one; a
+/// `null` origin or a cross-site fetch without an origin is refused.
+fn origin_trusted(headers: &http::HeaderMap, trusted: &[String]) -> bool {
+    let header = |name: http::header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let fetch_site = header(http::header::HeaderName::from_static("sec-fetch-site"));
+    if fetch_site == Some("same-origin") {
+        return true;
+    }
+    let origin = match header(http::header::ORIGIN) {
+        Some(o) => Some(o.trim().to_owned()),
+        None if headers.contains_key(http::header::ORIGIN) => Some(String::new()),
+        None => header(http::header::REFERER).map(|r| origin_of(r.trim()).unwrap_or_default()),
+    };
+    match origin {
+        Some(origin) => {
+            origin != "null"
+                && !origin.is_empty()
+                && trusted.iter().any(|t| t.eq_ignore_ascii_case(&origin))
+        }
+        None => fetch_site.is_none(),
+    }
+}
+
+/// `scheme://host[:port]` of a URL, `None` when it has no such prefix.
+fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    (!scheme.is_empty() && !authority.is_empty() && !authority.contains('@'))
+        .then(|| format!("{scheme}://{authority}"))
+}
+
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
@@ -178,6 +224,13 @@ impl FromRequestParts<AppState> for Authenticated {
     ) -> Result<Self, Self::Rejection> {
         let creds = credentials(parts);
         let principal = state.auth.authenticate(&creds).await?;
+        if authenticated_by_cookie(&creds, &principal)
+            && !parts.method.is_safe()
+            && !origin_trusted(&parts.headers, &state.http.trusted_origins)
+        {
+            tracing::warn!(method = %parts.method, "cookie-authenticated write from an untrusted origin refused");
+            return Err(ApiError(Error::CsrfOriginUntrusted));
+        }
         if let Some(slot) = parts.extensions.get::<PrincipalSlot>() {
             let _ = slot.0.set(principal.clone());
         }
@@ -186,5 +239,43 @@ impl FromRequestParts<AppState> for Authenticated {
             tracing::Span::current().record("org", org.as_str());
         }
         Ok(Self(principal))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> http::HeaderMap {
+        let mut map = http::HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(*k, v.parse().expect("header value"));
+        }
+        map
+    }
+
+    #[test]
+    fn only_trusted_or_same_origin_pages_may_write_with_the_cookie() {
+        let trusted = ["https://app.example.com".to_owned()];
+        let ok = |pairs: &[(&'static str, &str)]| origin_trusted(&headers(pairs), &trusted);
+        assert!(ok(&[("origin", "https://app.example.com")]));
+        assert!(ok(&[("origin", "https://APP.example.com")]));
+        assert!(ok(&[
+            ("sec-fetch-site", "same-origin"),
+            ("origin", "https://api.example.com")
+        ]));
+        assert!(ok(&[("referer", "https://app.example.com/page?x=1")]));
+        assert!(ok(&[]), "no browser headers: not a page");
+        assert!(!ok(&[("origin", "http://evil.example")]));
+        assert!(!ok(&[("origin", "null")]));
+        assert!(!ok(&[("origin", "https://app.example.com.evil.example")]));
+        assert!(!ok(&[
+            ("origin", "http://evil.example"),
+            ("sec-fetch-site", "same-site")
+        ]));
+        assert!(!ok(&[("sec-fetch-site", "cross-site")]));
+        assert!(!ok(&[("sec-fetch-site", "same-site")]));
+        assert!(!ok(&[("referer", "http://evil.example/")]));
+        assert!(!ok(&[("referer", "https://app.example.com@evil.example/")]));
     }
 }

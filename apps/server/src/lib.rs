@@ -8,6 +8,7 @@ pub mod extract;
 pub mod files;
 pub mod form_upload;
 pub mod http;
+pub mod listener;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;

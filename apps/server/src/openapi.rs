@@ -51,7 +51,7 @@ pub mod errors {
     pub const BAD_REQUEST: &str = "`VALIDATION_FAILED`: bad JSON, missing or mistyped field, bad value (`details.fields` maps field to message)";
     pub const UNAUTHORIZED: &str =
         "`AUTH_MISSING` (no credentials), `AUTH_INVALID_TOKEN` or `AUTH_EXPIRED`";
-    pub const FORBIDDEN: &str = "`ACCESS_NO_ORG`, `ACCESS_ROLE_REQUIRED` (`details.required`, `details.current`) or `FIREWALL_ORG_ISOLATION`";
+    pub const FORBIDDEN: &str = "`ACCESS_NO_ORG`, `ACCESS_ROLE_REQUIRED` (`details.required`, `details.current`), `FIREWALL_ORG_ISOLATION`, or `CSRF_ORIGIN_UNTRUSTED` (a write authenticated by the session cookie from an untrusted origin)";
     pub const NOT_FOUND: &str =
         "`FIREWALL_NOT_FOUND`: no such media id in the caller's organization";
     pub const CONFLICT: &str = "`STORAGE_CONFLICT`: a unique value already exists";

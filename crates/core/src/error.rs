@@ -108,6 +108,10 @@ pub enum Error {
     /// The operation is reserved to platform admins (`user.role = admin`).
     #[error("platform admin required")]
     AccessAdminRequired,
+    /// A write authenticated by a session cookie came from a page of an untrusted
+    /// origin (cross-site request forgery).
+    #[error("this request's origin is not trusted to write with a session cookie")]
+    CsrfOriginUntrusted,
     /// The content type is outside the bucket's allow-list.
     #[error("content type '{content_type}' is not allowed in this bucket")]
     MimeNotAllowed {
@@ -166,9 +170,10 @@ impl Error {
             | Self::AuthInvalidToken { .. }
             | Self::AuthExpired
             | Self::AuthRateLimited => Layer::Authentication,
-            Self::AccessNoOrg | Self::AccessRoleRequired { .. } | Self::AccessAdminRequired => {
-                Layer::Access
-            }
+            Self::AccessNoOrg
+            | Self::AccessRoleRequired { .. }
+            | Self::AccessAdminRequired
+            | Self::CsrfOriginUntrusted => Layer::Access,
             Self::Validation(_) => Layer::Validation,
             Self::NotFound(Resource::Media)
             | Self::FirewallOrgIsolation
@@ -203,6 +208,7 @@ impl Error {
             Self::TooLarge { .. } => "STORAGE_FILE_TOO_LARGE",
             Self::Conflict { .. } => "STORAGE_CONFLICT",
             Self::AccessAdminRequired => "ACCESS_ADMIN_REQUIRED",
+            Self::CsrfOriginUntrusted => "CSRF_ORIGIN_UNTRUSTED",
             Self::MimeNotAllowed { .. } => "STORAGE_MIME_NOT_ALLOWED",
             Self::ObjectExists => "STORAGE_OBJECT_EXISTS",
             Self::NotUploaded => "STORAGE_NOT_UPLOADED",
