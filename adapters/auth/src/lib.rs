@@ -28,4 +28,4 @@ pub use jwt::{
     DEFAULT_LEEWAY_SECS, JwtAuthenticator, JwtConfig, TokenClaims, looks_like_jwt, mint_token,
 };
 pub use quickback::QuickbackAuthenticator;
-pub use session::{DEFAULT_COOKIE_PREFIX, SessionAuthenticator, SessionConfig};
+pub use session::{DEFAULT_COOKIE_PREFIX, SessionAuthenticator, SessionConfig, cookie_values};

@@ -260,7 +260,8 @@ fn try_decode(value: &str) -> String {
 /// The values of the cookies named `names` in a `Cookie` header, in `names` order,
 /// parsed as better-call's `parseCookies` does: the first cookie of a name wins, the
 /// value is trimmed, unquoted and URL-decoded.
-fn cookie_values(header: &str, names: &[String]) -> Vec<String> {
+#[must_use]
+pub fn cookie_values(header: &str, names: &[String]) -> Vec<String> {
     let mut found: Vec<Option<String>> = vec![None; names.len()];
     for part in header.split(';') {
         let Some((key, value)) = part.split_once('=') else {
@@ -353,5 +354,24 @@ mod tests {
             sha256_base64url("abc"),
             "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0"
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_cookie_header_parses_without_panic(raw in "\\PC{0,80}|[ -~]{0,80}") {
+            let names = vec![
+                "__Secure-better-auth.session_token".to_owned(),
+                "better-auth.session_token".to_owned(),
+            ];
+            let found = cookie_values(&raw, &names);
+            proptest::prop_assert!(found.len() <= names.len());
+        }
+
+        #[test]
+        fn a_named_cookie_round_trips(value in "[A-Za-z0-9._-]{1,40}", noise in "[a-z]{1,8}=[a-z0-9]{0,8}") {
+            let header = format!("{noise}; better-auth.session_token={value}; {noise}");
+            let got = cookie_values(&header, &["better-auth.session_token".to_owned()]);
+            proptest::prop_assert_eq!(got, vec![value]);
+        }
     }
 }
