@@ -9,3 +9,4 @@ mod ops;
 mod presign_flow;
 mod storage;
 mod validation;
+mod write_races;

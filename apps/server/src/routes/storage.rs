@@ -712,19 +712,18 @@ pub async fn upload(
         .get(header::CONTENT_TYPE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let missing_type = content_type.is_none();
-    let result = svc
-        .upload(
-            principal.as_ref(),
-            &bucket,
-            &path,
-            Upload {
-                content_type: content_type.unwrap_or_default(),
-                content_length,
-                body: byte_stream(body),
-                upsert,
-            },
-        )
-        .await;
+    let input = Upload {
+        content_type: content_type.unwrap_or_default(),
+        content_length,
+        body: byte_stream(body),
+        upsert,
+    };
+    // Its own task: a client hanging up mid-body fails the body stream instead of
+    // cancelling the upload, so the upload's failure path purges its pending row.
+    let result =
+        tokio::spawn(async move { svc.upload(principal.as_ref(), &bucket, &path, input).await })
+            .await
+            .unwrap_or_else(|e| Err(Error::internal(e)));
     let object = match result {
         Err(Error::Validation(mut fields)) if missing_type => {
             for f in fields.iter_mut().filter(|f| f.field == "contentType") {
