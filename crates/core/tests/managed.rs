@@ -1334,11 +1334,27 @@ async fn confirm_of_an_object_other_than_the_declared_one_deletes_it() {
 }
 
 #[tokio::test]
-async fn an_upload_takes_over_a_stale_pending_row() {
+async fn a_pending_upload_keeps_its_path_until_deleted_even_from_its_uploader() {
     let env = Env::new().await;
     let u = no_org("u");
     env.svc
         .presign(Some(&u), "avatars", "u/a.png", presign("image/png", 9))
+        .await
+        .unwrap();
+    // Replacing it would let the presign's confirm report this upload's bytes as its own.
+    let err = env
+        .svc
+        .upload(
+            Some(&u),
+            "avatars",
+            "u/a.png",
+            upload("image/png", b"direct"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "STORAGE_OBJECT_EXISTS");
+    env.svc
+        .delete(Some(&u), "avatars", "u/a.png")
         .await
         .unwrap();
     let out = env

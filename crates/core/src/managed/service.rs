@@ -32,10 +32,9 @@
 //!   size and etag. PUT fails (or the client hangs up): purge the pending row.
 //! - **Upload with upsert over a confirmed row**: PUT (atomic replace; on failure the old
 //!   object stays) → refresh the row's metadata. Between the two, reads answer 503.
-//! - **The row at the key** decides: confirmed → 409 (upsert: replace); pending of
-//!   another uploader, not yet past its URL's expiry plus a grace → 409; the caller's own
-//!   pending row, an expired one, or a soft-deleted one → finished as a Delete, then the
-//!   key is free.
+//! - **The row at the key** decides: confirmed → 409 (upsert: replace); pending, not yet
+//!   past its URL's expiry plus a grace → 409 (a DELETE of the path cancels it); expired
+//!   or soft-deleted → finished as a Delete, then the key is free.
 //! - **Presign**: claim → sign a create-only PUT → insert a `pending` row → delete any
 //!   object at the key (it has no row; left, it would make the create-only PUT fail).
 //! - **Confirm** (only by the presign's uploader): HEAD → missing: 409, row stays pending;
@@ -1260,9 +1259,10 @@ impl ManagedService {
                 Err(e) => Err(e),
             };
         }
-        // Pending or soft-deleted. Another uploader's upload in progress keeps the key.
+        // Pending or soft-deleted. An upload in progress keeps the key, even against its own
+        // uploader: its URL may still PUT, and its confirm must find its own row (a DELETE
+        // of the path cancels it).
         let abandoned = r.deleted_at.is_some()
-            || r.owner_id == p.user_id
             || r.created_at + stale_pending_after(self.policy.upload_expiry) < self.clock.now();
         if !abandoned {
             return Err(Error::ObjectExists);
