@@ -11,3 +11,4 @@ mod presign_flow;
 mod security;
 mod storage;
 mod validation;
+mod write_races;

@@ -8,7 +8,8 @@
 //! - A thin guard over s3s-fs makes it answer like S3/R2 where s3s-fs differs: reads and
 //!   writes in a missing bucket get `NoSuchBucket` (s3s-fs would say `NoSuchKey`, or
 //!   create the bucket on PUT); `Range: bytes=-N` longer than the object returns all of
-//!   it (s3s-fs answers 500) and on an empty object is 416 (s3s-fs would panic).
+//!   it (s3s-fs answers 500) and on an empty object is 416 (s3s-fs would panic); PUTs of
+//!   one key are serialised so `If-None-Match: *` is atomic (412 when the key exists).
 //!
 //! What s3s 0.14 does with presigned URLs (tested in `filegate-r2`'s `tests/store.rs`):
 //! - Expiry: a request after `X-Amz-Date + X-Amz-Expires` gets 403 `AccessDenied`

@@ -2,22 +2,32 @@
 
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
+use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 /// Delegates to [`s3s_fs::FileSystem`], fixing what differs from S3:
 /// - writes into a missing bucket fail with `NoSuchBucket` (s3s-fs creates the folder),
 ///   and so do reads (s3s-fs says `NoSuchKey`);
 /// - a suffix range longer than the object returns the whole object (s3s-fs seeks before
 ///   the start and answers 500), and any suffix range on an empty object is
-///   `InvalidRange` (s3s-fs underflows computing `Content-Range`).
+///   `InvalidRange` (s3s-fs underflows computing `Content-Range`);
+/// - PUTs of one key run one at a time, so `If-None-Match: *` (which s3s-fs checks before
+///   writing) is atomic: of two creates at once, one gets 412 `PreconditionFailed`.
 pub(crate) struct GuardedFs {
     fs: s3s_fs::FileSystem,
     root: PathBuf,
+    puts: PutLocks,
 }
 
 impl GuardedFs {
     pub(crate) fn new(fs: s3s_fs::FileSystem, root: PathBuf) -> Self {
-        Self { fs, root }
+        Self {
+            fs,
+            root,
+            puts: PutLocks::default(),
+        }
     }
 
     fn require_bucket(&self, bucket: &str) -> S3Result<()> {
@@ -51,6 +61,10 @@ impl S3 for GuardedFs {
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         self.require_bucket(&req.input.bucket)?;
+        let _key = self
+            .puts
+            .lock(format!("{}/{}", req.input.bucket, req.input.key))
+            .await;
         self.fs.put_object(req).await
     }
 
@@ -67,6 +81,10 @@ impl S3 for GuardedFs {
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         self.require_bucket(&req.input.bucket)?;
+        let _key = self
+            .puts
+            .lock(format!("{}/{}", req.input.bucket, req.input.key))
+            .await;
         self.fs.complete_multipart_upload(req).await
     }
 
@@ -196,5 +214,50 @@ impl S3 for GuardedFs {
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
         self.fs.abort_multipart_upload(req).await
+    }
+}
+
+/// One async mutex per `bucket/key` being written; entries go when the last writer leaves.
+#[derive(Default)]
+struct PutLocks {
+    map: Mutex<HashMap<String, Arc<AsyncMutex<()>>>>,
+}
+
+struct PutGuard<'a> {
+    locks: &'a PutLocks,
+    key: String,
+    guard: Option<OwnedMutexGuard<()>>,
+}
+
+impl PutLocks {
+    async fn lock(&self, key: String) -> PutGuard<'_> {
+        let entry = {
+            let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(map.entry(key.clone()).or_default())
+        };
+        let guard = entry.lock_owned().await;
+        PutGuard {
+            locks: self,
+            key,
+            guard: Some(guard),
+        }
+    }
+}
+
+impl Drop for PutGuard<'_> {
+    fn drop(&mut self) {
+        let mut map = self
+            .locks
+            .map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        drop(self.guard.take());
+        // Waiters hold clones: only the map's reference left means nobody needs it.
+        if map
+            .get(&self.key)
+            .is_some_and(|e| Arc::strong_count(e) == 1)
+        {
+            map.remove(&self.key);
+        }
     }
 }

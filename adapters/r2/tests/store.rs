@@ -324,6 +324,72 @@ async fn presigned_put_and_get_round_trip() -> TestResult {
     Ok(())
 }
 
+/// Create-only PUTs (`If-None-Match: *` signed in, as managed presigns send them): of many
+/// at once exactly one lands, the others get 412, and a later one cannot replace it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_only_puts_of_one_key_let_exactly_one_land() -> TestResult {
+    let f = fixture().await?;
+    let key = ObjectKey::parse("org/o1/once.pdf")?;
+    let bodies: Vec<&'static [u8]> = (0..8)
+        .map(|i| {
+            &*Box::leak(
+                format!("create-only body {i:02}")
+                    .into_bytes()
+                    .into_boxed_slice(),
+            )
+        })
+        .collect();
+    let len = bodies[0].len().to_string();
+    let put = f
+        .signer
+        .presign(&presign_request(
+            HttpMethod::Put,
+            &f.bucket,
+            &key,
+            &[
+                ("Content-Type", "application/pdf"),
+                ("Content-Length", len.as_str()),
+                ("If-None-Match", "*"),
+            ],
+            &[],
+        ))
+        .await?;
+    let tasks: Vec<_> = bodies
+        .iter()
+        .map(|b| {
+            let put = put.clone();
+            let b: &'static [u8] = b;
+            tokio::spawn(async move { upload(&put, b, &[]).await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await??);
+    }
+    let won: Vec<usize> = (0..statuses.len())
+        .filter(|i| statuses[*i] == 200)
+        .collect();
+    assert_eq!(won.len(), 1, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 412),
+        "{statuses:?}"
+    );
+    let got = f.store.get(&f.bucket, &key, None).await?;
+    let bytes: Vec<u8> = got
+        .body
+        .map(|c| c.map(|b| b.to_vec()))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?
+        .concat();
+    assert_eq!(bytes, bodies[won[0]]);
+    // Replaying the URL later changes nothing.
+    let resp = upload(&put, bodies[(won[0] + 1) % 8], &[]).await?;
+    assert_eq!(resp.status(), 412);
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_browser_put_gets_cors_headers_and_can_read_the_etag() -> TestResult {
     let f = fixture().await?;

@@ -159,13 +159,9 @@ async fn seed(dir: &Path) -> (Config, OpenedStorage, SqliteFilesDb) {
     svc.presign(Some(&p), "docs", "in-flight.txt", presign())
         .await
         .unwrap();
-    // A pending row presigned ten days ago, never uploaded.
-    let old = service(
-        &config,
-        &storage,
-        &db,
-        now - Duration::from_secs(10 * 86_400),
-    );
+    // A pending row presigned two hours ago, never uploaded: its 10-minute URL expired
+    // well over the 1-hour grace ago, so it is abandoned (not kept for the 7-day maximum).
+    let old = service(&config, &storage, &db, now - Duration::from_secs(2 * 3600));
     old.presign(Some(&p), "docs", "abandoned.txt", presign())
         .await
         .unwrap();

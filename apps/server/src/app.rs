@@ -329,7 +329,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             policy,
         )
         .map_err(|e| anyhow::anyhow!("invalid managed-mode policy: {e:?}"))?
-        .with_url_tokens(file_tokens.clone());
+        .with_url_tokens(file_tokens.clone())
+        .with_etag_mismatch_hook({
+            let metrics = metrics.clone();
+            Arc::new(move |key| {
+                metrics.etag_mismatch();
+                tracing::warn!(%key, "storage holds other bytes than the object's row; read refused");
+            })
+        });
         service
             .seed_default_buckets()
             .await

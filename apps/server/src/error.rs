@@ -56,7 +56,7 @@ pub fn status_of(e: &Error) -> StatusCode {
         | Error::BucketExists
         | Error::BucketNotEmpty => StatusCode::CONFLICT,
         Error::MimeNotAllowed { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Unavailable { .. } | Error::ObjectChanged => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

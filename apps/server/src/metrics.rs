@@ -11,6 +11,7 @@
 //! | `filegate_upload_bytes_total` | counter | (bytes streamed to storage through filegate) |
 //! | `filegate_download_bytes_total` | counter | (bytes streamed from storage through filegate) |
 //! | `filegate_storage_errors_total` | counter | `operation` (`head`, `get`, `put`, `delete`, `list`, `ping`) |
+//! | `filegate_etag_mismatches_total` | counter | (managed reads refused: storage's etag is not the row's) |
 //! | `filegate_open_storage_streams` | gauge | (download bodies being streamed to clients now) |
 //!
 //! `route` is the matched route template (`/api/v1/media/{id}/sign-download`), never the
@@ -73,6 +74,7 @@ pub struct Metrics {
     upload_bytes: Counter,
     download_bytes: Counter,
     storage_errors: Family<OperationLabels, Counter>,
+    etag_mismatches: Counter,
     open_streams: Gauge,
     db_pool: Family<PoolLabels, Gauge>,
     /// Reads the media database pool at scrape time.
@@ -142,6 +144,12 @@ impl Metrics {
             "Object storage operations that failed (unreachable or erroring storage), by operation",
             storage_errors.clone(),
         );
+        let etag_mismatches = Counter::default();
+        registry.register(
+            "etag_mismatches",
+            "Managed reads refused (503) because storage held other bytes than the object's row describes",
+            etag_mismatches.clone(),
+        );
         let open_streams = Gauge::default();
         registry.register(
             "open_storage_streams",
@@ -165,6 +173,7 @@ impl Metrics {
             upload_bytes,
             download_bytes,
             storage_errors,
+            etag_mismatches,
         }
     }
 
@@ -236,6 +245,11 @@ impl Metrics {
     #[must_use]
     pub fn open_streams(&self) -> i64 {
         self.open_streams.get()
+    }
+
+    /// Records a managed read refused because storage's etag was not the row's.
+    pub fn etag_mismatch(&self) {
+        self.etag_mismatches.inc();
     }
 
     /// Records a failed storage operation (`head`, `get`, `put`, `delete`, `list`, `ping`).

@@ -131,6 +131,10 @@ pub enum Error {
     /// The bucket still holds objects.
     #[error("the bucket is not empty")]
     BucketNotEmpty,
+    /// Storage holds other bytes than the object's row describes (an upsert between its
+    /// PUT and its row update, or drift); nothing was served, retrying may help.
+    #[error("the stored object changed; retry")]
+    ObjectChanged,
     /// A backing service could not be reached or timed out; retrying may help.
     #[error("backing service unavailable")]
     Unavailable {
@@ -181,6 +185,7 @@ impl Error {
             Self::NotFound(_)
             | Self::Conflict { .. }
             | Self::Unavailable { .. }
+            | Self::ObjectChanged
             | Self::ObjectExists
             | Self::NotUploaded
             | Self::BucketExists
@@ -215,6 +220,7 @@ impl Error {
             Self::BucketExists => "STORAGE_BUCKET_EXISTS",
             Self::BucketNotEmpty => "STORAGE_BUCKET_NOT_EMPTY",
             Self::Unavailable { .. } => "STORAGE_UNAVAILABLE",
+            Self::ObjectChanged => "STORAGE_OBJECT_CHANGED",
             Self::Internal { .. } => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -309,6 +315,11 @@ mod tests {
             ),
             (Error::ObjectExists, "STORAGE_OBJECT_EXISTS", Layer::Storage),
             (Error::NotUploaded, "STORAGE_NOT_UPLOADED", Layer::Storage),
+            (
+                Error::ObjectChanged,
+                "STORAGE_OBJECT_CHANGED",
+                Layer::Storage,
+            ),
             (Error::BucketExists, "STORAGE_BUCKET_EXISTS", Layer::Storage),
             (
                 Error::BucketNotEmpty,

@@ -51,6 +51,15 @@ pub fn default_stale_after() -> Duration {
     Expiry::MAX.duration() + STALE_PENDING_MARGIN
 }
 
+/// How old a `pending` row must be before it counts as abandoned when presigned URLs live
+/// `upload_expiry`: no URL signed for it can start a PUT any more, and a PUT started just
+/// before expiry had [`STALE_PENDING_MARGIN`] to finish. Through-server uploads clean up
+/// their own row; this only catches a crash.
+#[must_use]
+pub fn stale_pending_after(upload_expiry: Expiry) -> Duration {
+    upload_expiry.duration() + STALE_PENDING_MARGIN
+}
+
 /// Default minimum age of an orphan object before `--delete-orphans` removes it.
 pub const DEFAULT_ORPHAN_MIN_AGE: Duration = Duration::from_secs(24 * 3600);
 

@@ -22,6 +22,9 @@ pub struct PutOptions {
     pub bucket: Option<BucketName>,
     /// Signed as `Content-Length`; storage rejects a body of any other size.
     pub content_length: Option<u64>,
+    /// Signs `If-None-Match: *`: storage refuses the PUT (412) when the key exists, so
+    /// the URL can create an object but never replace one.
+    pub create_only: bool,
 }
 
 impl PutOptions {
@@ -43,6 +46,11 @@ impl PutOptions {
     #[must_use]
     pub fn with_content_length(mut self, n: u64) -> Self {
         self.content_length = Some(n);
+        self
+    }
+    #[must_use]
+    pub fn with_create_only(mut self) -> Self {
+        self.create_only = true;
         self
     }
 }
@@ -153,6 +161,9 @@ impl Storage {
         }
         if let Some(n) = opts.content_length {
             headers.insert("Content-Length".to_owned(), n.to_string());
+        }
+        if opts.create_only {
+            headers.insert("If-None-Match".to_owned(), "*".to_owned());
         }
         let expires_in = opts.expires_in.unwrap_or_default();
         let signed_at = self.signing_time();
@@ -337,6 +348,34 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, Error::Validation(f) if f[0].field == "downloadFilename"));
+    }
+
+    #[tokio::test]
+    async fn a_create_only_put_signs_if_none_match_and_returns_it_to_replay() {
+        let mut signer = MockUrlSigner::new();
+        signer
+            .expect_presign()
+            .withf(|r| r.headers.get("If-None-Match").map(String::as_str) == Some("*"))
+            .times(1)
+            .returning(|r| {
+                Ok(PresignedUrl {
+                    url: "https://signed".into(),
+                    headers: r.headers.clone(),
+                })
+            });
+        let storage = Storage::new(
+            Arc::new(signer),
+            clock_at(datetime!(2026-01-01 0:00 UTC)),
+            BucketName::parse("bkt").unwrap(),
+        );
+        let put = storage
+            .sign_put_url(&key("a/b"), PutOptions::default().with_create_only())
+            .await
+            .unwrap();
+        assert_eq!(
+            put.headers.get("If-None-Match").map(String::as_str),
+            Some("*")
+        );
     }
 
     #[tokio::test]

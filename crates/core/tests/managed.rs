@@ -19,18 +19,20 @@ use filegate_testkit::files_db::InMemoryFilesDb;
 use filegate_testkit::object_store::InMemoryObjectStore;
 use futures::{StreamExt, TryStreamExt};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
 const NOW: OffsetDateTime = datetime!(2026-03-01 12:00 UTC);
 const MIB: u64 = 1024 * 1024;
 
-struct FixedClock;
+/// `NOW`, moved forward by [`Env::advance`].
+#[derive(Clone, Default)]
+struct FixedClock(Arc<AtomicI64>);
 
 impl Clock for FixedClock {
     fn now(&self) -> OffsetDateTime {
-        NOW
+        NOW + time::Duration::seconds(self.0.load(Ordering::SeqCst))
     }
 }
 
@@ -98,6 +100,8 @@ struct Env {
     db: Arc<InMemoryFilesDb>,
     store: FlakyStore,
     physical: BucketName,
+    clock: FixedClock,
+    etag_mismatches: Arc<AtomicUsize>,
 }
 
 impl Env {
@@ -108,8 +112,11 @@ impl Env {
             fail_puts: Arc::new(AtomicBool::new(false)),
         };
         let db = Arc::new(InMemoryFilesDb::new());
-        let clock: Arc<dyn Clock> = Arc::new(FixedClock);
+        let fixed = FixedClock::default();
+        let clock: Arc<dyn Clock> = Arc::new(fixed.clone());
         let storage = Storage::new(Arc::new(EchoSigner), clock.clone(), physical.clone());
+        let etag_mismatches = Arc::new(AtomicUsize::new(0));
+        let counter = etag_mismatches.clone();
         let svc = ManagedService::new(
             storage,
             Arc::new(store.clone()),
@@ -118,14 +125,23 @@ impl Env {
             clock,
             policy,
         )
-        .expect("valid policy");
+        .expect("valid policy")
+        .with_etag_mismatch_hook(Arc::new(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }));
         svc.seed_default_buckets().await.expect("seeding");
         Self {
             svc,
             db,
             store,
             physical,
+            clock: fixed,
+            etag_mismatches,
         }
+    }
+
+    fn advance(&self, secs: i64) {
+        self.clock.0.fetch_add(secs, Ordering::SeqCst);
     }
 
     async fn new() -> Self {
@@ -936,18 +952,32 @@ async fn user_read_scope_keeps_rows_private_to_their_uploader() {
             .await
             .unwrap_err();
         assert_eq!(err.code(), code);
+        // Hide mode: deleting what one cannot see is deleting a missing path (200, no
+        // effect); reveal mode says why.
+        let deleted = env.svc.delete(Some(&bob), "inbox", "note.txt").await;
+        match code {
+            "STORAGE_OBJECT_NOT_FOUND" => assert!(deleted.is_ok(), "{deleted:?}"),
+            _ => assert_eq!(deleted.unwrap_err().code(), code),
+        }
+        assert!(env.stored("org_a/inbox/note.txt").is_some(), "not deleted");
+        // Writing over it: a taken path is 409 with or without upsert (hide mode never
+        // answers the 404 a read gives); reveal mode says why for upsert.
         let err = env
             .svc
-            .delete(Some(&bob), "inbox", "note.txt")
+            .upload(Some(&bob), "inbox", "note.txt", upload("text/plain", b"x"))
             .await
             .unwrap_err();
-        assert_eq!(err.code(), code);
+        assert_eq!(err.code(), "STORAGE_OBJECT_EXISTS");
         let err = env
             .svc
             .upload(Some(&bob), "inbox", "note.txt", upsert("text/plain", b"x"))
             .await
             .unwrap_err();
-        assert_eq!(err.code(), code);
+        let upsert_code = match code {
+            "STORAGE_OBJECT_NOT_FOUND" => "STORAGE_OBJECT_EXISTS",
+            other => other,
+        };
+        assert_eq!(err.code(), upsert_code);
         let bobs = env
             .svc
             .list(Some(&bob), "inbox", ListObjects::default())
@@ -1268,7 +1298,7 @@ async fn confirm_copies_the_real_metadata_and_is_idempotent() {
 }
 
 #[tokio::test]
-async fn confirm_of_an_object_breaking_the_limits_deletes_it() {
+async fn confirm_of_an_object_other_than_the_declared_one_deletes_it() {
     let env = Env::with(ManagedPolicy::default()).await;
     env.svc
         .create_bucket(
@@ -1300,7 +1330,7 @@ async fn confirm_of_an_object_breaking_the_limits_deletes_it() {
         };
         assert_eq!(fields[0].field, field);
         assert!(
-            fields[0].message.contains("4 bytes") || fields[0].message.contains("image/*"),
+            fields[0].message.contains("declared"),
             "{}",
             fields[0].message
         );
@@ -1310,11 +1340,27 @@ async fn confirm_of_an_object_breaking_the_limits_deletes_it() {
 }
 
 #[tokio::test]
-async fn an_upload_takes_over_a_stale_pending_row() {
+async fn a_pending_upload_keeps_its_path_until_deleted_even_from_its_uploader() {
     let env = Env::new().await;
     let u = no_org("u");
     env.svc
         .presign(Some(&u), "avatars", "u/a.png", presign("image/png", 9))
+        .await
+        .unwrap();
+    // Replacing it would let the presign's confirm report this upload's bytes as its own.
+    let err = env
+        .svc
+        .upload(
+            Some(&u),
+            "avatars",
+            "u/a.png",
+            upload("image/png", b"direct"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "STORAGE_OBJECT_EXISTS");
+    env.svc
+        .delete(Some(&u), "avatars", "u/a.png")
         .await
         .unwrap();
     let out = env
@@ -1331,6 +1377,214 @@ async fn an_upload_takes_over_a_stale_pending_row() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].id, out.id);
     assert_eq!(rows[0].status, ObjectStatus::Confirmed);
+}
+
+#[tokio::test]
+async fn a_presign_over_another_members_pending_upload_is_409_and_only_its_uploader_confirms() {
+    let env = Env::new().await;
+    env.org_bucket("org_a", "inbox", "user", "org").await;
+    let alice = member("org_a", "alice");
+    let bob = member("org_a", "bob");
+    let p = env
+        .svc
+        .presign(Some(&alice), "inbox", "doc.txt", presign("text/plain", 6))
+        .await
+        .unwrap();
+    // Bob can neither take the path over nor upload there while Alice's URL is live.
+    let err = env
+        .svc
+        .presign(Some(&bob), "inbox", "doc.txt", presign("text/plain", 6))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "STORAGE_OBJECT_EXISTS");
+    for input in [
+        upload("text/plain", b"bob's!"),
+        upsert("text/plain", b"bob's!"),
+    ] {
+        let err = env
+            .svc
+            .upload(Some(&bob), "inbox", "doc.txt", input)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "STORAGE_OBJECT_EXISTS");
+    }
+    env.client_put(p.key.as_str(), b"alice!", "text/plain")
+        .await;
+    // Bob cannot confirm (and so read) Alice's upload.
+    let err = env
+        .svc
+        .confirm(Some(&bob), "inbox", "doc.txt")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "STORAGE_OBJECT_NOT_FOUND");
+    assert_eq!(env.db.objects()[0].status, ObjectStatus::Pending);
+    let done = env
+        .svc
+        .confirm(Some(&alice), "inbox", "doc.txt")
+        .await
+        .unwrap();
+    assert_eq!(done.id, p.id);
+    assert_eq!(
+        env.svc
+            .head(Some(&bob), "inbox", "doc.txt")
+            .await
+            .unwrap_err()
+            .code(),
+        "STORAGE_OBJECT_NOT_FOUND"
+    );
+}
+
+#[tokio::test]
+async fn a_pending_row_is_abandoned_only_after_its_url_expiry_and_a_grace() {
+    let env = Env::new().await;
+    env.org_bucket("org_a", "docs", "org", "org").await;
+    let alice = member("org_a", "alice");
+    let bob = member("org_a", "bob");
+    let p = env
+        .svc
+        .presign(Some(&alice), "docs", "a.txt", presign("text/plain", 3))
+        .await
+        .unwrap();
+    // Past the URL's 10 minutes but within the grace: a PUT may still be streaming.
+    env.advance(11 * 60);
+    let err = env
+        .svc
+        .upload(Some(&bob), "docs", "a.txt", upload("text/plain", b"bob"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "STORAGE_OBJECT_EXISTS");
+    // Past the grace: the key is anyone's again, and the abandoned row is gone.
+    env.advance(3600);
+    let out = env
+        .svc
+        .upload(Some(&bob), "docs", "a.txt", upload("text/plain", b"bob"))
+        .await
+        .unwrap();
+    assert_ne!(out.id, p.id);
+    assert_eq!(env.db.objects().len(), 1);
+}
+
+#[tokio::test]
+async fn a_read_of_bytes_that_are_not_the_rows_is_refused_and_reported() {
+    let env = Env::new().await;
+    let u = no_org("u");
+    let out = env
+        .svc
+        .upload(Some(&u), "avatars", "u/a.png", upload("image/png", b"one"))
+        .await
+        .unwrap();
+    // Storage changed behind the row (a writer that bypassed it).
+    env.client_put(out.key.as_str(), b"two", "image/png").await;
+    let err = env
+        .svc
+        .download(Some(&u), "avatars", "u/a.png", None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::ObjectChanged), "{err:?}");
+    assert_eq!(err.code(), "STORAGE_OBJECT_CHANGED");
+    let err = env
+        .svc
+        .download_key(None, out.key.as_str(), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::ObjectChanged), "{err:?}");
+    assert_eq!(env.etag_mismatches.load(Ordering::SeqCst), 2);
+    // An upsert writes row and bytes together again.
+    env.svc
+        .upload(
+            Some(&u),
+            "avatars",
+            "u/a.png",
+            upsert("image/png", b"three"),
+        )
+        .await
+        .unwrap();
+    let got = env
+        .svc
+        .download(Some(&u), "avatars", "u/a.png", None)
+        .await
+        .unwrap();
+    assert_eq!(read_all(got.body).await, b"three");
+}
+
+/// A body that yields to the runtime between chunks, so concurrent uploads interleave.
+fn slow_body(data: &'static [u8]) -> ByteStream {
+    futures::stream::iter(data.chunks(2))
+        .then(|c| async move {
+            tokio::task::yield_now().await;
+            Ok(Bytes::from_static(c))
+        })
+        .boxed()
+}
+
+#[tokio::test]
+async fn concurrent_writers_of_one_path_leave_the_row_and_the_bytes_of_the_same_upload() {
+    let env = Env::new().await;
+    let u = no_org("u");
+    let a = Upload {
+        body: slow_body(b"aaaaaaaaaa"),
+        ..upload("image/png", b"aaaaaaaaaa")
+    };
+    let b = Upload {
+        body: slow_body(b"bbbbbbbbbbbb"),
+        ..upload("image/png", b"bbbbbbbbbbbb")
+    };
+    let (ra, rb) = tokio::join!(
+        env.svc.upload(Some(&u), "avatars", "u/x.png", a),
+        env.svc.upload(Some(&u), "avatars", "u/x.png", b),
+    );
+    let (won, lost, bytes) = match (&ra, &rb) {
+        (Ok(w), Err(l)) => (w, l, &b"aaaaaaaaaa"[..]),
+        (Err(l), Ok(w)) => (w, l, &b"bbbbbbbbbbbb"[..]),
+        other => panic!("expected one winner and one 409, got {other:?}"),
+    };
+    assert_eq!(lost.code(), "STORAGE_OBJECT_EXISTS");
+    assert_eq!(env.stored(won.key.as_str()).unwrap(), bytes);
+    assert_eq!(won.size, bytes.len() as u64);
+
+    // Upserts: last writer wins for row and bytes alike.
+    let a = Upload {
+        body: slow_body(b"cccccccc"),
+        ..upsert("image/png", b"cccccccc")
+    };
+    let b = Upload {
+        body: slow_body(b"dddddd"),
+        ..upsert("image/png", b"dddddd")
+    };
+    let (ra, rb) = tokio::join!(
+        env.svc.upload(Some(&u), "avatars", "u/x.png", a),
+        env.svc.upload(Some(&u), "avatars", "u/x.png", b),
+    );
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    let row = env.db.objects().into_iter().next().unwrap();
+    let served = env.stored(row.key.as_str()).unwrap();
+    assert_eq!(row.size, served.len() as u64);
+    assert!(row.etag == ra.etag || row.etag == rb.etag);
+    let got = env
+        .svc
+        .download(Some(&u), "avatars", "u/x.png", None)
+        .await
+        .unwrap();
+    assert_eq!(read_all(got.body).await, served.to_vec());
+}
+
+#[tokio::test]
+async fn a_presign_clears_an_object_left_without_a_row_so_its_create_only_put_can_land() {
+    let env = Env::new().await;
+    let u = no_org("u");
+    // A replayed URL after a delete left bytes without a row.
+    env.client_put("u/avatars/u/a.png", b"old", "image/png")
+        .await;
+    let p = env
+        .svc
+        .presign(Some(&u), "avatars", "u/a.png", presign("image/png", 3))
+        .await
+        .unwrap();
+    assert_eq!(
+        p.headers.get("If-None-Match").map(String::as_str),
+        Some("*")
+    );
+    assert!(env.stored(p.key.as_str()).is_none());
 }
 
 // ---------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use filegate_core::reconcile::{
-    PurgeOptions, PurgeReport, SOFT_DELETE_GRACE, default_stale_after, purge,
+    PurgeOptions, PurgeReport, SOFT_DELETE_GRACE, purge, stale_pending_after,
 };
 use time::OffsetDateTime;
 
@@ -33,11 +33,13 @@ pub struct Opts {
 pub async fn run(opts: Opts) -> anyhow::Result<u8> {
     let config = opts.config.load()?;
     let db = open_files_db(&config).await?;
+    // Pending rows are abandoned once no URL the server signed for them can still run.
+    let stale_after = stale_pending_after(config.upload_expiry);
     if !opts.dry_run
         && !confirm(
             &format!(
                 "delete soft-deleted objects and pending uploads older than {} from bucket {} and FILES_DB?",
-                humantime::format_duration(default_stale_after()),
+                humantime::format_duration(stale_after),
                 config.bucket
             ),
             opts.yes,
@@ -49,7 +51,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<u8> {
     let purge_opts = PurgeOptions {
         bucket: config.bucket.clone(),
         now: OffsetDateTime::now_utc(),
-        stale_after: default_stale_after(),
+        stale_after,
         deleted_grace: SOFT_DELETE_GRACE,
         batch: opts.batch,
         dry_run: opts.dry_run,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use filegate_core::reconcile::{
     Applied, Applier, ApplyOptions, Category, DEFAULT_ORPHAN_MIN_AGE, Finding, PlanOptions,
-    Planner, Progress, ReconcileReport, run as reconcile_run,
+    Planner, Progress, ReconcileReport, run as reconcile_run, stale_pending_after,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use time::OffsetDateTime;
@@ -95,6 +95,8 @@ async fn reconcile(
         deep: opts.deep,
         list_page: opts.page_size,
         row_page: opts.page_size,
+        // Pending rows are abandoned once no URL the server signed for them can still run.
+        stale_after: stale_pending_after(config.upload_expiry),
         ..PlanOptions::new(config.bucket.clone(), now)
     };
     let stale_after = plan.stale_after;

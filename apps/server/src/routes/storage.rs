@@ -739,7 +739,12 @@ pub async fn upload(
             upsert,
         }
     };
-    let result = svc.upload(principal.as_ref(), &bucket, &path, input).await;
+    // Its own task: a client hanging up mid-body fails the body stream instead of
+    // cancelling the upload, so the upload's failure path purges its pending row.
+    let result =
+        tokio::spawn(async move { svc.upload(principal.as_ref(), &bucket, &path, input).await })
+            .await
+            .unwrap_or_else(|e| Err(Error::internal(e)));
     let object = match result {
         Err(Error::Validation(mut fields)) if missing_type => {
             for f in fields.iter_mut().filter(|f| f.field == "contentType") {

@@ -9,6 +9,7 @@
 
 pub mod bucket;
 mod ids;
+mod locks;
 pub mod object;
 pub mod ports;
 pub mod service;
@@ -22,6 +23,6 @@ pub use ports::{BucketStore, ObjectConfirmation, ObjectQuery, ObjectRowPage, Obj
 #[cfg(any(test, feature = "mock"))]
 pub use ports::{MockBucketStore, MockObjectRowStore};
 pub use service::{
-    CreateBucket, Download, ListObjects, ManagedPolicy, ManagedService, ObjectPage, ObjectUrl,
-    PresignUpload, PresignedUpload, UpdateBucket, Upload,
+    CreateBucket, Download, EtagMismatchHook, ListObjects, ManagedPolicy, ManagedService,
+    ObjectPage, ObjectUrl, PresignUpload, PresignedUpload, UpdateBucket, Upload,
 };

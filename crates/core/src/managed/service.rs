@@ -19,29 +19,39 @@
 //! 8. state: 409 `STORAGE_OBJECT_EXISTS` / `STORAGE_NOT_UPLOADED` / `STORAGE_BUCKET_*`.
 //!
 //! # Write paths
-//! Invariant: a `confirmed`, not soft-deleted row always has its object in storage.
+//! Invariant: a `confirmed`, not soft-deleted row always has its object in storage, and
+//! that object's etag is the row's (reads compare them and refuse a mismatch).
+//! Every through-server writer of a key (upload, upsert, presign's claim, confirm, delete)
+//! holds that key's lock in this process from reading the row to its last write, so row
+//! and bytes change together; across processes the unique key lets one upload create a
+//! row, and presigned PUTs are create-only (`If-None-Match: *`).
 //! Leftovers of a failure are pending rows, soft-deleted rows and objects without rows;
-//! an admin reconcile command (later) clears them, using the `objects_by_key` and
+//! `filegate-admin reconcile` and `purge` clear them, using the `objects_by_key` and
 //! `pending_objects` scans of [`ObjectRowStore`].
 //! - **Upload**: insert a `pending` row → stream the PUT → confirm the row with the PUT's
-//!   size and etag. PUT fails: purge the pending row (if that fails too it stays pending).
+//!   size and etag. PUT fails (or the client hangs up): purge the pending row.
 //! - **Upload with upsert over a confirmed row**: PUT (atomic replace; on failure the old
-//!   object stays) → refresh the row's metadata.
-//! - **A stale row at the key** (pending, or soft-deleted, of the same bucket) is purged
-//!   before an upload or presign claims the key; the new PUT overwrites any old object.
-//! - **Presign**: sign → insert a `pending` row (a signer failure writes nothing).
-//! - **Confirm**: HEAD → missing: 409, row stays pending; over a limit: delete the object →
-//!   purge the row → 400; else write the real size, etag, content type and mark confirmed.
+//!   object stays) → refresh the row's metadata. Between the two, reads answer 503.
+//! - **The row at the key** decides: confirmed → 409 (upsert: replace); pending, not yet
+//!   past its URL's expiry plus a grace → 409 (a DELETE of the path cancels it); expired
+//!   or soft-deleted → finished as a Delete, then the key is free.
+//! - **Presign**: claim → sign a create-only PUT → insert a `pending` row → delete any
+//!   object at the key (it has no row; left, it would make the create-only PUT fail).
+//! - **Confirm** (only by the presign's uploader): HEAD → missing: 409, row stays pending;
+//!   not the declared size or type, or over a limit: delete the object → purge the row →
+//!   400; else write the real size, etag, content type and mark confirmed.
 //! - **Delete**: soft-delete the row (it disappears) → delete the object → purge the row.
 //!   A retry finds the soft-deleted row and finishes.
 //! - **Bucket delete with `empty`**: each row as Delete, then the bucket row (refused while
 //!   rows remain).
 //!
-//! Concurrent writers to one path are not serialised beyond the unique key: a delete racing
-//! a re-upload of the same path can still lose the new object (reconcile reports it).
+//! Two server processes sharing one FILES_DB do not share the key locks: creates stay
+//! exclusive (the unique key), but two upserts of one path at once may leave the bytes of
+//! one and the row of the other; reads then answer 503 until the next write of the path.
 
 use super::bucket::{Bucket, DEFAULT_BUCKETS, MimePattern, ReadScope, WriteScope, mime_allowed};
 use super::ids::{BucketId, ObjectId};
+use super::locks::KeyLocks;
 use super::object::{ObjectInfo, ObjectPath, ObjectRow, ObjectStatus, Owner, object_key};
 use super::ports::{BucketStore, ObjectConfirmation, ObjectQuery, ObjectRowStore};
 use crate::domain::{
@@ -49,7 +59,8 @@ use crate::domain::{
     Principal, RoleHierarchy,
 };
 use crate::error::{Error, FieldError, Resource};
-use crate::ports::{ByteRange, ByteStream, Clock, GetObject, ObjectStore, PutObject};
+use crate::ports::{ByteRange, ByteStream, Clock, GetObject, ObjectMeta, ObjectStore, PutObject};
+use crate::reconcile::stale_pending_after;
 use crate::storage::{GetOptions, PutOptions, Storage};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
@@ -288,8 +299,13 @@ pub trait UrlTokens: Send + Sync {
     fn mint(&self, object: &ObjectRow, expires_at: OffsetDateTime) -> String;
 }
 
+/// Called when storage holds other bytes than a row describes (the read is refused).
+pub type EtagMismatchHook = Arc<dyn Fn(&ObjectKey) + Send + Sync>;
+
 pub struct ManagedService {
     storage: Storage,
+    locks: KeyLocks,
+    on_etag_mismatch: Option<EtagMismatchHook>,
     /// When set, [`ManagedService::url`] gives private objects a files-listener URL.
     url_tokens: Option<Arc<dyn UrlTokens>>,
     objects: Arc<dyn ObjectStore>,
@@ -338,6 +354,8 @@ impl ManagedService {
             .check_against(&policy.roles, "manageRule")?;
         Ok(Self {
             storage,
+            locks: KeyLocks::default(),
+            on_etag_mismatch: None,
             url_tokens: None,
             objects,
             buckets,
@@ -352,6 +370,13 @@ impl ManagedService {
     #[must_use]
     pub fn with_url_tokens(mut self, tokens: Arc<dyn UrlTokens>) -> Self {
         self.url_tokens = Some(tokens);
+        self
+    }
+
+    /// `hook` hears of every read refused because storage's etag is not the row's.
+    #[must_use]
+    pub fn with_etag_mismatch_hook(mut self, hook: EtagMismatchHook) -> Self {
+        self.on_etag_mismatch = Some(hook);
         self
     }
 
@@ -576,8 +601,13 @@ impl ManagedService {
     /// In order: [`Error::AuthMissing`], [`Error::NotFound`]`(Bucket)`,
     /// [`Error::AccessNoOrg`], [`Error::AccessRoleRequired`], [`Error::Validation`] (`path`,
     /// `contentType`), [`Error::TooLarge`] (from `content_length`, before reading),
-    /// [`Error::MimeNotAllowed`], [`Error::ObjectExists`] (without `upsert`), then storage
-    /// errors (e.g. [`Error::Validation`] on `body` when the stream's length differs).
+    /// [`Error::MimeNotAllowed`], [`Error::ObjectExists`] (without `upsert`, or while
+    /// another uploader's upload to the path is pending, or over another member's object
+    /// in a `user`-read bucket in hide mode), then storage errors (e.g.
+    /// [`Error::Validation`] on `body` when the stream's length differs).
+    ///
+    /// Run it to completion even when the client leaves (e.g. in its own task): a failed
+    /// body then purges its pending row; a dropped future leaves the row to reconcile.
     pub async fn upload(
         &self,
         caller: Option<&Principal>,
@@ -594,6 +624,7 @@ impl ManagedService {
                 input.content_length,
             )
             .await?;
+        let _key = self.locks.lock(w.key.as_str()).await;
         let claim = self
             .claim(&w.bucket, &w.key, input.upsert, w.principal)
             .await?;
@@ -621,7 +652,8 @@ impl ManagedService {
                 {
                     Ok(meta) => (row.id, meta),
                     Err(e) => {
-                        // Best effort: a row left pending is reconcile's.
+                        // Storage kept nothing (the port's promise); best effort: a row
+                        // left pending is reconcile's.
                         let _ = self.rows.purge_object(&row.id).await;
                         return Err(e);
                     }
@@ -680,8 +712,9 @@ impl ManagedService {
     /// path succeeds (idempotent); a pending upload is cancelled.
     ///
     /// # Errors
-    /// As [`ManagedService::upload`] up to validation of `path`; the firewall for another
-    /// user's object in a bucket read-scoped `user`; storage and store errors.
+    /// As [`ManagedService::upload`] up to validation of `path`; in a bucket read-scoped
+    /// `user`, another member's object is missing in hide mode (200, nothing deleted) and
+    /// [`Error::FirewallUserIsolation`] in reveal mode; storage and store errors.
     pub async fn delete(
         &self,
         caller: Option<&Principal>,
@@ -691,11 +724,14 @@ impl ManagedService {
         let (p, b, owner) = self.enter_write(caller, bucket).await?;
         let path = ObjectPath::parse(path)?;
         let key = object_key(owner, &b.name, &path)?;
+        let _key = self.locks.lock(key.as_str()).await;
         match self.rows.find_object_by_key(&key).await? {
-            Some(row) if row.bucket_id == b.id => {
-                self.check_row_owner(&b, &row, p)?;
-                self.delete_row(&row).await
-            }
+            Some(row) if row.bucket_id == b.id => match self.check_row_owner(&b, &row, p) {
+                Ok(()) => self.delete_row(&row).await,
+                // Hidden: as for a missing path.
+                Err(Error::NotFound(_)) => Ok(()),
+                Err(e) => Err(e),
+            },
             _ => Ok(()),
         }
     }
@@ -761,9 +797,11 @@ impl ManagedService {
         let w = self
             .prepare_write(caller, bucket, path, input.content_type, input.size)
             .await?;
+        let _key = self.locks.lock(w.key.as_str()).await;
         // Presign never overwrites: a confirmed object at the path is a 409.
         self.claim(&w.bucket, &w.key, false, w.principal).await?;
 
+        // Create-only: a replay of this URL after confirm or delete cannot replace bytes.
         let signed = self
             .storage
             .sign_put_url(
@@ -771,11 +809,22 @@ impl ManagedService {
                 PutOptions::default()
                     .with_content_type(w.content_type.clone())
                     .with_content_length(input.size)
-                    .with_expires_in(self.policy.upload_expiry),
+                    .with_expires_in(self.policy.upload_expiry)
+                    .with_create_only(),
             )
             .await?;
         let row = w.pending_row(self.clock.now());
         self.rows.insert_object(&row).await?;
+        // The row holds the key now; an object there has no row (a replayed URL's after a
+        // delete) and would make this create-only PUT fail.
+        if let Err(e) = self
+            .objects
+            .delete(self.storage.default_bucket(), &w.key)
+            .await
+        {
+            let _ = self.rows.purge_object(&row.id).await;
+            return Err(e);
+        }
         Ok(PresignedUpload {
             id: row.id,
             key: w.key,
@@ -787,13 +836,14 @@ impl ManagedService {
     }
 
     /// Confirms a presigned upload from the stored object's real metadata. Confirming a
-    /// confirmed object returns it.
+    /// confirmed object returns it. Only the presign's uploader confirms a pending row,
+    /// and only an object of the declared size and type.
     ///
     /// # Errors
     /// As [`ManagedService::delete`] up to `path`; [`Error::NotFound`]`(Object)` without
-    /// a row; [`Error::NotUploaded`] when storage has no object; [`Error::Validation`] on
-    /// `size` or `contentType` when the object breaks the bucket's limits (object and row
-    /// are deleted).
+    /// a row, or for another user's pending row; [`Error::NotUploaded`] when storage has
+    /// no object; [`Error::Validation`] on `size` or `contentType` when the object is not
+    /// the declared one or breaks the bucket's limits (object and row are deleted).
     pub async fn confirm(
         &self,
         caller: Option<&Principal>,
@@ -803,10 +853,15 @@ impl ManagedService {
         let (p, b, owner) = self.enter_write(caller, bucket).await?;
         let path = ObjectPath::parse(path)?;
         let key = object_key(owner, &b.name, &path)?;
+        let _key = self.locks.lock(key.as_str()).await;
         let row = match self.rows.find_object_by_key(&key).await? {
             Some(r) if r.bucket_id == b.id && r.deleted_at.is_none() => r,
             _ => return Err(Error::NotFound(Resource::Object)),
         };
+        // A pending row is its presign's: nobody else may see or confirm it.
+        if row.status == ObjectStatus::Pending && row.owner_id != p.user_id {
+            return Err(Error::NotFound(Resource::Object));
+        }
         self.check_row_owner(&b, &row, p)?;
         if row.status == ObjectStatus::Confirmed {
             return Ok(ObjectInfo::new(&row, &b.name));
@@ -822,7 +877,23 @@ impl ManagedService {
             .and_then(|c| ContentType::parse(c).ok())
             .unwrap_or_else(|| row.content_type.clone());
         let max = b.effective_size_limit(self.policy.max_file_size);
-        let broken = if meta.size > max.bytes() {
+        let broken = if meta.size != row.size {
+            Some(FieldError::new(
+                "size",
+                format!(
+                    "the uploaded object is {} bytes; the presign declared {}",
+                    meta.size, row.size
+                ),
+            ))
+        } else if ct != row.content_type {
+            Some(FieldError::new(
+                "contentType",
+                format!(
+                    "the uploaded object is '{ct}'; the presign declared '{}'",
+                    row.content_type
+                ),
+            ))
+        } else if meta.size > max.bytes() {
             Some(FieldError::new(
                 "size",
                 format!(
@@ -943,10 +1014,7 @@ impl ManagedService {
         if !granted(&row) {
             return Err(Error::NotFound(Resource::Object));
         }
-        let body = self
-            .objects
-            .get(self.storage.default_bucket(), &row.key, range)
-            .await?;
+        let body = self.fetch(&row, range).await?;
         Ok(Download {
             object: ObjectInfo::new(&row, &b.name),
             public: b.is_public(),
@@ -1174,7 +1242,8 @@ impl ManagedService {
         Ok(())
     }
 
-    /// Who holds `key` now, and whether this upload may take it.
+    /// Who holds `key` now, and whether this writer may take it. Call it holding the
+    /// key's lock.
     async fn claim(
         &self,
         b: &Bucket,
@@ -1182,23 +1251,36 @@ impl ManagedService {
         upsert: bool,
         p: &Principal,
     ) -> Result<Claim, Error> {
-        match self.rows.find_object_by_key(key).await? {
-            None => Ok(Claim::Free),
-            // Same key in another bucket (an org bucket shadowing a project-wide one).
-            Some(r) if r.bucket_id != b.id => Err(Error::ObjectExists),
-            Some(r) if r.is_live() => {
-                if upsert {
-                    self.check_row_owner(b, &r, p)?;
-                    Ok(Claim::Replace(r.id))
-                } else {
-                    Err(Error::ObjectExists)
-                }
-            }
-            Some(stale) => {
-                self.rows.purge_object(&stale.id).await?;
-                Ok(Claim::Free)
-            }
+        let Some(r) = self.rows.find_object_by_key(key).await? else {
+            return Ok(Claim::Free);
+        };
+        // Same key in another bucket (an org bucket shadowing a project-wide one).
+        if r.bucket_id != b.id {
+            return Err(Error::ObjectExists);
         }
+        if r.is_live() {
+            if !upsert {
+                return Err(Error::ObjectExists);
+            }
+            // Hide mode: another member's object is a taken path like any other (409),
+            // never a 404 that a read of a missing path would also give.
+            return match self.check_row_owner(b, &r, p) {
+                Ok(()) => Ok(Claim::Replace(r.id)),
+                Err(Error::NotFound(_)) => Err(Error::ObjectExists),
+                Err(e) => Err(e),
+            };
+        }
+        // Pending or soft-deleted. An upload in progress keeps the key, even against its own
+        // uploader: its URL may still PUT, and its confirm must find its own row (a DELETE
+        // of the path cancels it).
+        let abandoned = r.deleted_at.is_some()
+            || r.created_at + stale_pending_after(self.policy.upload_expiry) < self.clock.now();
+        if !abandoned {
+            return Err(Error::ObjectExists);
+        }
+        // Finish what its writer left: any object it stored goes, then the row.
+        self.delete_row(&r).await?;
+        Ok(Claim::Free)
     }
 
     /// The caller's live row at a path, with its bucket (layers 1–3 and validation).
@@ -1280,15 +1362,28 @@ impl ManagedService {
         range: Option<ByteRange>,
     ) -> Result<Download, Error> {
         self.check_read(&b, &row, caller)?;
-        let body = self
-            .objects
-            .get(self.storage.default_bucket(), &row.key, range)
-            .await?;
+        let body = self.fetch(&row, range).await?;
         Ok(Download {
             object: ObjectInfo::new(&row, &b.name),
             public: b.is_public(),
             body,
         })
+    }
+
+    /// GETs a row's object, refusing bytes that are not the ones the row describes (an
+    /// upsert between its PUT and its row update, or drift): 503, retryable.
+    async fn fetch(&self, row: &ObjectRow, range: Option<ByteRange>) -> Result<GetObject, Error> {
+        let body = self
+            .objects
+            .get(self.storage.default_bucket(), &row.key, range)
+            .await?;
+        if etag_differs(row, &body.meta) {
+            if let Some(hook) = &self.on_etag_mismatch {
+                hook(&row.key);
+            }
+            return Err(Error::ObjectChanged);
+        }
+        Ok(body)
     }
 
     /// The Delete write path for one row.
@@ -1322,6 +1417,15 @@ impl ManagedService {
                 format!("must be between 1 and {} bytes", max.bytes()),
             )),
         }
+    }
+}
+
+/// Storage's etag is not the row's (a row without one, e.g. from an older version, or an
+/// object without one cannot be compared).
+fn etag_differs(row: &ObjectRow, meta: &ObjectMeta) -> bool {
+    match (&row.etag, &meta.etag) {
+        (Some(a), Some(b)) => a.trim_matches('"') != b.trim_matches('"'),
+        _ => false,
     }
 }
 

@@ -309,7 +309,9 @@ async fn a_failed_object_delete_leaves_the_row_hidden_and_a_retry_finishes() {
 #[tokio::test]
 async fn confirm_over_the_limit_deletes_the_object_before_the_row() {
     let b = avatars();
-    let r = row(&b, "u1/avatars/u1/a.png", ObjectStatus::Pending);
+    let mut r = row(&b, "u1/avatars/u1/a.png", ObjectStatus::Pending);
+    // Declared under an older, larger limit: the object is the declared one.
+    r.size = 6 * 1024 * 1024;
     let mut seq = Sequence::new();
     let mut rows = MockObjectRowStore::new();
     rows.expect_find_object_by_key()
@@ -348,7 +350,10 @@ async fn confirm_over_the_limit_deletes_the_object_before_the_row() {
 #[tokio::test]
 async fn confirm_writes_the_stored_metadata_not_the_declared_one() {
     let b = avatars();
-    let r = row(&b, "u1/avatars/u1/a.png", ObjectStatus::Pending);
+    let mut r = row(&b, "u1/avatars/u1/a.png", ObjectStatus::Pending);
+    // The declared size and type were signed, so storage holds those; the etag is new.
+    r.size = 3;
+    r.content_type = ContentType::parse("image/webp").unwrap();
     let mut rows = MockObjectRowStore::new();
     let found = r.clone();
     rows.expect_find_object_by_key()
