@@ -136,9 +136,9 @@ pub async fn serve(
 /// The envelope for a request head hyper would refuse: 400 `VALIDATION_FAILED` naming
 /// what was wrong, with a fresh request id; the connection closes after it.
 fn malformed_response(m: Malformed) -> Response {
-    let mut probe = http::Request::new(());
+    let probe = http::Request::new(());
     let request_id = MakeRequestUuid
-        .make_request_id(&mut probe)
+        .make_request_id(&probe)
         .map(|id| id.into_header_value());
     let id_text = request_id
         .as_ref()
