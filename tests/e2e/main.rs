@@ -5,6 +5,7 @@ mod better_auth;
 mod browser;
 mod files;
 mod http_layers;
+mod media_lifecycle;
 mod ops;
 mod presign_flow;
 mod storage;
