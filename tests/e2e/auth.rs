@@ -136,6 +136,14 @@ async fn access_rules_come_from_configuration() {
     let admin = app.token("admin", Some("org_a"), Some("admin"));
     let signed = app.sign_upload(&member, "a.txt", "text/plain", None).await;
     assert_eq!(signed.status, 200, "members may still upload");
+    let put = app
+        .put_presigned(
+            signed.body["uploadUrl"].as_str().unwrap(),
+            &signed.body["headers"],
+            b"a".to_vec(),
+        )
+        .await;
+    assert_eq!(put.status(), 200);
     let id = signed.body["id"].as_str().unwrap();
     let denied = app.sign_download(&member, id, &json!({})).await;
     assert_envelope(&denied, 403, "ACCESS_ROLE_REQUIRED");

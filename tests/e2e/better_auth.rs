@@ -60,7 +60,7 @@ async fn a_session_cookie_authenticates_and_returns_a_fresh_jwt() {
     let jwt = res.headers["set-auth-token"].to_str().unwrap().to_owned();
 
     // The minted JWT works on the fast path and carries the same org.
-    let list = w.app.get("/api/v1/media", Some(&jwt)).await;
+    let list = w.app.get("/api/v1/media?status=pending", Some(&jwt)).await;
     assert_eq!(list.status, 200, "{list:?}");
     assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
     assert!(

@@ -629,23 +629,22 @@ async fn upload_refused(c: &Client, app: &TestApp, token: &str, path: &Path) -> 
         return Err(format!("unclear status: {status:?}"));
     }
 
-    // The row was signed, but storage holds no object for it.
-    let item = only_item(app, token).await?;
+    // The row was signed, but storage holds no object for it: it stays pending, hidden
+    // from the default listing, and a download is refused instead of signed.
+    let listed = app.get("/api/v1/media", Some(token)).await;
+    if listed.body["items"] != json!([]) {
+        return Err(format!("a pending upload is listed: {listed:?}"));
+    }
+    let pending = app.get("/api/v1/media?status=pending", Some(token)).await;
+    let item = match pending.body["items"].as_array().map(Vec::as_slice) {
+        Some([one]) if one["status"] == "pending" => one.clone(),
+        _ => return Err(format!("expected one pending row, got {pending:?}")),
+    };
     let id = item["id"].as_str().unwrap_or_default();
     let dl = app.sign_download(token, id, &json!({})).await;
-    let url = dl.body["url"]
-        .as_str()
-        .ok_or(format!("no download URL: {dl:?}"))?;
-    let got = app
-        .http
-        .get(url)
-        .send()
-        .await
-        .map_err(ctx("GET from storage"))?;
-    if got.status() != 404 {
+    if dl.status != 409 || dl.body["code"] != "STORAGE_NOT_UPLOADED" {
         return Err(format!(
-            "storage answered {} for the refused upload",
-            got.status()
+            "a download of the refused upload was not refused: {dl:?}"
         ));
     }
     let key = item["key"].as_str().unwrap_or_default();

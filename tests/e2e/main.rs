@@ -6,6 +6,7 @@ mod browser;
 mod files;
 mod hardening;
 mod http_layers;
+mod media_lifecycle;
 mod ops;
 mod presign_flow;
 mod security;

@@ -21,6 +21,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/storage/v1/object/list/{bucket}"),
     ("GET", "/storage/v1/object/{bucket}/{path}"),
     ("POST", "/api/v1/media/sign-upload"),
+    ("POST", "/api/v1/media/{id}/confirm"),
     ("POST", "/api/v1/media/{id}/sign-download"),
     ("POST", "/api/v1/token"),
     ("POST", "/storage/v1/bucket"),
@@ -196,6 +197,14 @@ async fn metrics_count_requests_by_matched_route_and_presigns_by_method() {
         .sign_upload(&token, "report.pdf", "application/pdf", Some(3))
         .await;
     assert_eq!(signed.status, 200, "{signed:?}");
+    let put = app
+        .put_presigned(
+            signed.body["uploadUrl"].as_str().unwrap(),
+            &signed.body["headers"],
+            b"pdf".to_vec(),
+        )
+        .await;
+    assert_eq!(put.status(), 200);
     let id = signed.body["id"].as_str().unwrap();
     assert_eq!(app.sign_download(&token, id, &json!({})).await.status, 200);
     assert_eq!(app.get("/api/v1/not-a-route", None).await.status, 404);

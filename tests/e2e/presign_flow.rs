@@ -71,7 +71,7 @@ async fn the_media_list_shows_the_organizations_rows_newest_first_with_paging() 
         200
     );
 
-    let first = app.get("/api/v1/media?limit=2", Some(&a)).await;
+    let first = app.get("/api/v1/media?status=all&limit=2", Some(&a)).await;
     assert_eq!(first.status, 200, "{first:?}");
     let names: Vec<_> = first.body["items"]
         .as_array()
@@ -82,7 +82,10 @@ async fn the_media_list_shows_the_organizations_rows_newest_first_with_paging() 
     assert_eq!(names, ["three.txt", "two.txt"]);
     let cursor = first.body["nextCursor"].as_str().unwrap();
     let second = app
-        .get(&format!("/api/v1/media?limit=2&cursor={cursor}"), Some(&a))
+        .get(
+            &format!("/api/v1/media?status=all&limit=2&cursor={cursor}"),
+            Some(&a),
+        )
         .await;
     let names: Vec<_> = second.body["items"]
         .as_array()
@@ -93,7 +96,7 @@ async fn the_media_list_shows_the_organizations_rows_newest_first_with_paging() 
     assert_eq!(names, ["one.txt"]);
     assert!(second.body["nextCursor"].is_null());
 
-    let theirs = app.get("/api/v1/media", Some(&b)).await;
+    let theirs = app.get("/api/v1/media?status=all", Some(&b)).await;
     assert_eq!(theirs.body["items"].as_array().unwrap().len(), 1);
     assert_eq!(theirs.body["items"][0]["size"], 3);
     app.shutdown().await;

@@ -75,6 +75,20 @@ impl SqliteFilesDb {
             .map(drop)
     }
 
+    /// The distinct names of every bucket, of every organization: the key spaces
+    /// (`<owner>/<name>/…`) FILES_DB covers, for reconcile.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`].
+    pub async fn bucket_names(&self) -> Result<Vec<String>, Error> {
+        self.interact(|c| {
+            c.prepare_cached("SELECT DISTINCT name FROM buckets ORDER BY name")?
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect()
+        })
+        .await
+    }
+
     async fn interact<T, F>(&self, f: F) -> Result<T, Error>
     where
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,

@@ -28,7 +28,10 @@ use deadpool_sqlite::Pool;
 use deadpool_sqlite::rusqlite::{self, Connection, OptionalExtension, params};
 use filegate_core::Error;
 use filegate_core::domain::{BucketName, ContentType, MediaId, ObjectKey};
-use filegate_core::ports::{Media, MediaCursor, MediaPage, MediaStore};
+use filegate_core::error::Resource;
+use filegate_core::ports::{
+    Media, MediaConfirmation, MediaCursor, MediaPage, MediaStatus, MediaStore,
+};
 use std::path::Path;
 use time::OffsetDateTime;
 
@@ -87,7 +90,7 @@ impl SqliteMediaStore {
 }
 
 const COLUMNS: &str = "id, bucket, key, organization_id, uploader_id, filename, content_type, \
-                       declared_size, created_at";
+                       declared_size, created_at, status, size, etag, upload_expires_at";
 
 /// A row as stored, before it is validated back into domain types.
 struct RawRow {
@@ -100,6 +103,10 @@ struct RawRow {
     content_type: String,
     declared_size: Option<i64>,
     created_at: i64,
+    status: String,
+    size: Option<i64>,
+    etag: Option<String>,
+    upload_expires_at: Option<i64>,
 }
 
 impl RawRow {
@@ -114,6 +121,10 @@ impl RawRow {
             content_type: r.get(6)?,
             declared_size: r.get(7)?,
             created_at: r.get(8)?,
+            status: r.get(9)?,
+            size: r.get(10)?,
+            etag: r.get(11)?,
+            upload_expires_at: r.get(12)?,
         })
     }
 
@@ -122,6 +133,12 @@ impl RawRow {
         let id = self.id;
         let corrupt =
             |field: &str| Error::internal(format!("media row {id:?} has an invalid {field}"));
+        let instant = |n: i64, field: &str| {
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(n)).map_err(|_| corrupt(field))
+        };
+        let bytes = |n: Option<i64>, field: &str| {
+            n.map(u64::try_from).transpose().map_err(|_| corrupt(field))
+        };
         Ok(Media {
             bucket: BucketName::parse(self.bucket).map_err(|_| corrupt("bucket"))?,
             key: ObjectKey::parse(self.key).map_err(|_| corrupt("key"))?,
@@ -130,13 +147,15 @@ impl RawRow {
             filename: self.filename,
             // Rows written before strict parsing may hold a type browsers read two ways.
             content_type: ContentType::from_stored(&self.content_type),
-            declared_size: self
-                .declared_size
-                .map(u64::try_from)
-                .transpose()
-                .map_err(|_| corrupt("declared_size"))?,
-            created_at: OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.created_at))
-                .map_err(|_| corrupt("created_at"))?,
+            declared_size: bytes(self.declared_size, "declared_size")?,
+            created_at: instant(self.created_at, "created_at")?,
+            status: MediaStatus::parse(&self.status).map_err(|_| corrupt("status"))?,
+            size: bytes(self.size, "size")?,
+            etag: self.etag,
+            upload_expires_at: self
+                .upload_expires_at
+                .map(|n| instant(n, "upload_expires_at"))
+                .transpose()?,
             id: MediaId::parse(&id).map_err(|_| corrupt("id"))?,
         })
     }
@@ -149,25 +168,36 @@ fn cursor_of(m: &Media) -> MediaCursor {
     }
 }
 
+fn size_param(n: Option<u64>) -> Result<Option<i64>, Error> {
+    n.map(i64::try_from)
+        .transpose()
+        .map_err(|_| Error::invalid("size", format!("must be at most {} bytes", i64::MAX)))
+}
+
+/// The clock, not the client, sets instants: out of range is our bug.
+fn nanos(t: OffsetDateTime, field: &str) -> Result<i64, Error> {
+    i64::try_from(t.unix_timestamp_nanos()).map_err(|_| {
+        Error::internal(format!(
+            "{field} {t} is outside the storable range (1677-2262)"
+        ))
+    })
+}
+
 #[async_trait]
 impl MediaStore for SqliteMediaStore {
     async fn insert(&self, media: &Media) -> Result<(), Error> {
-        let declared_size = media
-            .declared_size
-            .map(i64::try_from)
-            .transpose()
-            .map_err(|_| Error::invalid("size", format!("must be at most {} bytes", i64::MAX)))?;
-        // The clock, not the client, sets created_at: out of range is our bug.
-        let created_at = i64::try_from(media.created_at.unix_timestamp_nanos()).map_err(|_| {
-            Error::internal(format!(
-                "created_at {} is outside the storable range (1677-2262)",
-                media.created_at
-            ))
-        })?;
+        let declared_size = size_param(media.declared_size)?;
+        let size = size_param(media.size)?;
+        let created_at = nanos(media.created_at, "created_at")?;
+        let expires = media
+            .upload_expires_at
+            .map(|t| nanos(t, "upload_expires_at"))
+            .transpose()?;
         let m = media.clone();
         self.interact(move |c| {
             c.prepare_cached(&format!(
-                "INSERT INTO media ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                "INSERT INTO media ({COLUMNS}) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
             ))?
             .execute(params![
                 m.id.as_str(),
@@ -179,6 +209,10 @@ impl MediaStore for SqliteMediaStore {
                 m.content_type.as_str(),
                 declared_size,
                 created_at,
+                m.status.as_str(),
+                size,
+                m.etag,
+                expires,
             ])
         })
         .await
@@ -197,9 +231,22 @@ impl MediaStore for SqliteMediaStore {
         raw.map(RawRow::into_media).transpose()
     }
 
+    async fn find_by_key(&self, key: &ObjectKey) -> Result<Option<Media>, Error> {
+        let key = key.as_str().to_owned();
+        let raw = self
+            .interact(move |c| {
+                c.prepare_cached(&format!("SELECT {COLUMNS} FROM media WHERE key = ?1"))?
+                    .query_row(params![key], RawRow::read)
+                    .optional()
+            })
+            .await?;
+        raw.map(RawRow::into_media).transpose()
+    }
+
     async fn list(
         &self,
         organization_id: &str,
+        status: Option<MediaStatus>,
         limit: u32,
         after: Option<MediaCursor>,
     ) -> Result<MediaPage, Error> {
@@ -217,25 +264,29 @@ impl MediaStore for SqliteMediaStore {
             },
         };
         let org = organization_id.to_owned();
+        let status = status.map(MediaStatus::as_str);
         // One extra row tells whether another page follows.
         let fetch = i64::from(limit) + 1;
         let raws = self
             .interact(move |c| {
+                // `?2 IS NULL` keeps one statement (and one cached plan) per cursor shape.
                 let rows = match after {
                     None => c
                         .prepare_cached(&format!(
                             "SELECT {COLUMNS} FROM media WHERE organization_id = ?1 \
-                             ORDER BY created_at DESC, id DESC LIMIT ?2"
+                             AND (?2 IS NULL OR status = ?2) \
+                             ORDER BY created_at DESC, id DESC LIMIT ?3"
                         ))?
-                        .query_map(params![org, fetch], RawRow::read)?
+                        .query_map(params![org, status, fetch], RawRow::read)?
                         .collect::<rusqlite::Result<Vec<_>>>()?,
                     Some((nanos, id)) => c
                         .prepare_cached(&format!(
                             "SELECT {COLUMNS} FROM media WHERE organization_id = ?1 \
-                             AND (created_at, id) < (?2, ?3) \
-                             ORDER BY created_at DESC, id DESC LIMIT ?4"
+                             AND (?2 IS NULL OR status = ?2) \
+                             AND (created_at, id) < (?3, ?4) \
+                             ORDER BY created_at DESC, id DESC LIMIT ?5"
                         ))?
-                        .query_map(params![org, nanos, id, fetch], RawRow::read)?
+                        .query_map(params![org, status, nanos, id, fetch], RawRow::read)?
                         .collect::<rusqlite::Result<Vec<_>>>()?,
                 };
                 Ok(rows)
@@ -253,5 +304,61 @@ impl MediaStore for SqliteMediaStore {
             None
         };
         Ok(MediaPage { items, next })
+    }
+
+    async fn confirm(
+        &self,
+        id: &MediaId,
+        confirmation: &MediaConfirmation,
+    ) -> Result<Media, Error> {
+        let size = size_param(Some(confirmation.size))?;
+        let (id_text, c) = (id.as_str().to_owned(), confirmation.clone());
+        let raw = self
+            .interact(move |conn| {
+                conn.prepare_cached(&format!(
+                    "UPDATE media SET status = 'confirmed', size = ?2, etag = ?3, \
+                     content_type = ?4 WHERE id = ?1 RETURNING {COLUMNS}"
+                ))?
+                .query_row(
+                    params![id_text, size, c.etag, c.content_type.as_str()],
+                    RawRow::read,
+                )
+                .optional()
+            })
+            .await?;
+        match raw {
+            Some(r) => r.into_media(),
+            None => Err(Error::NotFound(Resource::Media)),
+        }
+    }
+
+    async fn delete(&self, id: &MediaId) -> Result<(), Error> {
+        let id = id.as_str().to_owned();
+        self.interact(move |c| {
+            c.prepare_cached("DELETE FROM media WHERE id = ?1")?
+                .execute(params![id])
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn by_key(&self, after: Option<ObjectKey>, limit: u32) -> Result<Vec<Media>, Error> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let after = after.map(|k| k.as_str().to_owned());
+        let limit = i64::from(limit);
+        // BINARY collation: byte order, as storage lists keys.
+        let raws = self
+            .interact(move |c| {
+                c.prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM media WHERE (?1 IS NULL OR key > ?1) \
+                     ORDER BY key LIMIT ?2"
+                ))?
+                .query_map(params![after, limit], RawRow::read)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        raws.into_iter().map(RawRow::into_media).collect()
     }
 }

@@ -32,6 +32,11 @@ pub(crate) static MIGRATIONS: &[Migration] = &[
         name: "audit",
         sql: include_str!("../migrations/0002_audit.sql"),
     },
+    Migration {
+        version: 3,
+        name: "media_lifecycle",
+        sql: include_str!("../migrations/0003_media_lifecycle.sql"),
+    },
 ];
 
 /// One known migration and when it was applied (`None`: pending).

@@ -25,6 +25,10 @@ fn row(org: &str, nanos: i128) -> Media {
         content_type: ContentType::parse("text/plain").unwrap(),
         declared_size: Some(3),
         created_at: OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap(),
+        status: MediaStatus::Pending,
+        size: None,
+        etag: None,
+        upload_expires_at: None,
     }
 }
 
@@ -231,7 +235,7 @@ async fn concurrent_inserts_from_many_tasks_all_land() {
     for t in tasks {
         ids.push(t.await.unwrap().unwrap());
     }
-    let page = store.list("busy-org", 1000, None).await.unwrap();
+    let page = store.list("busy-org", None, 1000, None).await.unwrap();
     assert_eq!(page.items.len(), 64);
     assert!(ids.iter().all(|id| page.items.iter().any(|m| &m.id == id)));
 }
@@ -258,11 +262,11 @@ async fn corrupt_rows_are_internal_errors() {
     let store = SqliteMediaStore::open(&path).await.unwrap();
     raw(&path)
         .execute(
-            "INSERT INTO media VALUES ('med_not-hex', 'media', 'k', 'o1', 'u', 'f', 'text/plain', NULL, 1)",
+            "INSERT INTO media VALUES ('med_not-hex', 'media', 'k', 'o1', 'u', 'f', 'text/plain', NULL, 1, 'pending', NULL, NULL, NULL)",
             [],
         )
         .unwrap();
-    let err = store.list("o1", 10, None).await.unwrap_err();
+    let err = store.list("o1", None, 10, None).await.unwrap_err();
     assert!(internal_message(&err).contains("invalid id"), "{err:?}");
 }
 
@@ -279,9 +283,9 @@ async fn cursors_outside_the_storable_range_do_not_fail() {
             .assume_utc(),
         id: MediaId::generate(),
     };
-    let future = store.list("o1", 10, Some(far(9000))).await.unwrap();
+    let future = store.list("o1", None, 10, Some(far(9000))).await.unwrap();
     assert_eq!(future.items, [m]);
-    let past = store.list("o1", 10, Some(far(1000))).await.unwrap();
+    let past = store.list("o1", None, 10, Some(far(1000))).await.unwrap();
     assert!(past.items.is_empty() && past.next.is_none());
 }
 
@@ -478,9 +482,30 @@ async fn an_existing_v1_database_gains_the_audit_table() {
     let applied = migrate(&path).await.unwrap();
     assert_eq!(
         applied.iter().map(|s| s.name).collect::<Vec<_>>(),
-        ["audit"]
+        ["audit", "media_lifecycle"]
     );
     let store = SqliteMediaStore::open(&path).await.unwrap();
-    assert_eq!(store.find(&m.id).await.unwrap(), Some(m));
+    // Rows from before the lifecycle were listed and served as files: they stay so.
+    let migrated = Media {
+        status: MediaStatus::Confirmed,
+        ..m
+    };
+    assert_eq!(store.find(&migrated.id).await.unwrap(), Some(migrated));
     assert!(audit_rows(&path).is_empty());
+}
+
+#[tokio::test]
+async fn the_lifecycle_migration_refuses_unknown_statuses() {
+    let (_dir, path) = temp_db();
+    SqliteMediaStore::open(&path).await.unwrap();
+    let m = row("o1", 7);
+    let err = raw(&path)
+        .execute(
+            "INSERT INTO media (id, bucket, key, organization_id, uploader_id, filename, \
+             content_type, created_at, status) \
+             VALUES (?1, 'media', ?2, 'o1', 'u1', 'a.txt', 'text/plain', 7, 'done')",
+            params![m.id.as_str(), m.key.as_str()],
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("CHECK"), "{err}");
 }

@@ -26,7 +26,7 @@ use filegate_core::managed::{
 use filegate_core::ports::{
     ByteRange, GetObject, ListPage, ObjectMeta, ObjectStore, ObjectSummary, PutObject,
 };
-use filegate_core::reconcile::{Category, PlanOptions, Planner, ReconcileReport, run};
+use filegate_core::reconcile::{Category, KeySpaces, PlanOptions, Planner, ReconcileReport, run};
 use time::OffsetDateTime;
 
 fn status_kib(field: &str) -> u64 {
@@ -207,7 +207,10 @@ async fn reconcile(
     let planner = Planner::new(
         objects,
         rows,
-        PlanOptions::new(bucket.clone(), OffsetDateTime::now_utc()),
+        PlanOptions {
+            key_spaces: KeySpaces::everything(),
+            ..PlanOptions::new(bucket.clone(), OffsetDateTime::now_utc())
+        },
     );
     run(planner, None, &mut |_, _| {}).await.expect("reconcile")
 }

@@ -15,7 +15,7 @@ use filegate_core::managed::{
     CreateBucket, ManagedPolicy, ManagedService, ObjectConfirmation, ObjectRowStore, ObjectStatus,
     PresignUpload, Upload,
 };
-use filegate_core::ports::{Clock, ObjectStore, PutObject};
+use filegate_core::ports::{Clock, Media, MediaStatus, MediaStore as _, ObjectStore, PutObject};
 use filegate_core::storage::Storage;
 use filegate_r2::SigV4Signer;
 use filegate_server::config::Config;
@@ -468,6 +468,133 @@ async fn deleting_a_non_empty_bucket_needs_empty() {
     ]));
     assert!(done.status.success(), "{}", text(&done.stderr));
     assert!(db.objects_by_key(None, 100).await.unwrap().is_empty());
+    if let Some(e) = storage.embedded {
+        e.shutdown().await;
+    }
+}
+
+/// A presign-only media row (as `sign-upload` writes it) with its object in the bucket.
+async fn media_file(
+    media: &filegate_sqlite::SqliteMediaStore,
+    storage: &OpenedStorage,
+    config: &Config,
+    org: &str,
+    name: &str,
+    status: MediaStatus,
+) -> ObjectKey {
+    use filegate_core::domain::MediaId;
+    let key = key(&format!("org/{org}/0b7e4c1a-{name}"));
+    media
+        .insert(&Media {
+            id: MediaId::generate(),
+            bucket: config.bucket.clone(),
+            key: key.clone(),
+            organization_id: org.into(),
+            uploader_id: "u1".into(),
+            filename: name.into(),
+            content_type: ContentType::parse("text/plain").unwrap(),
+            declared_size: Some(5),
+            created_at: OffsetDateTime::now_utc() - Duration::from_secs(3 * 86_400),
+            status,
+            size: (status == MediaStatus::Confirmed).then_some(5),
+            etag: None,
+            upload_expires_at: Some(OffsetDateTime::now_utc() + Duration::from_secs(600)),
+        })
+        .await
+        .unwrap();
+    put(storage, config, key.as_str(), b"media").await;
+    key
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_orphans_never_touches_presign_only_files_or_uncovered_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, storage, _db) = seed(dir.path()).await;
+    let media = filegate_sqlite::SqliteMediaStore::open(&dir.path().join("filegate.db"))
+        .await
+        .unwrap();
+    let owned = [
+        media_file(
+            &media,
+            &storage,
+            &config,
+            "o1",
+            "report.txt",
+            MediaStatus::Confirmed,
+        )
+        .await,
+        // Uploaded, never confirmed.
+        media_file(
+            &media,
+            &storage,
+            &config,
+            "o2",
+            "photo.txt",
+            MediaStatus::Pending,
+        )
+        .await,
+    ];
+    // No row owns these: one in the media key space, one in a space no table covers.
+    put(&storage, &config, "org/o1/stray.txt", b"stray").await;
+    put(&storage, &config, "backups/db.dump", b"dump").await;
+
+    let applied = run(admin(dir.path()).args([
+        "reconcile",
+        "--apply",
+        "--yes",
+        "--delete-orphans",
+        "--older-than",
+        "0s",
+        "--json",
+    ]));
+    let report = json(&applied);
+    assert_eq!(
+        applied.status.code(),
+        Some(0),
+        "{report:#}\n{}",
+        text(&applied.stderr)
+    );
+
+    let exists = |k: &str| {
+        let (storage, config, k) = (&storage, &config, key(k));
+        async move { storage.objects.head(&config.bucket, &k).await.is_ok() }
+    };
+    for k in &owned {
+        assert!(
+            exists(k.as_str()).await,
+            "{k} is owned by a media row: {report:#}"
+        );
+    }
+    assert!(exists("o1/docs/fine.txt").await, "a managed file");
+    assert!(
+        exists("backups/db.dump").await,
+        "no table covers backups/: {report:#}"
+    );
+    assert!(
+        !exists("org/o1/stray.txt").await,
+        "an orphan of the media key space"
+    );
+    assert!(
+        !exists("o1/docs/orphan.txt").await,
+        "an orphan of a managed bucket"
+    );
+    assert_eq!(report["categories"]["uncovered"]["count"], 1, "{report:#}");
+    assert_eq!(report["categories"]["orphan"]["count"], 2, "{report:#}");
+    for k in &owned {
+        let row = media.find_by_key(k).await.unwrap().unwrap();
+        assert_eq!(
+            row.status,
+            MediaStatus::Confirmed,
+            "{k}: arrived uploads are confirmed"
+        );
+        assert_eq!(row.size, Some(5));
+    }
+
+    // purge and stats see the media table too.
+    let stats = run(admin(dir.path()).args(["stats", "--json"]));
+    let stats = json(&stats);
+    assert_eq!(stats["media"]["objects"], 2, "{stats:#}");
+    assert_eq!(stats["organizations"]["o2"]["objects"], 1, "{stats:#}");
     if let Some(e) = storage.embedded {
         e.shutdown().await;
     }

@@ -1,7 +1,8 @@
 // filegate's upload page: plain browser JavaScript, no build step, no framework.
 //
 // Flow: POST /api/v1/media/sign-upload → PUT the bytes straight to the presigned URL with
-// XMLHttpRequest (for real upload progress) → refresh GET /api/v1/media. A download signs
+// XMLHttpRequest (for real upload progress) → POST /api/v1/media/{id}/confirm (the row
+// records what storage really holds) → refresh GET /api/v1/media. A download signs
 // a URL with POST /api/v1/media/{id}/sign-download and navigates to it.
 "use strict";
 
@@ -90,6 +91,7 @@
         contentType: file.type || "application/octet-stream",
         size: file.size,
       }),
+    confirm: (id) => request("POST", `/api/v1/media/${encodeURIComponent(id)}/confirm`),
     signDownload: (id, filename) =>
       request("POST", `/api/v1/media/${encodeURIComponent(id)}/sign-download`, {
         downloadFilename: filename,
@@ -249,6 +251,8 @@
     const signed = await api.signUpload(file);
     view.status(`Uploading ${file.name} (${formatBytes(file.size)})…`, "uploading");
     const { etag } = await putToStorage(signed, file, (loaded, total) => view.progress(loaded, total));
+    view.status(`Confirming ${file.name}…`, "confirming");
+    await api.confirm(signed.id);
     view.complete();
     $("status").dataset.etag = etag || "";
     return signed;

@@ -269,6 +269,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         roles: config.roles.clone(),
         rules: config.access.clone(),
         firewall: config.firewall,
+        require_size: config.media_require_size,
     };
     let audit = Arc::new(media_store.audit_log());
     let readiness =
@@ -280,6 +281,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         Arc::new(MeteredObjectStore::new(Arc::new(objects), metrics.clone()));
     let media = MediaService::new(
         storage.clone(),
+        objects.clone(),
         Arc::new(media_store),
         audit,
         clock.clone(),

@@ -44,6 +44,8 @@ pub struct Config {
     pub jwt_issuer: Option<String>,
     pub jwt_audience: Option<String>,
     pub max_upload_size: ByteSize,
+    /// `sign-upload` requires `size`, so storage refuses any other size.
+    pub media_require_size: bool,
     pub upload_expiry: Expiry,
     /// Browser origins allowed to PUT/GET presigned URLs on the embedded endpoint.
     pub cors_origins: Vec<String>,
@@ -88,6 +90,7 @@ struct FileConfig {
     s3_listen: Option<String>,
     cors_origins: Option<Vec<String>>,
     max_upload_size: Option<u64>,
+    media_require_size: Option<bool>,
     upload_expires_in: Option<u64>,
     log_format: Option<String>,
     rate_limit_per_second: Option<u32>,
@@ -228,6 +231,14 @@ impl Config {
                 .parse()
                 .context("FILEGATE_MAX_UPLOAD_SIZE must be a number of bytes")?,
             None => file.max_upload_size.unwrap_or(100 * ByteSize::MIB),
+        };
+        let media_require_size = match env("FILEGATE_MEDIA_REQUIRE_SIZE").as_deref() {
+            None => file.media_require_size.unwrap_or(false),
+            Some("true" | "1") => true,
+            Some("false" | "0") => false,
+            Some(other) => {
+                bail!("FILEGATE_MEDIA_REQUIRE_SIZE must be 'true' or 'false', not {other:?}")
+            }
         };
         let expiry_secs = match env("FILEGATE_UPLOAD_EXPIRES_IN") {
             Some(v) => v
@@ -410,6 +421,7 @@ impl Config {
             jwt_issuer,
             jwt_audience,
             max_upload_size: ByteSize(max_upload_size),
+            media_require_size,
             upload_expiry,
             cors_origins,
             log_format,

@@ -125,6 +125,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::media::sign_upload))
         .routes(routes!(routes::media::sign_download))
         .routes(routes!(routes::media::list))
+        .routes(routes!(routes::media::confirm))
         .routes(routes!(routes::token::mint))
         .routes(routes!(routes::health::healthz))
         .routes(routes!(routes::health::readyz))
@@ -272,8 +273,8 @@ mod tests {
                 "{method} {path}: a parameter ref does not resolve"
             );
         }
-        // media 3, token 1, ops 4, files 2, storage 11.
-        assert_eq!(n, 21, "operations");
+        // media 4, token 1, ops 4, files 2, storage 11.
+        assert_eq!(n, 22, "operations");
     }
 
     #[test]

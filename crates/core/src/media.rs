@@ -18,13 +18,24 @@
 //!    [`AccessRule`](crate::domain::AccessRule). Platform admins pass; they do not pass
 //!    steps 2 and 3.
 //! 5. **Validation** (400 `VALIDATION_FAILED`), then **guards** (413 `STORAGE_FILE_TOO_LARGE`).
+//!
+//! # Lifecycle
+//! `sign_upload` records a `pending` row. [`MediaService::confirm`] (and, on first use,
+//! `sign_download` and `open_download`) HEADs the object: missing → 409 `NotUploaded`, the
+//! row stays pending; over the size limit (413), of another size than signed or of another
+//! type (400) → the object, then the row, are deleted; otherwise the row gets the object's
+//! real size, etag and type and becomes `confirmed`. Listings show confirmed rows unless
+//! asked otherwise.
 
 use crate::domain::{
     AccessRules, ByteSize, ContentType, Expiry, FirewallMode, MediaId, MediaOperation, ObjectKey,
     Principal, RoleHierarchy, key_safe_filename, validate_filename,
 };
 use crate::error::{Error, FieldError, Resource};
-use crate::ports::{AuditEntry, AuditLog, Clock, Media, MediaCursor, MediaPage, MediaStore};
+use crate::ports::{
+    AuditEntry, AuditLog, Clock, Media, MediaConfirmation, MediaCursor, MediaPage, MediaStatus,
+    MediaStore, ObjectMeta, ObjectStore,
+};
 use crate::storage::{GetOptions, PutOptions, SignedGet, Storage};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -43,6 +54,9 @@ pub struct MediaPolicy {
     pub rules: AccessRules,
     /// How another organization's file is reported (default hide: 404).
     pub firewall: FirewallMode,
+    /// Refuse `sign_upload` without a `size`, so storage itself refuses any other size
+    /// (the size is signed as `Content-Length`).
+    pub require_size: bool,
 }
 
 impl Default for MediaPolicy {
@@ -53,6 +67,7 @@ impl Default for MediaPolicy {
             roles: RoleHierarchy::default(),
             rules: AccessRules::default(),
             firewall: FirewallMode::default(),
+            require_size: false,
         }
     }
 }
@@ -122,6 +137,7 @@ struct Scope<'p> {
 
 pub struct MediaService {
     storage: Storage,
+    objects: Arc<dyn ObjectStore>,
     media: Arc<dyn MediaStore>,
     audit: Arc<dyn AuditLog>,
     clock: Arc<dyn Clock>,
@@ -143,6 +159,7 @@ impl MediaService {
     /// missing from `policy.roles` (it would admit nobody).
     pub fn new(
         storage: Storage,
+        objects: Arc<dyn ObjectStore>,
         media: Arc<dyn MediaStore>,
         audit: Arc<dyn AuditLog>,
         clock: Arc<dyn Clock>,
@@ -151,6 +168,7 @@ impl MediaService {
         policy.rules.check_against(&policy.roles)?;
         Ok(Self {
             storage,
+            objects,
             media,
             audit,
             clock,
@@ -208,12 +226,13 @@ impl MediaService {
             .check(&self.policy.roles, principal)
     }
 
-    /// Signs a PUT into `org/<org>/<uuid>-<filename>` and records the row.
+    /// Signs a PUT into `org/<org>/<uuid>-<filename>` and records a `pending` row.
     ///
     /// # Errors
     /// The layers of the module docs in order ([`Error::AuthMissing`],
     /// [`Error::AccessNoOrg`], [`Error::AccessRoleRequired`], [`Error::Validation`] for
-    /// every bad field at once, [`Error::TooLarge`]), then audit, signer and store errors.
+    /// every bad field at once, `size` included when [`MediaPolicy::require_size`] is set
+    /// and none was given, [`Error::TooLarge`]), then audit, signer and store errors.
     pub async fn sign_upload(
         &self,
         caller: Option<&Principal>,
@@ -235,6 +254,12 @@ impl MediaService {
             }
             Err(e) => return Err(e),
         };
+        if self.policy.require_size && input.size.is_none() {
+            fields.push(FieldError::new(
+                "size",
+                "is required: this server signs the exact size of every upload",
+            ));
+        }
         let (Some(content_type), true) = (content_type, fields.is_empty()) else {
             return Err(Error::Validation(fields));
         };
@@ -274,6 +299,10 @@ impl MediaService {
             content_type,
             declared_size: input.size,
             created_at: self.clock.now(),
+            status: MediaStatus::Pending,
+            size: None,
+            etag: None,
+            upload_expires_at: Some(signed.expires_at),
         };
         self.media.insert(&row).await?;
         Ok(SignedUpload {
@@ -291,8 +320,9 @@ impl MediaService {
     /// The layers of the module docs in order: [`Error::AuthMissing`],
     /// [`Error::AccessNoOrg`]; [`Error::NotFound`]`(Media)` for an unknown or malformed id
     /// and, in hide mode, for another organization's ([`Error::FirewallOrgIsolation`] in
-    /// reveal mode); [`Error::AccessRoleRequired`]; [`Error::Validation`] for `expiresIn`
-    /// or `downloadFilename`.
+    /// reveal mode); [`Error::AccessRoleRequired`]; then, for a pending row, the errors of
+    /// [`MediaService::confirm`]; [`Error::Validation`] for `expiresIn` or
+    /// `downloadFilename`.
     pub async fn sign_download(
         &self,
         caller: Option<&Principal>,
@@ -300,20 +330,26 @@ impl MediaService {
         id: &str,
         input: SignDownload,
     ) -> Result<SignedGet, Error> {
-        let row = self.open_download(caller, request, id).await?;
+        let row = self
+            .open_row(MediaOperation::SignDownload, caller, request, id)
+            .await?;
+        // Validation before the state check (confirming a pending row), as everywhere.
         let mut opts = GetOptions::default().with_bucket(row.bucket.clone());
         if let Some(secs) = input.expires_in {
             opts = opts.with_expires_in(Expiry::from_secs(secs)?);
         }
         if let Some(name) = input.download_filename {
+            validate_filename("downloadFilename", &name)?;
             opts = opts.with_download_filename(name);
         }
+        let row = self.settle(row).await?;
         self.storage.sign_get_url(&row.key, opts).await
     }
 
     /// The row of one of the caller organization's files, after the same checks as
-    /// [`MediaService::sign_download`] (its access rule included): for routes that stream
-    /// the bytes through the server (`GET /api/v1/files/{id}/download`).
+    /// [`MediaService::sign_download`] (its access rule included, and the confirmation of
+    /// a pending row): for routes that stream the bytes through the server
+    /// (`GET /api/v1/files/{id}/download`).
     ///
     /// # Errors
     /// As [`MediaService::sign_download`], without the validation of its input.
@@ -323,7 +359,42 @@ impl MediaService {
         request: &RequestInfo,
         id: &str,
     ) -> Result<Media, Error> {
-        let op = MediaOperation::SignDownload;
+        let row = self
+            .open_row(MediaOperation::SignDownload, caller, request, id)
+            .await?;
+        self.settle(row).await
+    }
+
+    /// Confirms an upload from the stored object's real metadata (`POST
+    /// /api/v1/media/{id}/confirm`), under the `sign_upload` rule. Confirming a confirmed
+    /// row returns it unchanged.
+    ///
+    /// # Errors
+    /// As [`MediaService::sign_download`] up to the access rule (that of `sign_upload`);
+    /// [`Error::NotUploaded`] when storage has no object (the row stays pending);
+    /// [`Error::TooLarge`] when the object exceeds the maximum upload size, and
+    /// [`Error::Validation`] on `size` or `contentType` when it is not what was signed: in
+    /// both cases the object, then the row, are deleted first.
+    pub async fn confirm(
+        &self,
+        caller: Option<&Principal>,
+        request: &RequestInfo,
+        id: &str,
+    ) -> Result<Media, Error> {
+        let row = self
+            .open_row(MediaOperation::SignUpload, caller, request, id)
+            .await?;
+        self.settle(row).await
+    }
+
+    /// Layers 1 to 4 for one row, under `op`'s rule.
+    async fn open_row(
+        &self,
+        op: MediaOperation,
+        caller: Option<&Principal>,
+        request: &RequestInfo,
+        id: &str,
+    ) -> Result<Media, Error> {
         let Scope { principal, org } = self.enter(op, caller, request, Some(id)).await?;
         // A malformed id cannot exist: same answer as a missing one, without a lookup.
         let row = match MediaId::parse(id) {
@@ -338,18 +409,42 @@ impl MediaService {
         Ok(row)
     }
 
-    /// The caller organization's rows, newest first.
+    /// A confirmed row as it is; a pending one confirmed from storage, or refused (and
+    /// removed with its object when the object breaks the rules).
+    async fn settle(&self, row: Media) -> Result<Media, Error> {
+        if row.status == MediaStatus::Confirmed {
+            return Ok(row);
+        }
+        let meta = match self.objects.head(&row.bucket, &row.key).await {
+            Ok(m) => m,
+            Err(Error::NotFound(Resource::Object)) => return Err(Error::NotUploaded),
+            Err(e) => return Err(e),
+        };
+        match check_arrival(&row, &meta, self.policy.max_upload_size) {
+            Ok(confirmation) => self.media.confirm(&row.id, &confirmation).await,
+            Err(refused) => {
+                // Object first: a failure here leaves a pending row that purge clears.
+                self.objects.delete(&row.bucket, &row.key).await?;
+                self.media.delete(&row.id).await?;
+                Err(refused)
+            }
+        }
+    }
+
+    /// The caller organization's rows, newest first: confirmed ones by default, `status`
+    /// `pending`, `confirmed` or `all` otherwise.
     ///
     /// # Errors
     /// The layers of the module docs in order ([`Error::AuthMissing`],
     /// [`Error::AccessNoOrg`], [`Error::AccessRoleRequired`]), then [`Error::Validation`]
-    /// for `limit` outside 1..=200 or a foreign cursor.
+    /// for `limit` outside 1..=200, a foreign cursor or an unknown `status`.
     pub async fn list(
         &self,
         caller: Option<&Principal>,
         request: &RequestInfo,
         limit: Option<u32>,
         cursor: Option<&str>,
+        status: Option<&str>,
     ) -> Result<MediaPage, Error> {
         let op = MediaOperation::List;
         let Scope { principal, org } = self.enter(op, caller, request, None).await?;
@@ -358,16 +453,75 @@ impl MediaService {
         if !(1..=MAX_LIST_LIMIT).contains(&limit) {
             return Err(Error::invalid("limit", "must be between 1 and 200"));
         }
+        let status = match status.unwrap_or("confirmed") {
+            "all" => None,
+            raw => Some(
+                MediaStatus::parse(raw)
+                    .map_err(|_| Error::invalid("status", "must be confirmed, pending or all"))?,
+            ),
+        };
         let after = cursor.map(MediaCursor::decode).transpose()?;
-        self.media.list(org, limit, after).await
+        self.media.list(org, status, limit, after).await
     }
+}
+
+/// Whether an object that arrived for a pending row may be kept: within `max`, of the
+/// signed size when one was signed, of the signed type when storage reports one. Shared
+/// by confirm and reconcile so both judge alike.
+///
+/// # Errors
+/// [`Error::TooLarge`] over `max`; [`Error::Validation`] on `size` or `contentType`.
+pub(crate) fn check_arrival(
+    row: &Media,
+    meta: &ObjectMeta,
+    max: ByteSize,
+) -> Result<MediaConfirmation, Error> {
+    if meta.size > max.bytes() {
+        return Err(Error::TooLarge {
+            size: meta.size,
+            max: max.bytes(),
+        });
+    }
+    if let Some(declared) = row.declared_size
+        && declared != meta.size
+    {
+        return Err(Error::invalid(
+            "size",
+            format!(
+                "the uploaded object is {} bytes; {declared} were signed",
+                meta.size
+            ),
+        ));
+    }
+    let stored = match meta.content_type.as_deref() {
+        None => row.content_type.clone(),
+        Some(raw) => match ContentType::parse(raw) {
+            Ok(ct) if ct.as_str().eq_ignore_ascii_case(row.content_type.as_str()) => ct,
+            _ => {
+                return Err(Error::invalid(
+                    "contentType",
+                    format!(
+                        "the uploaded object is '{raw}'; '{}' was signed",
+                        row.content_type
+                    ),
+                ));
+            }
+        },
+    };
+    Ok(MediaConfirmation {
+        size: meta.size,
+        etag: meta.etag.clone(),
+        content_type: stored,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::{AccessRule, BucketName};
-    use crate::ports::{MockAuditLog, MockClock, MockMediaStore, MockUrlSigner, PresignedUrl};
+    use crate::ports::{
+        MockAuditLog, MockClock, MockMediaStore, MockObjectStore, MockUrlSigner, PresignedUrl,
+    };
     use time::macros::datetime;
 
     fn member(org: &str) -> Principal {
@@ -404,6 +558,16 @@ mod tests {
         audit: MockAuditLog,
         policy: MediaPolicy,
     ) -> MediaService {
+        service_full(signer, MockObjectStore::new(), media, audit, policy)
+    }
+
+    fn service_full(
+        signer: MockUrlSigner,
+        objects: MockObjectStore,
+        media: MockMediaStore,
+        audit: MockAuditLog,
+        policy: MediaPolicy,
+    ) -> MediaService {
         let mut clock = MockClock::new();
         clock
             .expect_now()
@@ -414,7 +578,15 @@ mod tests {
             clock.clone(),
             BucketName::parse("filegate-media").unwrap(),
         );
-        MediaService::new(storage, Arc::new(media), Arc::new(audit), clock, policy).unwrap()
+        MediaService::new(
+            storage,
+            Arc::new(objects),
+            Arc::new(media),
+            Arc::new(audit),
+            clock,
+            policy,
+        )
+        .unwrap()
     }
 
     fn service(signer: MockUrlSigner, media: MockMediaStore) -> MediaService {
@@ -453,6 +625,9 @@ mod tests {
                     && m.key.as_str().ends_with("-my-report.pdf")
                     && m.declared_size == Some(1234)
                     && m.bucket.as_str() == "filegate-media"
+                    && m.status == MediaStatus::Pending
+                    && m.size.is_none()
+                    && m.upload_expires_at == Some(datetime!(2026-03-01 12:10 UTC))
             })
             .times(1)
             .returning(|_| Ok(()));
@@ -507,7 +682,7 @@ mod tests {
         let down = svc
             .sign_download(None, &req(), "garbage", SignDownload::default())
             .await;
-        let list = svc.list(None, &req(), Some(0), None).await;
+        let list = svc.list(None, &req(), Some(0), None, None).await;
         assert!(matches!(up, Err(Error::AuthMissing)));
         assert!(matches!(down, Err(Error::AuthMissing)));
         assert!(matches!(list, Err(Error::AuthMissing)));
@@ -603,6 +778,10 @@ mod tests {
             content_type: ContentType::parse("application/pdf").unwrap(),
             declared_size: None,
             created_at: datetime!(2026-03-01 11:00 UTC),
+            status: MediaStatus::Confirmed,
+            size: Some(3),
+            etag: None,
+            upload_expires_at: None,
         }
     }
 
@@ -614,6 +793,225 @@ mod tests {
             .withf(move |i| *i == id)
             .returning(move |_| Ok(Some(r.clone())));
         media
+    }
+
+    #[tokio::test]
+    async fn require_size_refuses_an_upload_without_one() {
+        let mut media = MockMediaStore::new();
+        media.expect_insert().never();
+        let mut s = MockUrlSigner::new();
+        s.expect_presign().never();
+        let svc = service_with(s, media, no_audit(), policy(|p| p.require_size = true));
+        let err = svc
+            .sign_upload(
+                Some(&member("o")),
+                &req(),
+                upload("a.txt", "text/plain", None),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Validation(ref f) if f[0].field == "size"),
+            "{err:?}"
+        );
+        let mut media = MockMediaStore::new();
+        media.expect_insert().times(1).returning(|_| Ok(()));
+        let svc = service_with(
+            signer(),
+            media,
+            no_audit(),
+            policy(|p| p.require_size = true),
+        );
+        svc.sign_upload(
+            Some(&member("o")),
+            &req(),
+            upload("a.txt", "text/plain", Some(2)),
+        )
+        .await
+        .unwrap();
+    }
+
+    fn pending(org: &str, declared: Option<u64>) -> Media {
+        Media {
+            status: MediaStatus::Pending,
+            size: None,
+            declared_size: declared,
+            ..row(org)
+        }
+    }
+
+    fn meta(size: u64, ct: &str) -> ObjectMeta {
+        ObjectMeta {
+            size,
+            etag: Some("\"e1\"".into()),
+            content_type: Some(ct.into()),
+            last_modified: None,
+        }
+    }
+
+    fn storage_holding(m: Option<ObjectMeta>) -> MockObjectStore {
+        let mut objects = MockObjectStore::new();
+        objects
+            .expect_head()
+            .times(1)
+            .returning(move |_, _| m.clone().ok_or(Error::NotFound(Resource::Object)));
+        objects
+    }
+
+    #[tokio::test]
+    async fn confirm_records_the_objects_real_metadata() {
+        let r = pending("o", None);
+        let id = r.id.to_string();
+        let mut media = finding(r.clone());
+        media
+            .expect_confirm()
+            .withf(|_, c| c.size == 3 && c.etag.as_deref() == Some("\"e1\""))
+            .times(1)
+            .returning(move |_, c| {
+                Ok(Media {
+                    status: MediaStatus::Confirmed,
+                    size: Some(c.size),
+                    etag: c.etag.clone(),
+                    ..r.clone()
+                })
+            });
+        media.expect_delete().never();
+        let objects = storage_holding(Some(meta(3, "application/pdf")));
+        let svc = service_full(signer(), objects, media, no_audit(), MediaPolicy::default());
+        let got = svc.confirm(Some(&member("o")), &req(), &id).await.unwrap();
+        assert_eq!(got.status, MediaStatus::Confirmed);
+        assert_eq!(got.size, Some(3));
+    }
+
+    #[tokio::test]
+    async fn confirm_without_an_object_is_not_uploaded_and_keeps_the_row() {
+        let r = pending("o", None);
+        let id = r.id.to_string();
+        let mut media = finding(r);
+        media.expect_confirm().never();
+        media.expect_delete().never();
+        let mut objects = storage_holding(None);
+        objects.expect_delete().never();
+        let svc = service_full(signer(), objects, media, no_audit(), MediaPolicy::default());
+        let err = svc
+            .confirm(Some(&member("o")), &req(), &id)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::NotUploaded), "{err:?}");
+    }
+
+    /// A refused object is deleted, then its row, and the caller gets `check`'s error.
+    async fn refused(r: Media, stored: ObjectMeta, check: impl Fn(&Error) -> bool) {
+        let id = r.id.to_string();
+        let mut seq = mockall::Sequence::new();
+        let mut objects = storage_holding(Some(stored));
+        let key = r.key.clone();
+        objects
+            .expect_delete()
+            .withf(move |_, k| *k == key)
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _| Ok(()));
+        let mut media = finding(r.clone());
+        media.expect_confirm().never();
+        let rid = r.id.clone();
+        media
+            .expect_delete()
+            .withf(move |i| *i == rid)
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok(()));
+        let small = policy(|p| p.max_upload_size = ByteSize(10));
+        let svc = service_full(signer(), objects, media, no_audit(), small);
+        let err = svc
+            .confirm(Some(&member("o")), &req(), &id)
+            .await
+            .unwrap_err();
+        assert!(check(&err), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn confirm_deletes_an_object_over_the_limit_of_another_type_or_size() {
+        refused(pending("o", None), meta(11, "application/pdf"), |e| {
+            matches!(e, Error::TooLarge { size: 11, max: 10 })
+        })
+        .await;
+        refused(
+            pending("o", None),
+            meta(3, "text/html"),
+            |e| matches!(e, Error::Validation(f) if f[0].field == "contentType"),
+        )
+        .await;
+        refused(
+            pending("o", Some(4)),
+            meta(3, "application/pdf"),
+            |e| matches!(e, Error::Validation(f) if f[0].field == "size"),
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn sign_download_confirms_a_pending_row_first_and_refuses_a_missing_object() {
+        let r = pending("o", None);
+        let id = r.id.to_string();
+        let mut s = MockUrlSigner::new();
+        s.expect_presign().never();
+        let svc = service_full(
+            s,
+            storage_holding(None),
+            finding(r),
+            no_audit(),
+            MediaPolicy::default(),
+        );
+        let err = svc
+            .sign_download(Some(&member("o")), &req(), &id, SignDownload::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::NotUploaded), "{err:?}");
+
+        let r = pending("o", Some(3));
+        let id = r.id.to_string();
+        let mut media = finding(r.clone());
+        media.expect_confirm().times(1).returning(move |_, c| {
+            Ok(Media {
+                status: MediaStatus::Confirmed,
+                size: Some(c.size),
+                ..r.clone()
+            })
+        });
+        let objects = storage_holding(Some(meta(3, "application/pdf")));
+        let svc = service_full(signer(), objects, media, no_audit(), MediaPolicy::default());
+        svc.sign_download(Some(&member("o")), &req(), &id, SignDownload::default())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn list_filters_by_status_confirmed_by_default() {
+        for (given, want) in [
+            (None, Some(MediaStatus::Confirmed)),
+            (Some("pending"), Some(MediaStatus::Pending)),
+            (Some("all"), None),
+        ] {
+            let mut media = MockMediaStore::new();
+            media
+                .expect_list()
+                .withf(move |_, s, _, _| *s == want)
+                .times(1)
+                .returning(|_, _, _, _| Ok(MediaPage::default()));
+            let svc = service(signer(), media);
+            svc.list(Some(&member("o")), &req(), None, None, given)
+                .await
+                .unwrap();
+        }
+        let mut media = MockMediaStore::new();
+        media.expect_list().never();
+        let svc = service(signer(), media);
+        let err = svc
+            .list(Some(&member("o")), &req(), None, None, Some("done"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Validation(ref f) if f[0].field == "status"));
     }
 
     #[tokio::test]
@@ -767,9 +1165,14 @@ mod tests {
         let mut media = MockMediaStore::new();
         media
             .expect_list()
-            .withf(|org, limit, after| org == "o" && *limit == 10 && after.is_some())
+            .withf(|org, status, limit, after| {
+                org == "o"
+                    && *status == Some(MediaStatus::Confirmed)
+                    && *limit == 10
+                    && after.is_some()
+            })
             .times(1)
-            .returning(|_, _, _| Ok(MediaPage::default()));
+            .returning(|_, _, _, _| Ok(MediaPage::default()));
         let svc = service(signer(), media);
         let cursor = MediaCursor {
             created_at: datetime!(2026-01-01 0:00 UTC),
@@ -777,15 +1180,15 @@ mod tests {
         }
         .encode();
         let me = member("o");
-        svc.list(Some(&me), &req(), Some(10), Some(&cursor))
+        svc.list(Some(&me), &req(), Some(10), Some(&cursor), None)
             .await
             .unwrap();
         assert!(matches!(
-            svc.list(Some(&me), &req(), Some(0), None).await,
+            svc.list(Some(&me), &req(), Some(0), None, None).await,
             Err(Error::Validation(_))
         ));
         assert!(matches!(
-            svc.list(Some(&me), &req(), Some(201), None).await,
+            svc.list(Some(&me), &req(), Some(201), None, None).await,
             Err(Error::Validation(_))
         ));
     }
@@ -812,14 +1215,16 @@ mod tests {
         let mut media = MockMediaStore::new();
         media
             .expect_list()
-            .withf(|org, _, _| org == "o")
+            .withf(|org, _, _, _| org == "o")
             .times(1)
-            .returning(|_, _, _| Ok(MediaPage::default()));
+            .returning(|_, _, _, _| Ok(MediaPage::default()));
         let svc = service_with(signer(), media, audit, public_list());
         let mut guest = member("o");
         guest.roles = vec!["guest".into()];
         let request = RequestInfo::new("GET", "/api/v1/media").with_ip("192.0.2.7");
-        svc.list(Some(&guest), &request, None, None).await.unwrap();
+        svc.list(Some(&guest), &request, None, None, None)
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
@@ -833,7 +1238,7 @@ mod tests {
         let mut media = MockMediaStore::new();
         media.expect_list().never();
         let svc = service_with(signer(), media, audit, public_list());
-        let err = svc.list(None, &req(), None, None).await.unwrap_err();
+        let err = svc.list(None, &req(), None, None, None).await.unwrap_err();
         assert!(matches!(err, Error::AccessNoOrg));
     }
 
@@ -847,7 +1252,7 @@ mod tests {
         media.expect_list().never();
         let svc = service_with(signer(), media, audit, public_list());
         let err = svc
-            .list(Some(&member("o")), &req(), None, None)
+            .list(Some(&member("o")), &req(), None, None, None)
             .await
             .unwrap_err();
         assert!(matches!(err, Error::Unavailable { .. }));
@@ -886,6 +1291,7 @@ mod tests {
         let bad = policy(|p| p.rules.sign_upload = AccessRule::at_least("editor"));
         let err = MediaService::new(
             storage,
+            Arc::new(MockObjectStore::new()),
             Arc::new(MockMediaStore::new()),
             Arc::new(MockAuditLog::new()),
             clock,

@@ -1,5 +1,9 @@
-//! Reconcile, purge and usage statistics over managed mode's two halves: the objects in
-//! the physical bucket ([`ObjectStore`]) and their rows in FILES_DB ([`ObjectRowStore`]).
+//! Reconcile, purge and usage statistics over the objects in the physical bucket
+//! ([`ObjectStore`]) and every table that owns keys in it: FILES_DB's objects
+//! ([`ObjectRowStore`], managed mode) and the media table ([`MediaStore`], presign-only
+//! uploads, keys `org/<org>/…`). A key owned by a row of either table is never an orphan,
+//! whatever its prefix; an object in a key space no table covers ([`KeySpaces`]) is
+//! reported as [`Finding::Uncovered`] and never deleted.
 //!
 //! # The plan: a streaming merge
 //! [`Planner`] reads the bucket listing (ListObjectsV2 pages, ascending byte order of keys)
@@ -19,6 +23,11 @@
 //! | yes    | confirmed, size / etag / type differ   | [`Finding::Mismatch`]             |
 //! | any    | soft-deleted                           | none (a delete in progress: purge)|
 //!
+//! Media rows are merged as a third side, by the same rules ([`Finding::MediaMissing`],
+//! …); a pending media row is stale once its own upload URL expired plus
+//! [`STALE_PENDING_MARGIN`] ([`media_is_stale`]). An object without a row of either table
+//! is an orphan only in a covered key space.
+//!
 //! Either side arriving out of order is an error (the merge would be wrong), not a finding.
 //!
 //! # Applying
@@ -34,9 +43,12 @@ use crate::managed::bucket::mime_allowed;
 use crate::managed::{
     Bucket, BucketId, BucketStore, ObjectConfirmation, ObjectRow, ObjectRowStore, ObjectStatus,
 };
-use crate::ports::{ObjectMeta, ObjectStore, ObjectSummary};
+use crate::media::check_arrival;
+use crate::ports::{
+    Media, MediaConfirmation, MediaStatus, MediaStore, ObjectMeta, ObjectStore, ObjectSummary,
+};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -58,6 +70,56 @@ pub fn default_stale_after() -> Duration {
 #[must_use]
 pub fn stale_pending_after(upload_expiry: Expiry) -> Duration {
     upload_expiry.duration() + STALE_PENDING_MARGIN
+}
+
+/// Whether a pending media row is abandoned: its upload URL expired more than
+/// [`STALE_PENDING_MARGIN`] ago (rows signed before the expiry was recorded: their
+/// creation plus the presign maximum).
+#[must_use]
+pub fn media_is_stale(row: &Media, now: OffsetDateTime) -> bool {
+    let expiry = row
+        .upload_expires_at
+        .unwrap_or(row.created_at + Expiry::MAX.duration());
+    row.status == MediaStatus::Pending && expiry + STALE_PENDING_MARGIN < now
+}
+
+/// The key spaces the metadata tables cover: only there is an object without a row an
+/// orphan. Anything else in the bucket (another application's files, backups, keys
+/// filegate never writes) is [`Finding::Uncovered`] and left alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeySpaces {
+    /// Every key: the bucket holds nothing but filegate's files.
+    pub all: bool,
+    /// `org/<org>/<file>`: the media table's (presign-only uploads).
+    pub media: bool,
+    /// `<owner>/<name>/<path>` for these managed bucket names (FILES_DB's).
+    pub buckets: BTreeSet<String>,
+}
+
+impl KeySpaces {
+    /// Every key is covered.
+    #[must_use]
+    pub fn everything() -> Self {
+        Self {
+            all: true,
+            ..Self::default()
+        }
+    }
+
+    /// Whether a table would own `key` if it were filegate's.
+    #[must_use]
+    pub fn covers(&self, key: &str) -> bool {
+        if self.all {
+            return true;
+        }
+        let mut segments = key.split('/');
+        let (first, second) = (segments.next(), segments.next());
+        // Both layouts have at least three segments.
+        if segments.next().is_none() {
+            return false;
+        }
+        (self.media && first == Some("org")) || second.is_some_and(|b| self.buckets.contains(b))
+    }
 }
 
 /// Default minimum age of an orphan object before `--delete-orphans` removes it.
@@ -87,16 +149,25 @@ pub enum Category {
     Arrived,
     /// A confirmed row whose size, etag or content type differ from storage.
     Mismatch,
+    /// An object in a key space no table covers: reported, never changed (not drift).
+    Uncovered,
 }
 
 impl Category {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Orphan,
         Self::Missing,
         Self::StalePending,
         Self::Arrived,
         Self::Mismatch,
+        Self::Uncovered,
     ];
+
+    /// Whether findings of this category are drift (count in the exit code).
+    #[must_use]
+    pub fn is_drift(self) -> bool {
+        self != Self::Uncovered
+    }
 
     #[must_use]
     pub fn as_str(self) -> &'static str {
@@ -106,6 +177,7 @@ impl Category {
             Self::StalePending => "stale_pending",
             Self::Arrived => "arrived",
             Self::Mismatch => "mismatch",
+            Self::Uncovered => "uncovered",
         }
     }
 
@@ -118,6 +190,7 @@ impl Category {
             Self::StalePending => "stale pending rows (no object, past the presign maximum)",
             Self::Arrived => "pending rows whose object arrived",
             Self::Mismatch => "mismatched rows (size, etag or content type)",
+            Self::Uncovered => "objects in key spaces no table covers (left alone)",
         }
     }
 }
@@ -138,6 +211,23 @@ pub enum Finding {
         /// `size`, `etag`, `content_type`: what differs.
         fields: Vec<&'static str>,
     },
+    /// An object no row owns, outside every covered key space.
+    Uncovered(ObjectSummary),
+    /// A confirmed media row whose object is not in storage.
+    MediaMissing(Media),
+    /// A pending media row without its object, past its URL's expiry plus the margin.
+    MediaStale(Media),
+    /// A pending media row whose object arrived.
+    MediaArrived {
+        row: Media,
+        object: ObjectSummary,
+    },
+    /// A confirmed media row whose recorded size, etag or type differ from storage.
+    MediaMismatch {
+        row: Media,
+        object: ObjectSummary,
+        fields: Vec<&'static str>,
+    },
 }
 
 impl Finding {
@@ -145,19 +235,22 @@ impl Finding {
     pub fn category(&self) -> Category {
         match self {
             Self::Orphan(_) => Category::Orphan,
-            Self::Missing(_) => Category::Missing,
-            Self::StalePending(_) => Category::StalePending,
-            Self::Arrived { .. } => Category::Arrived,
-            Self::Mismatch { .. } => Category::Mismatch,
+            Self::Missing(_) | Self::MediaMissing(_) => Category::Missing,
+            Self::StalePending(_) | Self::MediaStale(_) => Category::StalePending,
+            Self::Arrived { .. } | Self::MediaArrived { .. } => Category::Arrived,
+            Self::Mismatch { .. } | Self::MediaMismatch { .. } => Category::Mismatch,
+            Self::Uncovered(_) => Category::Uncovered,
         }
     }
 
     #[must_use]
     pub fn key(&self) -> &str {
         match self {
-            Self::Orphan(o) => &o.key,
+            Self::Orphan(o) | Self::Uncovered(o) => &o.key,
             Self::Missing(r) | Self::StalePending(r) => r.key.as_str(),
             Self::Arrived { row, .. } | Self::Mismatch { row, .. } => row.key.as_str(),
+            Self::MediaMissing(m) | Self::MediaStale(m) => m.key.as_str(),
+            Self::MediaArrived { row, .. } | Self::MediaMismatch { row, .. } => row.key.as_str(),
         }
     }
 
@@ -166,9 +259,13 @@ impl Finding {
     pub fn bytes(&self) -> u64 {
         match self {
             Self::Orphan(o)
+            | Self::Uncovered(o)
             | Self::Arrived { object: o, .. }
-            | Self::Mismatch { object: o, .. } => o.size,
+            | Self::Mismatch { object: o, .. }
+            | Self::MediaArrived { object: o, .. }
+            | Self::MediaMismatch { object: o, .. } => o.size,
             Self::Missing(r) | Self::StalePending(r) => r.size,
+            Self::MediaMissing(m) | Self::MediaStale(m) => m.size.or(m.declared_size).unwrap_or(0),
         }
     }
 }
@@ -280,18 +377,23 @@ impl ReconcileReport {
         self.last_key.clone_from(&p.last_key);
     }
 
-    /// Every finding, fixed or not.
+    /// Every finding that is drift, fixed or not.
     #[must_use]
     pub fn differences(&self) -> u64 {
-        self.categories.values().map(|t| t.count).sum()
+        self.categories
+            .iter()
+            .filter(|(c, _)| c.is_drift())
+            .map(|(_, t)| t.count)
+            .sum()
     }
 
-    /// Findings not fixed (all of them on a dry run).
+    /// Drift not fixed (all of it on a dry run).
     #[must_use]
     pub fn remaining(&self) -> u64 {
         self.categories
-            .values()
-            .map(|t| t.count.saturating_sub(t.fixed))
+            .iter()
+            .filter(|(c, _)| c.is_drift())
+            .map(|(_, t)| t.count.saturating_sub(t.fixed))
             .sum()
     }
 }
@@ -322,6 +424,9 @@ pub struct PlanOptions {
     pub list_page: u32,
     /// Rows per database page.
     pub row_page: u32,
+    /// Where an object without a row is an orphan (default: nowhere, so nothing is
+    /// deleted unless the caller says which key spaces its tables cover).
+    pub key_spaces: KeySpaces,
 }
 
 impl PlanOptions {
@@ -337,6 +442,7 @@ impl PlanOptions {
             deep: false,
             list_page: 1000,
             row_page: 1000,
+            key_spaces: KeySpaces::default(),
         }
     }
 }
@@ -366,6 +472,11 @@ pub struct Planner<'a> {
     rows_after: Option<ObjectKey>,
     rows_done: bool,
     last_read: Option<String>,
+    media: Option<&'a dyn MediaStore>,
+    media_read: VecDeque<Media>,
+    media_after: Option<ObjectKey>,
+    media_done: bool,
+    last_media: Option<String>,
     progress: Progress,
 }
 
@@ -412,11 +523,24 @@ impl<'a> Planner<'a> {
             listing_done: false,
             last_listed: None,
             read: VecDeque::new(),
+            media_after: rows_after.clone(),
             rows_after,
             rows_done: false,
             last_read: None,
+            media: None,
+            media_read: VecDeque::new(),
+            media_done: true,
+            last_media: None,
             progress: Progress::default(),
         }
+    }
+
+    /// Also merges the media table's rows (presign-only uploads) as owners of keys.
+    #[must_use]
+    pub fn with_media(mut self, media: &'a dyn MediaStore) -> Self {
+        self.media = Some(media);
+        self.media_done = false;
+        self
     }
 
     #[must_use]
@@ -437,27 +561,41 @@ impl<'a> Planner<'a> {
         loop {
             self.fill_listing().await?;
             self.fill_rows().await?;
-            let order = match (self.listed.front(), self.read.front()) {
-                (None, None) => return Ok(None),
-                (Some(_), None) => std::cmp::Ordering::Less,
-                (None, Some(_)) => std::cmp::Ordering::Greater,
-                (Some(o), Some(r)) => o.key.as_str().cmp(r.key.as_str()),
+            self.fill_media().await?;
+            // The smallest key at the front of the three sides; each side equal to it goes.
+            let Some(min) = [
+                self.listed.front().map(|o| o.key.as_str()),
+                self.read.front().map(|r| r.key.as_str()),
+                self.media_read.front().map(|m| m.key.as_str()),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(str::to_owned) else {
+                return Ok(None);
             };
-            let (object, row) = match order {
-                std::cmp::Ordering::Less => (self.listed.pop_front(), None),
-                std::cmp::Ordering::Greater => (None, self.read.pop_front()),
-                std::cmp::Ordering::Equal => (self.listed.pop_front(), self.read.pop_front()),
-            };
+            let object = pop_if(&mut self.listed, |o| o.key == min);
+            let row = pop_if(&mut self.read, |r| r.key.as_str() == min);
+            let media = pop_if(&mut self.media_read, |m| m.key.as_str() == min);
             if let Some(o) = &object {
                 self.progress.objects += 1;
                 self.progress.object_bytes += o.size;
-                self.progress.last_key = Some(o.key.clone());
             }
-            if let Some(r) = &row {
-                self.progress.rows += 1;
-                self.progress.last_key = Some(r.key.as_str().to_owned());
-            }
-            if let Some(f) = self.classify(object, row).await? {
+            self.progress.rows += u64::from(row.is_some()) + u64::from(media.is_some());
+            self.progress.last_key = Some(min);
+            let found = match (row, media) {
+                (None, Some(m)) => self.classify_media(object, m).await?,
+                (None, None) => object.map(|o| {
+                    if self.opts.key_spaces.covers(&o.key) {
+                        Finding::Orphan(o)
+                    } else {
+                        Finding::Uncovered(o)
+                    }
+                }),
+                // A FILES_DB row decides; a media row at the same key only owns it too.
+                (row @ Some(_), _) => self.classify(object, row).await?,
+            };
+            if let Some(f) = found {
                 return Ok(Some(f));
             }
         }
@@ -539,6 +677,102 @@ impl<'a> Planner<'a> {
                 }
             }
         }
+    }
+
+    async fn classify_media(
+        &mut self,
+        object: Option<ObjectSummary>,
+        row: Media,
+    ) -> Result<Option<Finding>, Error> {
+        match (row.status, object) {
+            (MediaStatus::Pending, Some(object)) => Ok(Some(Finding::MediaArrived { row, object })),
+            (MediaStatus::Pending, None) => {
+                if media_is_stale(&row, self.opts.now) {
+                    Ok(Some(Finding::MediaStale(row)))
+                } else {
+                    self.progress.in_flight += 1;
+                    Ok(None)
+                }
+            }
+            (MediaStatus::Confirmed, None) => Ok(Some(Finding::MediaMissing(row))),
+            (MediaStatus::Confirmed, Some(object)) => {
+                // Rows confirmed by the migration have no size or etag yet: compare what
+                // is known.
+                let mut fields = Vec::new();
+                if row.size.is_some_and(|s| s != object.size) {
+                    fields.push("size");
+                }
+                let mut etag = object.etag.clone();
+                let mut content_type = None;
+                if self.opts.deep {
+                    match self.objects.head(&self.opts.bucket, &row.key).await {
+                        Ok(meta) => {
+                            etag = etag.or(meta.etag);
+                            content_type = meta.content_type;
+                        }
+                        Err(Error::NotFound(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                if let (Some(a), Some(b)) = (&etag, &row.etag)
+                    && a != b
+                {
+                    fields.push("etag");
+                }
+                if let Some(ct) = content_type
+                    && !ct.eq_ignore_ascii_case(row.content_type.as_str())
+                {
+                    fields.push("content_type");
+                }
+                Ok((!fields.is_empty()).then_some(Finding::MediaMismatch {
+                    row,
+                    object,
+                    fields,
+                }))
+            }
+        }
+    }
+
+    /// Reads media pages until one row of this bucket is buffered or the table ends.
+    async fn fill_media(&mut self) -> Result<(), Error> {
+        let Some(media) = self.media else {
+            return Ok(());
+        };
+        while self.media_read.is_empty() && !self.media_done {
+            let page = media
+                .by_key(self.media_after.clone(), self.opts.row_page)
+                .await?;
+            if page.len() < self.opts.row_page as usize {
+                self.media_done = true;
+            }
+            if let Some(last) = page.last() {
+                self.media_after = Some(last.key.clone());
+            }
+            for m in page {
+                if let Some(last) = &self.last_media
+                    && m.key.as_str() <= last.as_str()
+                {
+                    return Err(Error::internal(format!(
+                        "the media rows are not in ascending byte order of keys at {:?}",
+                        m.key.as_str()
+                    )));
+                }
+                self.last_media = Some(m.key.as_str().to_owned());
+                // Rows of another physical bucket are not this listing's business.
+                if m.bucket != self.opts.bucket {
+                    continue;
+                }
+                match self.wanted(m.key.as_str()) {
+                    Wanted::Yes => self.media_read.push_back(m),
+                    Wanted::Before => {}
+                    Wanted::Past => {
+                        self.media_done = true;
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Reads listing pages until one object is buffered or the listing ends.
@@ -630,6 +864,14 @@ impl<'a> Planner<'a> {
     }
 }
 
+fn pop_if<T>(side: &mut VecDeque<T>, f: impl FnOnce(&T) -> bool) -> Option<T> {
+    if side.front().is_some_and(f) {
+        side.pop_front()
+    } else {
+        None
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wanted {
     Before,
@@ -678,6 +920,7 @@ pub struct Applier<'a> {
     objects: &'a dyn ObjectStore,
     rows: &'a dyn ObjectRowStore,
     buckets: &'a dyn BucketStore,
+    media: Option<&'a dyn MediaStore>,
     opts: ApplyOptions,
     bucket_cache: HashMap<BucketId, Option<Bucket>>,
 }
@@ -704,9 +947,17 @@ impl<'a> Applier<'a> {
             objects,
             rows,
             buckets,
+            media: None,
             opts,
             bucket_cache: HashMap::new(),
         }
+    }
+
+    /// Also fixes media findings, and re-checks the media table before deleting an orphan.
+    #[must_use]
+    pub fn with_media(mut self, media: &'a dyn MediaStore) -> Self {
+        self.media = Some(media);
+        self
     }
 
     /// Fixes one finding. Idempotent.
@@ -721,7 +972,104 @@ impl<'a> Applier<'a> {
             Finding::StalePending(row) => self.stale(row).await,
             Finding::Arrived { row, .. } => self.arrived(row).await,
             Finding::Mismatch { row, .. } => self.mismatch(row).await,
+            Finding::Uncovered(_) => Ok(Applied::Skipped("no table covers this key space")),
+            Finding::MediaMissing(m) => self.media_missing(m).await,
+            Finding::MediaStale(m) => self.media_stale(m).await,
+            Finding::MediaArrived { row, .. } => self.media_arrived(row).await,
+            Finding::MediaMismatch { row, .. } => self.media_mismatch(row).await,
         }
+    }
+
+    fn media_store(&self) -> Result<&'a dyn MediaStore, Error> {
+        self.media
+            .ok_or_else(|| Error::internal("a media finding without the media table"))
+    }
+
+    /// The media row now, when it is still as the plan saw it.
+    async fn media_again(&self, row: &Media) -> Result<Result<Media, Applied>, Error> {
+        Ok(match self.media_store()?.find(&row.id).await? {
+            None => Err(Applied::Fixed(Fix::AlreadyResolved)),
+            Some(now)
+                if now.status != row.status || now.size != row.size || now.etag != row.etag =>
+            {
+                Err(Applied::Skipped(SKIP_ROW_CHANGED))
+            }
+            Some(now) => Ok(now),
+        })
+    }
+
+    async fn media_missing(&self, row: &Media) -> Result<Applied, Error> {
+        let now = match self.media_again(row).await? {
+            Ok(now) => now,
+            Err(done) => return Ok(done),
+        };
+        if self.head(&now.key).await?.is_some() {
+            return Ok(Applied::Skipped("the object is in storage now"));
+        }
+        self.media_store()?.delete(&now.id).await?;
+        Ok(Applied::Fixed(Fix::RemovedRow))
+    }
+
+    async fn media_stale(&self, row: &Media) -> Result<Applied, Error> {
+        let now = match self.media_again(row).await? {
+            Ok(now) => now,
+            Err(done) => return Ok(done),
+        };
+        if !media_is_stale(&now, self.opts.now) {
+            return Ok(Applied::Skipped("not stale"));
+        }
+        if self.head(&now.key).await?.is_some() {
+            return self.media_arrived(&now).await;
+        }
+        self.media_store()?.delete(&now.id).await?;
+        Ok(Applied::Fixed(Fix::PurgedPending))
+    }
+
+    /// As `MediaService::confirm`: keep within the rules, else delete object then row.
+    async fn media_arrived(&self, row: &Media) -> Result<Applied, Error> {
+        let media = self.media_store()?;
+        let Some(now) = media.find(&row.id).await? else {
+            return Ok(Applied::Fixed(Fix::AlreadyResolved));
+        };
+        if now.status == MediaStatus::Confirmed {
+            return Ok(Applied::Fixed(Fix::AlreadyResolved));
+        }
+        let Some(meta) = self.head(&now.key).await? else {
+            return Ok(Applied::Skipped("the object is gone from storage"));
+        };
+        match check_arrival(&now, &meta, self.opts.max_file_size) {
+            Ok(c) => {
+                media.confirm(&now.id, &c).await?;
+                Ok(Applied::Fixed(Fix::Confirmed))
+            }
+            Err(_) => {
+                self.objects.delete(&self.opts.bucket, &now.key).await?;
+                media.delete(&now.id).await?;
+                Ok(Applied::Fixed(Fix::Rejected))
+            }
+        }
+    }
+
+    async fn media_mismatch(&self, row: &Media) -> Result<Applied, Error> {
+        let now = match self.media_again(row).await? {
+            Ok(now) => now,
+            Err(done) => return Ok(done),
+        };
+        let Some(meta) = self.head(&now.key).await? else {
+            return Ok(Applied::Skipped("the object is gone from storage"));
+        };
+        let content_type = meta
+            .content_type
+            .as_deref()
+            .and_then(|c| ContentType::parse(c).ok())
+            .unwrap_or_else(|| now.content_type.clone());
+        let confirmation = MediaConfirmation {
+            size: meta.size,
+            etag: meta.etag,
+            content_type,
+        };
+        self.media_store()?.confirm(&now.id, &confirmation).await?;
+        Ok(Applied::Fixed(Fix::Refreshed))
     }
 
     async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectMeta>, Error> {
@@ -748,6 +1096,11 @@ impl<'a> Applier<'a> {
         }
         if self.rows.find_object_by_key(&key).await?.is_some() {
             return Ok(Applied::Skipped("a row for it appeared"));
+        }
+        if let Some(media) = self.media
+            && media.find_by_key(&key).await?.is_some()
+        {
+            return Ok(Applied::Skipped("a media row for it appeared"));
         }
         let Some(meta) = self.head(&key).await? else {
             return Ok(Applied::Fixed(Fix::AlreadyResolved));
@@ -984,6 +1337,7 @@ pub struct PurgeReport {
 pub async fn purge(
     objects: &dyn ObjectStore,
     rows: &dyn ObjectRowStore,
+    media: Option<&dyn MediaStore>,
     opts: &PurgeOptions,
     on_batch: &mut (dyn FnMut(&PurgeReport) + Send),
 ) -> Result<PurgeReport, Error> {
@@ -1033,7 +1387,57 @@ pub async fn purge(
         }
         on_batch(&report);
         if done {
-            return Ok(report);
+            break;
+        }
+    }
+    if let Some(media) = media {
+        purge_media(objects, media, opts, &mut report, on_batch).await?;
+    }
+    Ok(report)
+}
+
+/// The media half of [`purge`]: pending rows past their URL's expiry plus the margin.
+async fn purge_media(
+    objects: &dyn ObjectStore,
+    media: &dyn MediaStore,
+    opts: &PurgeOptions,
+    report: &mut PurgeReport,
+    on_batch: &mut (dyn FnMut(&PurgeReport) + Send),
+) -> Result<(), Error> {
+    let batch = opts.batch.max(1);
+    let mut after: Option<ObjectKey> = None;
+    loop {
+        let page = media.by_key(after.clone(), batch).await?;
+        let done = page.len() < batch as usize;
+        after = page.last().map(|m| m.key.clone()).or(after);
+        report.batches += 1;
+        for row in page {
+            report.scanned_rows += 1;
+            if !media_is_stale(&row, opts.now) {
+                continue;
+            }
+            let tally = &mut report.stale_pending;
+            tally.count += 1;
+            tally.bytes += row.declared_size.unwrap_or(0);
+            if tally.examples.len() < EXAMPLES_PER_CATEGORY {
+                tally.examples.push(row.key.as_str().to_owned());
+            }
+            if opts.dry_run {
+                continue;
+            }
+            // Re-read: still the pending row we saw (a confirm may have won meanwhile).
+            match media.find(&row.id).await? {
+                Some(now) if now.status == MediaStatus::Pending => {}
+                _ => continue,
+            }
+            objects.delete(&row.bucket, &row.key).await?;
+            media.delete(&row.id).await?;
+            tally.fixed += 1;
+            report.purged += 1;
+        }
+        on_batch(report);
+        if done {
+            return Ok(());
         }
     }
 }
@@ -1061,23 +1465,63 @@ impl Usage {
     }
 }
 
+impl Usage {
+    fn add_media(&mut self, m: &Media) {
+        match m.status {
+            MediaStatus::Confirmed => {
+                self.objects += 1;
+                self.bytes += m.size.or(m.declared_size).unwrap_or(0);
+            }
+            MediaStatus::Pending => self.pending += 1,
+        }
+    }
+}
+
 /// [`stats`]' result.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Stats {
+    /// FILES_DB and the media table together.
     pub total: Usage,
+    /// The media table (presign-only uploads); confirmed rows whose size was never
+    /// recorded count their declared size, or 0.
+    pub media: Usage,
     /// By bucket id.
     pub by_bucket: BTreeMap<String, Usage>,
     /// By organization id; rows uploaded without one are under `""`.
     pub by_organization: BTreeMap<String, Usage>,
 }
 
-/// Scans every row in pages of `page` (memory: one entry per bucket and organization).
+/// Scans every row of both tables in pages of `page` (memory: one entry per bucket and
+/// organization).
 ///
 /// # Errors
 /// Port errors.
-pub async fn stats(rows: &dyn ObjectRowStore, page: u32) -> Result<Stats, Error> {
+pub async fn stats(
+    rows: &dyn ObjectRowStore,
+    media: Option<&dyn MediaStore>,
+    page: u32,
+) -> Result<Stats, Error> {
     let page = page.max(1);
     let mut out = Stats::default();
+    if let Some(media) = media {
+        let mut after: Option<ObjectKey> = None;
+        loop {
+            let batch = media.by_key(after.clone(), page).await?;
+            let done = batch.len() < page as usize;
+            after = batch.last().map(|m| m.key.clone()).or(after);
+            for m in &batch {
+                out.total.add_media(m);
+                out.media.add_media(m);
+                out.by_organization
+                    .entry(m.organization_id.clone())
+                    .or_default()
+                    .add_media(m);
+            }
+            if done {
+                break;
+            }
+        }
+    }
     let mut after: Option<ObjectKey> = None;
     loop {
         let batch = rows.objects_by_key(after.clone(), page).await?;
@@ -1206,6 +1650,7 @@ mod tests {
         PlanOptions {
             list_page,
             row_page,
+            key_spaces: KeySpaces::everything(),
             ..PlanOptions::new(bucket(), NOW)
         }
     }
@@ -1284,6 +1729,235 @@ mod tests {
         assert_eq!(report.differences(), 5);
         assert_eq!(report.categories[&Category::Orphan].bytes, 5);
         assert_eq!(report.categories[&Category::Missing].bytes, 4);
+    }
+
+    fn media_row(key: &str, status: MediaStatus, expires: Option<OffsetDateTime>) -> Media {
+        Media {
+            id: crate::domain::MediaId::generate(),
+            bucket: bucket(),
+            key: ObjectKey::parse(key).unwrap(),
+            organization_id: "org".into(),
+            uploader_id: "u".into(),
+            filename: "f.txt".into(),
+            content_type: ContentType::parse("text/plain").unwrap(),
+            declared_size: None,
+            created_at: NOW - Duration::from_secs(30 * 86_400),
+            status,
+            size: (status == MediaStatus::Confirmed).then_some(5),
+            etag: None,
+            upload_expires_at: expires,
+        }
+    }
+
+    fn media_table(mut rows: Vec<Media>) -> crate::ports::MockMediaStore {
+        rows.sort_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
+        let mut m = crate::ports::MockMediaStore::new();
+        m.expect_by_key().returning(move |after, limit| {
+            Ok(rows
+                .iter()
+                .filter(|r| after.as_ref().is_none_or(|a| r.key.as_str() > a.as_str()))
+                .take(limit as usize)
+                .cloned()
+                .collect())
+        });
+        m
+    }
+
+    #[tokio::test]
+    async fn media_rows_own_their_keys_and_uncovered_keys_are_not_orphans() {
+        let store = listing(
+            vec![
+                obj("org/o1/a-kept.txt", 5),
+                obj("org/o1/b-arrived.txt", 5),
+                obj("org/o1/stray.txt", 5),
+                obj("o/b/orphan", 5),
+                obj("backups/db.dump", 9),
+                obj("top-level.txt", 1),
+            ],
+            0,
+        );
+        let db = table(vec![]);
+        let hour = Duration::from_secs(3600);
+        let media = media_table(vec![
+            media_row("org/o1/a-kept.txt", MediaStatus::Confirmed, None),
+            media_row("org/o1/b-arrived.txt", MediaStatus::Pending, Some(NOW)),
+            media_row("org/o1/c-gone.txt", MediaStatus::Confirmed, None),
+            // URL expired two hours ago: past the one-hour grace.
+            media_row(
+                "org/o1/d-stale.txt",
+                MediaStatus::Pending,
+                Some(NOW - 2 * hour),
+            ),
+            // Expired half an hour ago: still within the grace.
+            media_row(
+                "org/o1/e-young.txt",
+                MediaStatus::Pending,
+                Some(NOW - hour / 2),
+            ),
+            // Signed before expiries were recorded, 30 days ago: created + 7 days passed.
+            media_row("org/o1/f-legacy.txt", MediaStatus::Pending, None),
+        ]);
+        let spaces = KeySpaces {
+            all: false,
+            media: true,
+            buckets: BTreeSet::from(["b".to_owned()]),
+        };
+        for (lp, rp) in [(1, 1), (2, 3), (1000, 1000)] {
+            let o = PlanOptions {
+                key_spaces: spaces.clone(),
+                ..opts(lp, rp)
+            };
+            let got: Vec<(String, Category)> = Planner::new(&store, &db, o)
+                .with_media(&media)
+                .collect()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|f| (f.key().to_owned(), f.category()))
+                .collect();
+            assert_eq!(
+                got,
+                vec![
+                    cat("backups/db.dump", Category::Uncovered),
+                    cat("o/b/orphan", Category::Orphan),
+                    cat("org/o1/b-arrived.txt", Category::Arrived),
+                    cat("org/o1/c-gone.txt", Category::Missing),
+                    cat("org/o1/d-stale.txt", Category::StalePending),
+                    cat("org/o1/f-legacy.txt", Category::StalePending),
+                    cat("org/o1/stray.txt", Category::Orphan),
+                    cat("top-level.txt", Category::Uncovered),
+                ],
+                "pages {lp}/{rp}"
+            );
+        }
+        // Without the media table, its key space is not covered either.
+        let o = PlanOptions {
+            key_spaces: KeySpaces {
+                media: false,
+                ..spaces
+            },
+            ..opts(10, 10)
+        };
+        let got = plan(&store, &db, o).await;
+        assert!(
+            got.contains(&cat("org/o1/a-kept.txt", Category::Uncovered)),
+            "{got:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn uncovered_objects_are_reported_but_not_drift_nor_deleted() {
+        let o = PlanOptions::new(bucket(), NOW);
+        let mut report = ReconcileReport::new(&o, true);
+        let f = Finding::Uncovered(obj("backups/x", 3));
+        report.record(&f);
+        assert_eq!(report.differences(), 0);
+        assert_eq!(report.remaining(), 0);
+        let store = MockObjectStore::new();
+        let db = MockObjectRowStore::new();
+        let buckets = MockBucketStore::new();
+        let mut a = Applier::new(&store, &db, &buckets, apply_opts(true));
+        assert!(matches!(a.apply(&f).await.unwrap(), Applied::Skipped(_)));
+    }
+
+    #[tokio::test]
+    async fn an_orphan_that_a_media_row_now_owns_is_kept() {
+        let store = MockObjectStore::new();
+        let mut db = MockObjectRowStore::new();
+        db.expect_find_object_by_key().returning(|_| Ok(None));
+        let mut media = crate::ports::MockMediaStore::new();
+        media
+            .expect_find_by_key()
+            .times(1)
+            .returning(|k| Ok(Some(media_row(k.as_str(), MediaStatus::Pending, Some(NOW)))));
+        let buckets = MockBucketStore::new();
+        let mut a = Applier::new(&store, &db, &buckets, apply_opts(true)).with_media(&media);
+        assert_eq!(
+            a.apply(&Finding::Orphan(obj("org/o1/x", 1))).await.unwrap(),
+            Applied::Skipped("a media row for it appeared")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_arrived_media_object_over_the_limit_is_rejected_like_confirm() {
+        let r = media_row("org/o1/big", MediaStatus::Pending, Some(NOW));
+        let mut store = MockObjectStore::new();
+        store.expect_head().returning(|_, _| {
+            Ok(ObjectMeta {
+                size: 2 * 1024 * 1024,
+                etag: Some("e".into()),
+                content_type: Some("text/plain".into()),
+                last_modified: None,
+            })
+        });
+        let mut seq = mockall::Sequence::new();
+        store
+            .expect_delete()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _| Ok(()));
+        let mut media = crate::ports::MockMediaStore::new();
+        let again = r.clone();
+        media
+            .expect_find()
+            .returning(move |_| Ok(Some(again.clone())));
+        media.expect_confirm().never();
+        media
+            .expect_delete()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok(()));
+        let db = MockObjectRowStore::new();
+        let buckets = MockBucketStore::new();
+        let mut a = Applier::new(&store, &db, &buckets, apply_opts(false)).with_media(&media);
+        let object = obj("org/o1/big", 2 * 1024 * 1024);
+        assert_eq!(
+            a.apply(&Finding::MediaArrived { row: r, object })
+                .await
+                .unwrap(),
+            Applied::Fixed(Fix::Rejected)
+        );
+    }
+
+    #[tokio::test]
+    async fn purge_removes_stale_media_rows_with_their_objects() {
+        let hour = Duration::from_secs(3600);
+        let stale = media_row("org/o1/stale", MediaStatus::Pending, Some(NOW - 2 * hour));
+        let young = media_row("org/o1/young", MediaStatus::Pending, Some(NOW));
+        let kept = media_row("org/o1/kept", MediaStatus::Confirmed, None);
+        let mut media = media_table(vec![stale.clone(), young, kept]);
+        let again = stale.clone();
+        media
+            .expect_find()
+            .times(1)
+            .returning(move |_| Ok(Some(again.clone())));
+        let id = stale.id.clone();
+        media
+            .expect_delete()
+            .withf(move |i| *i == id)
+            .times(1)
+            .returning(|_| Ok(()));
+        let mut store = MockObjectStore::new();
+        store
+            .expect_delete()
+            .withf(|_, k| k.as_str() == "org/o1/stale")
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let db = table(vec![]);
+        let opts = PurgeOptions {
+            bucket: bucket(),
+            now: NOW,
+            stale_after: default_stale_after(),
+            deleted_grace: SOFT_DELETE_GRACE,
+            batch: 2,
+            dry_run: false,
+        };
+        let report = purge(&store, &db, Some(&media), &opts, &mut |_| {})
+            .await
+            .unwrap();
+        assert_eq!(report.stale_pending.count, 1);
+        assert_eq!(report.purged, 1);
+        assert_eq!(report.scanned_rows, 3);
     }
 
     /// Byte order, not "text" order: 'Z' < 'a' < '~' < 'é' (0xC3…) < '€' (0xE2…), and '/'

@@ -11,10 +11,13 @@ use filegate_core::domain::{
     RoleHierarchy,
 };
 use filegate_core::media::{MediaPolicy, MediaService, RequestInfo, SignDownload, SignUpload};
-use filegate_core::ports::{Clock, Media, MediaStore, PresignRequest, PresignedUrl, UrlSigner};
+use filegate_core::ports::{
+    Clock, Media, MediaStatus, MediaStore, PresignRequest, PresignedUrl, UrlSigner,
+};
 use filegate_core::storage::Storage;
 use filegate_testkit::audit::InMemoryAuditLog;
 use filegate_testkit::media_store::InMemoryMediaStore;
+use filegate_testkit::object_store::InMemoryObjectStore;
 use futures::executor::block_on;
 use proptest::prelude::*;
 use std::sync::Arc;
@@ -279,6 +282,10 @@ fn seeded(org: Org) -> Media {
         content_type: ContentType::parse("text/plain").expect("content type"),
         declared_size: None,
         created_at: datetime!(2026-01-01 0:00 UTC),
+        status: MediaStatus::Confirmed,
+        size: Some(1),
+        etag: None,
+        upload_expires_at: None,
     }
 }
 
@@ -325,8 +332,15 @@ fn run(case: &Case) -> Result<(), String> {
         clock.clone(),
         BucketName::parse("matrix").expect("bucket"),
     );
-    let svc =
-        MediaService::new(storage, store.clone(), audit.clone(), clock, policy).expect("service");
+    let svc = MediaService::new(
+        storage,
+        Arc::new(InMemoryObjectStore::new()),
+        store.clone(),
+        audit.clone(),
+        clock,
+        policy,
+    )
+    .expect("service");
     let who = principal(&case.caller);
     let caller = who.as_ref();
     let request = RequestInfo::new("POST", "/matrix").with_ip("192.0.2.1");
@@ -383,7 +397,7 @@ fn run(case: &Case) -> Result<(), String> {
         }
         Op::List => {
             let limit = Some(if valid { 10 } else { 0 });
-            block_on(svc.list(caller, &request, limit, None)).map(|page| {
+            block_on(svc.list(caller, &request, limit, None, None)).map(|page| {
                 let org = caller.and_then(|p| p.active_org_id.clone());
                 if page.items.len() != 1
                     || page

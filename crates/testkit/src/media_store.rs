@@ -3,7 +3,10 @@
 use async_trait::async_trait;
 use filegate_core::Error;
 use filegate_core::domain::{BucketName, ContentType, MediaId, ObjectKey};
-use filegate_core::ports::{Media, MediaCursor, MediaPage, MediaStore};
+use filegate_core::error::Resource;
+use filegate_core::ports::{
+    Media, MediaConfirmation, MediaCursor, MediaPage, MediaStatus, MediaStore,
+};
 use std::sync::{Mutex, MutexGuard};
 use time::OffsetDateTime;
 
@@ -52,9 +55,14 @@ impl MediaStore for InMemoryMediaStore {
         Ok(self.lock().iter().find(|r| &r.id == id).cloned())
     }
 
+    async fn find_by_key(&self, key: &ObjectKey) -> Result<Option<Media>, Error> {
+        Ok(self.lock().iter().find(|r| &r.key == key).cloned())
+    }
+
     async fn list(
         &self,
         organization_id: &str,
+        status: Option<MediaStatus>,
         limit: u32,
         after: Option<MediaCursor>,
     ) -> Result<MediaPage, Error> {
@@ -65,6 +73,7 @@ impl MediaStore for InMemoryMediaStore {
             .lock()
             .iter()
             .filter(|r| r.organization_id == organization_id)
+            .filter(|r| status.is_none_or(|s| r.status == s))
             .filter(|r| after.as_ref().is_none_or(|c| is_after(r, c)))
             .cloned()
             .collect();
@@ -81,6 +90,43 @@ impl MediaStore for InMemoryMediaStore {
             None
         };
         Ok(MediaPage { items: rows, next })
+    }
+
+    async fn confirm(
+        &self,
+        id: &MediaId,
+        confirmation: &MediaConfirmation,
+    ) -> Result<Media, Error> {
+        if i64::try_from(confirmation.size).is_err() {
+            return Err(Error::invalid("size", "is too large to store"));
+        }
+        let mut rows = self.lock();
+        let row = rows
+            .iter_mut()
+            .find(|r| &r.id == id)
+            .ok_or(Error::NotFound(Resource::Media))?;
+        row.status = MediaStatus::Confirmed;
+        row.size = Some(confirmation.size);
+        row.etag.clone_from(&confirmation.etag);
+        row.content_type = confirmation.content_type.clone();
+        Ok(row.clone())
+    }
+
+    async fn delete(&self, id: &MediaId) -> Result<(), Error> {
+        self.lock().retain(|r| &r.id != id);
+        Ok(())
+    }
+
+    async fn by_key(&self, after: Option<ObjectKey>, limit: u32) -> Result<Vec<Media>, Error> {
+        let mut rows: Vec<Media> = self
+            .lock()
+            .iter()
+            .filter(|r| after.as_ref().is_none_or(|a| r.key.as_str() > a.as_str()))
+            .cloned()
+            .collect();
+        rows.sort_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
+        rows.truncate(limit as usize);
+        Ok(rows)
     }
 }
 
@@ -124,6 +170,10 @@ fn media(id: MediaId, org: &str, created_at: OffsetDateTime) -> Media {
             .expect("contract: valid content type"),
         declared_size: Some(1),
         created_at,
+        status: MediaStatus::Pending,
+        size: None,
+        etag: None,
+        upload_expires_at: Some(created_at + time::Duration::minutes(10)),
     }
 }
 
@@ -147,7 +197,7 @@ async fn must_list(
     after: Option<MediaCursor>,
 ) -> MediaPage {
     store
-        .list(org, limit, after.clone())
+        .list(org, None, limit, after.clone())
         .await
         .unwrap_or_else(|e| panic!("contract: list({org}, {limit}, {after:?}) failed: {e:?}"))
 }
@@ -165,6 +215,8 @@ pub async fn media_store_contract(store: &dyn MediaStore) {
     round_trip_and_find(store, &ids).await;
     conflicts(store, &ids).await;
     listing(store, &ids).await;
+    lifecycle(store, &ids).await;
+    key_order(store, &ids).await;
 }
 
 async fn round_trip_and_find(store: &dyn MediaStore, ids: &Ids) {
@@ -175,8 +227,12 @@ async fn round_trip_and_find(store: &dyn MediaStore, ids: &Ids) {
     full.content_type =
         ContentType::parse("text/plain; charset=utf-8").expect("contract: valid content type");
     full.declared_size = Some(i64::MAX.unsigned_abs());
+    full.status = MediaStatus::Confirmed;
+    full.size = Some(i64::MAX.unsigned_abs());
+    full.etag = Some("\"0123abcd\"".to_owned());
     let mut bare = media(ids.id(2), &org, at(1));
     bare.declared_size = None;
+    bare.upload_expires_at = None;
 
     for m in [&full, &bare] {
         must_insert(store, m, "a new row").await;
@@ -346,6 +402,143 @@ async fn listing(store: &dyn MediaStore, ids: &Ids) {
         empty.items.is_empty() && empty.next.is_none(),
         "contract: listing an organization without rows must be empty with no next, got {empty:?}"
     );
+}
+
+async fn lifecycle(store: &dyn MediaStore, ids: &Ids) {
+    let org = ids.org("life");
+    let base: i128 = 1_700_000_000_000_000_000;
+    let pending = media(ids.id(30), &org, at(base));
+    let mut confirmed = media(ids.id(31), &org, at(base + 1));
+    confirmed.status = MediaStatus::Confirmed;
+    confirmed.size = Some(7);
+    must_insert(store, &pending, "a pending row").await;
+    must_insert(store, &confirmed, "a confirmed row").await;
+
+    let org_ref = org.as_str();
+    let by_status = |status: Option<MediaStatus>| async move {
+        store
+            .list(org_ref, status, 10, None)
+            .await
+            .unwrap_or_else(|e| panic!("contract: list by {status:?} failed: {e:?}"))
+    };
+    assert_eq!(
+        ids_of(&by_status(Some(MediaStatus::Pending)).await.items),
+        ids_of(std::slice::from_ref(&pending)),
+        "contract: list with a status must return only rows of that status"
+    );
+    assert_eq!(
+        ids_of(&by_status(Some(MediaStatus::Confirmed)).await.items),
+        ids_of(std::slice::from_ref(&confirmed)),
+        "contract: list with a status must return only rows of that status"
+    );
+    assert_eq!(
+        by_status(None).await.items.len(),
+        2,
+        "contract: list without a status must return every row"
+    );
+
+    assert_eq!(
+        store
+            .find_by_key(&pending.key)
+            .await
+            .ok()
+            .flatten()
+            .as_ref(),
+        Some(&pending),
+        "contract: find_by_key must return the row holding the key"
+    );
+    let unknown = ObjectKey::parse(format!("{org}/nobody")).expect("contract: valid key");
+    assert!(
+        matches!(store.find_by_key(&unknown).await, Ok(None)),
+        "contract: find_by_key of an unknown key must be Ok(None)"
+    );
+
+    let confirmation = MediaConfirmation {
+        size: 5,
+        etag: Some("\"e\"".to_owned()),
+        content_type: ContentType::parse("text/plain").expect("contract: valid content type"),
+    };
+    let got = store
+        .confirm(&pending.id, &confirmation)
+        .await
+        .unwrap_or_else(|e| panic!("contract: confirm failed: {e:?}"));
+    let mut want = pending.clone();
+    want.status = MediaStatus::Confirmed;
+    want.size = Some(5);
+    want.etag.clone_from(&confirmation.etag);
+    want.content_type = confirmation.content_type.clone();
+    assert_eq!(got, want, "contract: confirm must return the updated row");
+    assert_eq!(
+        must_find(store, &pending.id).await.as_ref(),
+        Some(&want),
+        "contract: confirm must write status, size, etag and content type, nothing else"
+    );
+    let err = store.confirm(&ids.id(0xbeef), &confirmation).await;
+    assert!(
+        matches!(err, Err(Error::NotFound(Resource::Media))),
+        "contract: confirming an unknown id must be Err(NotFound(Media)), got {err:?}"
+    );
+    let huge = MediaConfirmation {
+        size: u64::MAX,
+        ..confirmation
+    };
+    let err = store.confirm(&confirmed.id, &huge).await;
+    assert!(
+        matches!(err, Err(Error::Validation(_))),
+        "contract: a size beyond i64 must be Err(Validation), got {err:?}"
+    );
+    assert_eq!(
+        must_find(store, &confirmed.id).await.as_ref(),
+        Some(&confirmed),
+        "contract: a refused confirm must leave the row unchanged"
+    );
+
+    for _ in 0..2 {
+        store
+            .delete(&confirmed.id)
+            .await
+            .unwrap_or_else(|e| panic!("contract: delete must be idempotent: {e:?}"));
+    }
+    assert_eq!(
+        must_find(store, &confirmed.id).await,
+        None,
+        "contract: a deleted row is gone"
+    );
+}
+
+async fn key_order(store: &dyn MediaStore, ids: &Ids) {
+    let org = ids.org("keys");
+    // Byte order, not text order: 'Z' < 'a' < 'é' < '€' < '𝄞'.
+    let names = ["𝄞", "a", "é", "Z", "€"];
+    for (n, name) in (40..).zip(names) {
+        let mut m = media(ids.id(n), &org, at(1_700_000_000_000_000_000));
+        m.key = ObjectKey::parse(format!("{org}/{name}")).expect("contract: valid key");
+        must_insert(store, &m, "a row for the key order").await;
+    }
+    let mut seen = Vec::new();
+    let mut after: Option<ObjectKey> = None;
+    for _ in 0..10_000 {
+        let page = store
+            .by_key(after.clone(), 2)
+            .await
+            .unwrap_or_else(|e| panic!("contract: by_key failed: {e:?}"));
+        assert!(page.len() <= 2, "contract: by_key must honour limit");
+        let Some(last) = page.last() else { break };
+        after = Some(last.key.clone());
+        seen.extend(page.iter().map(|m| m.key.as_str().to_owned()));
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(
+        seen, sorted,
+        "contract: by_key must page through every row once, in byte order of keys"
+    );
+    let ours: Vec<&str> = seen
+        .iter()
+        .filter_map(|k| k.strip_prefix(&format!("{org}/")))
+        .collect();
+    assert_eq!(ours, ["Z", "a", "é", "€", "𝄞"], "contract: by_key order");
 }
 
 #[cfg(test)]

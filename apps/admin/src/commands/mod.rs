@@ -19,7 +19,7 @@ use filegate_core::storage::Storage;
 use filegate_r2::SigV4Signer;
 use filegate_server::config::Config;
 use filegate_server::storage_setup::{OpenedStorage, open_storage};
-use filegate_sqlite::SqliteFilesDb;
+use filegate_sqlite::{SqliteFilesDb, SqliteMediaStore};
 
 /// Exit code: success, and nothing left to fix.
 pub const EXIT_OK: u8 = 0;
@@ -84,6 +84,23 @@ pub async fn open_files_db(config: &Config) -> anyhow::Result<SqliteFilesDb> {
         .await
         .map_err(|e| anyhow::anyhow!(describe(&e)))
         .with_context(|| format!("opening FILES_DB {}", path.display()))
+}
+
+/// The media table (presign-only uploads) of `config`, when its database exists; never
+/// creates one. Opening applies the binary's pending migrations, as the server does.
+///
+/// # Errors
+/// An unopenable database.
+pub async fn open_media_db(config: &Config) -> anyhow::Result<Option<SqliteMediaStore>> {
+    let path = config.data_dir.join(migrate::MEDIA_DB_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    SqliteMediaStore::open(&path)
+        .await
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!(describe(&e)))
+        .with_context(|| format!("opening the media database {}", path.display()))
 }
 
 /// The object store as the server opens it; in embedded mode our own endpoint on a free

@@ -1,5 +1,5 @@
-//! `purge`: removes soft-deleted objects and stale pending uploads (object, then row), in
-//! batches.
+//! `purge`: removes soft-deleted objects and stale pending uploads of FILES_DB and of the
+//! media table (object, then row), in batches.
 
 use std::io::IsTerminal as _;
 use std::time::{Duration, Instant};
@@ -10,7 +10,7 @@ use filegate_core::reconcile::{
 };
 use time::OffsetDateTime;
 
-use super::{ConfigOpts, EXIT_OK, close_storage, confirm, describe, open_files_db};
+use super::{ConfigOpts, EXIT_OK, close_storage, confirm, describe, open_files_db, open_media_db};
 
 #[derive(Debug, clap::Args)]
 pub struct Opts {
@@ -33,12 +33,13 @@ pub struct Opts {
 pub async fn run(opts: Opts) -> anyhow::Result<u8> {
     let config = opts.config.load()?;
     let db = open_files_db(&config).await?;
+    let media = open_media_db(&config).await?;
     // Pending rows are abandoned once no URL the server signed for them can still run.
     let stale_after = stale_pending_after(config.upload_expiry);
     if !opts.dry_run
         && !confirm(
             &format!(
-                "delete soft-deleted objects and pending uploads older than {} from bucket {} and FILES_DB?",
+                "delete soft-deleted objects, managed pending uploads older than {} and presign-only uploads whose URL expired over an hour ago, from bucket {} and the databases?",
                 humantime::format_duration(stale_after),
                 config.bucket
             ),
@@ -62,6 +63,9 @@ pub async fn run(opts: Opts) -> anyhow::Result<u8> {
     let result = purge(
         &storage.objects,
         &db,
+        media
+            .as_ref()
+            .map(|m| m as &dyn filegate_core::ports::MediaStore),
         &purge_opts,
         &mut |r: &PurgeReport| {
             if plain && (terminal || last.elapsed() >= Duration::from_secs(5)) {

@@ -1,5 +1,6 @@
-//! `reconcile`: compares the bucket listing with FILES_DB by a streaming merge (see
-//! `filegate_core::reconcile`), reports the drift by category, and with `--apply` fixes it.
+//! `reconcile`: compares the bucket listing with FILES_DB and the media table by a
+//! streaming merge (see `filegate_core::reconcile`), reports the drift by category, and
+//! with `--apply` fixes it.
 
 use std::fmt::Write as _;
 use std::io::IsTerminal as _;
@@ -7,15 +8,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use filegate_core::reconcile::{
-    Applied, Applier, ApplyOptions, Category, DEFAULT_ORPHAN_MIN_AGE, Finding, PlanOptions,
-    Planner, Progress, ReconcileReport, run as reconcile_run, stale_pending_after,
+    Applied, Applier, ApplyOptions, Category, DEFAULT_ORPHAN_MIN_AGE, Finding, KeySpaces,
+    PlanOptions, Planner, Progress, ReconcileReport, run as reconcile_run, stale_pending_after,
 };
+use filegate_sqlite::SqliteMediaStore;
 use indicatif::{ProgressBar, ProgressStyle};
 use time::OffsetDateTime;
 
 use super::{
     ConfigOpts, EXIT_DIFFERENCES, EXIT_OK, close_storage, confirm, describe, open_files_db,
-    parse_age,
+    open_media_db, parse_age,
 };
 
 #[derive(Debug, clap::Args)]
@@ -58,8 +60,9 @@ pub struct Opts {
 pub async fn run(opts: Opts) -> anyhow::Result<u8> {
     let config = opts.config.load()?;
     let db = open_files_db(&config).await?;
+    let media = open_media_db(&config).await?;
     let storage = super::storage(&config).await?;
-    let result = reconcile(&opts, &config, &storage, &db).await;
+    let result = reconcile(&opts, &config, &storage, &db, media.as_ref()).await;
     close_storage(storage).await;
     result
 }
@@ -69,10 +72,11 @@ async fn reconcile(
     config: &filegate_server::config::Config,
     storage: &filegate_server::storage_setup::OpenedStorage,
     db: &filegate_sqlite::SqliteFilesDb,
+    media: Option<&SqliteMediaStore>,
 ) -> anyhow::Result<u8> {
     if opts.apply {
         let mut what = format!(
-            "apply reconcile fixes to bucket {} and FILES_DB in {}",
+            "apply reconcile fixes to bucket {} and the databases in {}",
             config.bucket,
             config.data_dir.display()
         );
@@ -88,7 +92,19 @@ async fn reconcile(
         }
     }
     let now = OffsetDateTime::now_utc();
+    // Only where a table would own a key is a key without a row an orphan.
+    let key_spaces = KeySpaces {
+        all: false,
+        media: media.is_some(),
+        buckets: db
+            .bucket_names()
+            .await
+            .map_err(|e| anyhow::anyhow!(describe(&e)))?
+            .into_iter()
+            .collect(),
+    };
     let plan = PlanOptions {
+        key_spaces,
         prefix: opts.prefix.clone(),
         start_after: opts.start_after.clone(),
         bucket_name: opts.bucket.clone(),
@@ -100,7 +116,7 @@ async fn reconcile(
         ..PlanOptions::new(config.bucket.clone(), now)
     };
     let stale_after = plan.stale_after;
-    let planner = Planner::new(&storage.objects, db, plan);
+    let mut planner = Planner::new(&storage.objects, db, plan);
     let mut applier = Applier::new(
         &storage.objects,
         db,
@@ -114,6 +130,10 @@ async fn reconcile(
             orphan_min_age: opts.older_than,
         },
     );
+    if let Some(m) = media {
+        planner = planner.with_media(m);
+        applier = applier.with_media(m);
+    }
     let mut reporter = Reporter::new(opts.json);
     let result = reconcile_run(
         planner,
@@ -272,7 +292,7 @@ fn render(report: &ReconcileReport, delete_orphans: bool) -> String {
     let found = report.differences();
     let remaining = report.remaining();
     if found == 0 {
-        let _ = writeln!(out, "clean: storage and FILES_DB agree");
+        let _ = writeln!(out, "clean: storage and the databases agree");
     } else if !report.applied {
         let _ = writeln!(
             out,

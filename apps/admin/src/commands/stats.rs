@@ -1,11 +1,12 @@
-//! `stats`: live objects and bytes per bucket and per organization, from FILES_DB.
+//! `stats`: live objects and bytes per bucket and per organization, from FILES_DB and the
+//! media table.
 
 use filegate_core::managed::{BucketId, BucketStore as _};
 use filegate_core::reconcile::{Usage, stats};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-use super::{ConfigOpts, EXIT_OK, describe, open_files_db};
+use super::{ConfigOpts, EXIT_OK, describe, open_files_db, open_media_db};
 
 #[derive(Debug, clap::Args)]
 pub struct Opts {
@@ -28,6 +29,8 @@ struct BucketUsage {
 #[derive(Debug, Serialize)]
 struct Output {
     total: Usage,
+    /// Presign-only uploads (the media table).
+    media: Usage,
     buckets: Vec<BucketUsage>,
     organizations: BTreeMap<String, Usage>,
 }
@@ -35,9 +38,16 @@ struct Output {
 pub async fn run(opts: Opts) -> anyhow::Result<u8> {
     let config = opts.config.load()?;
     let db = open_files_db(&config).await?;
-    let s = stats(&db, 1000)
-        .await
-        .map_err(|e| anyhow::anyhow!(describe(&e)))?;
+    let media = open_media_db(&config).await?;
+    let s = stats(
+        &db,
+        media
+            .as_ref()
+            .map(|m| m as &dyn filegate_core::ports::MediaStore),
+        1000,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!(describe(&e)))?;
     let mut buckets = Vec::with_capacity(s.by_bucket.len());
     for (id, usage) in s.by_bucket {
         let found = match BucketId::parse(&id) {
@@ -56,6 +66,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<u8> {
     }
     let out = Output {
         total: s.total,
+        media: s.media,
         buckets,
         organizations: s.by_organization,
     };
@@ -66,6 +77,10 @@ pub async fn run(opts: Opts) -> anyhow::Result<u8> {
     println!(
         "total: {} objects, {} bytes, {} pending",
         out.total.objects, out.total.bytes, out.total.pending
+    );
+    println!(
+        "media (presign-only): {} objects, {} bytes, {} pending",
+        out.media.objects, out.media.bytes, out.media.pending
     );
     println!(
         "{:<34}  {:<24}  {:<16}  {:>10}  {:>14}  {:>8}",

@@ -5,9 +5,13 @@ use crate::extract::{ApiJson, ApiQuery, MaybeAuthenticated, Request};
 use crate::openapi::{ErrorEnvelope, errors};
 use crate::state::AppState;
 use axum::Json;
+use axum::body::Bytes;
+use axum::extract::FromRequest;
 use axum::extract::{Path, State};
+use filegate_core::Error;
 use filegate_core::media::{SignDownload, SignUpload};
-use filegate_core::ports::Media;
+use filegate_core::ports::{Media, MediaStatus};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
@@ -24,6 +28,7 @@ pub struct SignUploadBody {
     #[schema(example = "application/pdf")]
     content_type: String,
     /// Bytes. When given it is signed as `Content-Length`; above the configured maximum → 413.
+    /// Required when the server sets `FILEGATE_MEDIA_REQUIRE_SIZE=true`.
     #[schema(minimum = 0, example = 248000)]
     size: Option<u64>,
 }
@@ -56,7 +61,7 @@ pub struct SignUploadResponse {
     tag = "media",
     operation_id = "signUpload",
     summary = "Presign an upload",
-    description = "Records a media row and returns a presigned PUT URL. Requires an active organization and role `member` or above (configurable).",
+    description = "Records a `pending` media row and returns a presigned PUT URL. Requires an active organization and role `member` or above (configurable). After the PUT, call `confirm` (downloads confirm a pending row on first use).",
     request_body = SignUploadBody,
     responses(
         (status = 200, description = "The presigned PUT", body = SignUploadResponse),
@@ -135,7 +140,7 @@ pub struct SignDownloadResponse {
     tag = "media",
     operation_id = "signDownload",
     summary = "Presign a download",
-    description = "Returns a presigned GET URL for a media id of the caller's organization.",
+    description = "Returns a presigned GET URL for a media id of the caller's organization. A `pending` row is confirmed first, as `confirm` does (409 while nothing was uploaded).",
     params(("id" = String, Path, description = "The media id (`med_…`)")),
     request_body(content = Option<SignDownloadBody>, description = "Optional; an empty body uses the defaults"),
     responses(
@@ -144,6 +149,8 @@ pub struct SignDownloadResponse {
         (status = 401, description = errors::UNAUTHORIZED, body = ErrorEnvelope),
         (status = 403, description = errors::FORBIDDEN, body = ErrorEnvelope),
         (status = 404, description = errors::NOT_FOUND, body = ErrorEnvelope),
+        (status = 409, description = "`STORAGE_NOT_UPLOADED`: a pending upload whose object is not in storage yet", body = ErrorEnvelope),
+        (status = 413, description = "A pending upload whose object is over the size limit (object and row deleted)", body = ErrorEnvelope),
         (status = 429, description = errors::TOO_MANY, body = ErrorEnvelope),
         (status = 500, description = errors::INTERNAL, body = ErrorEnvelope),
         (status = 503, description = errors::UNAVAILABLE, body = ErrorEnvelope),
@@ -155,7 +162,7 @@ pub async fn sign_download(
     MaybeAuthenticated(principal): MaybeAuthenticated,
     Request(info): Request,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<SignDownloadBody>,
+    OptionalJson(body): OptionalJson<SignDownloadBody>,
 ) -> Result<Json<SignDownloadResponse>, ApiError> {
     let out = state
         .media
@@ -178,6 +185,34 @@ pub async fn sign_download(
     }))
 }
 
+/// A JSON body that may be empty: no body at all (with or without `Content-Length: 0`)
+/// and no `Content-Type` gives `T::default()`; anything else goes through [`ApiJson`].
+pub struct OptionalJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for OptionalJson<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        if req.headers().contains_key(http::header::CONTENT_TYPE) {
+            return ApiJson::<T>::from_request(req, state)
+                .await
+                .map(|ApiJson(v)| Self(v));
+        }
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(|_| Error::invalid("body", "could not be read"))?;
+        if body.is_empty() {
+            Ok(Self(T::default()))
+        } else {
+            Err(Error::invalid("body", "send Content-Type: application/json").into())
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
@@ -186,6 +221,9 @@ pub struct ListQuery {
     limit: Option<u32>,
     /// The `nextCursor` of the previous page (opaque).
     cursor: Option<String>,
+    /// `confirmed` (default), `pending` (signed, not confirmed yet) or `all`.
+    #[param(example = "all")]
+    status: Option<String>,
 }
 
 /// One media row.
@@ -197,8 +235,15 @@ pub struct MediaView {
     bucket: String,
     filename: String,
     content_type: String,
-    /// The size declared at signing; null when none was declared.
+    /// `pending` (signed; the object may not be uploaded yet) or `confirmed` (checked in
+    /// storage).
+    #[schema(example = "confirmed")]
+    status: &'static str,
+    /// Confirmed: the stored object's size (the declared one for rows confirmed before
+    /// sizes were recorded). Pending: the size declared at signing. Null when unknown.
     size: Option<u64>,
+    /// The stored object's etag, once confirmed.
+    etag: Option<String>,
     uploader_id: String,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
@@ -213,7 +258,12 @@ impl From<Media> for MediaView {
             bucket: m.bucket.to_string(),
             filename: m.filename,
             content_type: m.content_type.to_string(),
-            size: m.declared_size,
+            status: m.status.as_str(),
+            size: match m.status {
+                MediaStatus::Confirmed => m.size.or(m.declared_size),
+                MediaStatus::Pending => m.declared_size,
+            },
+            etag: m.etag,
             uploader_id: m.uploader_id,
             created_at: m.created_at,
         }
@@ -229,14 +279,14 @@ pub struct ListResponse {
     next_cursor: Option<String>,
 }
 
-/// `GET /api/v1/media?limit=&cursor=`
+/// `GET /api/v1/media?limit=&cursor=&status=`
 #[utoipa::path(
     get,
     path = "/api/v1/media",
     tag = "media",
     operation_id = "listMedia",
     summary = "List media",
-    description = "The caller organization's files, newest first.",
+    description = "The caller organization's files, newest first: confirmed ones, unless `status=pending` or `status=all`.",
     params(ListQuery),
     responses(
         (status = 200, description = "One page", body = ListResponse),
@@ -257,10 +307,52 @@ pub async fn list(
 ) -> Result<Json<ListResponse>, ApiError> {
     let page = state
         .media
-        .list(principal.as_ref(), &info, q.limit, q.cursor.as_deref())
+        .list(
+            principal.as_ref(),
+            &info,
+            q.limit,
+            q.cursor.as_deref(),
+            q.status.as_deref(),
+        )
         .await?;
     Ok(Json(ListResponse {
         items: page.items.into_iter().map(MediaView::from).collect(),
         next_cursor: page.next.map(|c| c.encode()),
     }))
+}
+
+/// `POST /api/v1/media/{id}/confirm`
+#[utoipa::path(
+    post,
+    path = "/api/v1/media/{id}/confirm",
+    tag = "media",
+    operation_id = "confirmMedia",
+    summary = "Confirm an upload",
+    description = "HEADs the uploaded object and records its real size, etag and type; the row becomes `confirmed`. \
+                   Confirming a confirmed row returns it. An object over `FILEGATE_MAX_UPLOAD_SIZE` (413), or of another \
+                   size or type than signed (400), is deleted with its row. Same access rule as `signUpload`. No body.",
+    params(("id" = String, Path, description = "The media id (`med_…`)")),
+    responses(
+        (status = 200, description = "The confirmed row", body = MediaView),
+        (status = 400, description = "`VALIDATION_FAILED` on `size` or `contentType`: the object was not what was signed (object and row deleted)", body = ErrorEnvelope),
+        (status = 401, description = errors::UNAUTHORIZED, body = ErrorEnvelope),
+        (status = 403, description = errors::FORBIDDEN, body = ErrorEnvelope),
+        (status = 404, description = errors::NOT_FOUND, body = ErrorEnvelope),
+        (status = 409, description = "`STORAGE_NOT_UPLOADED`: nothing in storage yet; the row stays pending", body = ErrorEnvelope),
+        (status = 413, description = "The object is over the size limit (object and row deleted)", body = ErrorEnvelope),
+        (status = 429, description = errors::TOO_MANY, body = ErrorEnvelope),
+        (status = 500, description = errors::INTERNAL, body = ErrorEnvelope),
+        (status = 503, description = errors::UNAVAILABLE, body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
+)]
+pub async fn confirm(
+    State(state): State<AppState>,
+    MaybeAuthenticated(principal): MaybeAuthenticated,
+    Request(info): Request,
+    Path(id): Path<String>,
+) -> Result<Json<MediaView>, ApiError> {
+    let row = state.media.confirm(principal.as_ref(), &info, &id).await?;
+    tracing::info!(media.id = %row.id, key = %row.key, size = ?row.size, "confirmed upload");
+    Ok(Json(MediaView::from(row)))
 }

@@ -3,6 +3,35 @@ use crate::error::Error;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+/// Whether a media row's object is known to be in storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaStatus {
+    /// Signed: the object may or may not have been uploaded yet.
+    Pending,
+    /// Checked in storage: `size` and `etag` are the object's.
+    Confirmed,
+}
+
+impl MediaStatus {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Confirmed => "confirmed",
+        }
+    }
+
+    /// # Errors
+    /// [`Error::Validation`] on field `status` for anything but `pending` or `confirmed`.
+    pub fn parse(raw: &str) -> Result<Self, Error> {
+        match raw {
+            "pending" => Ok(Self::Pending),
+            "confirmed" => Ok(Self::Confirmed),
+            _ => Err(Error::invalid("status", "must be pending or confirmed")),
+        }
+    }
+}
+
 /// A row of the media table: one presigned upload in presign-only mode.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Media {
@@ -16,6 +45,22 @@ pub struct Media {
     pub content_type: ContentType,
     pub declared_size: Option<u64>,
     pub created_at: OffsetDateTime,
+    pub status: MediaStatus,
+    /// The stored object's size, set by confirmation (`None` while pending, and for rows
+    /// confirmed by the schema migration before their object was ever checked).
+    pub size: Option<u64>,
+    /// The stored object's etag, set by confirmation.
+    pub etag: Option<String>,
+    /// When the upload URL stops working; `None` for rows signed before it was recorded.
+    pub upload_expires_at: Option<OffsetDateTime>,
+}
+
+/// What a confirmation writes into a media row: the object's real metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaConfirmation {
+    pub size: u64,
+    pub etag: Option<String>,
+    pub content_type: ContentType,
 }
 
 /// Position in the newest-first listing: rows strictly after (older than) this one.
@@ -69,17 +114,47 @@ pub trait MediaStore: Send + Sync {
     /// [`Error::Unavailable`]. A missing row is `Ok(None)`, not an error.
     async fn find(&self, id: &MediaId) -> Result<Option<Media>, Error>;
 
+    /// The row holding this key, any status.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`]. Missing is `Ok(None)`.
+    async fn find_by_key(&self, key: &ObjectKey) -> Result<Option<Media>, Error>;
+
     /// Rows of one organization, newest first (`created_at` then `id`, both descending),
-    /// at most `limit`, strictly after `after`. `next` is set when more rows may follow.
+    /// only of `status` when given, at most `limit`, strictly after `after`. `next` is set
+    /// when more rows may follow.
     ///
     /// # Errors
     /// [`Error::Unavailable`].
     async fn list(
         &self,
         organization_id: &str,
+        status: Option<MediaStatus>,
         limit: u32,
         after: Option<MediaCursor>,
     ) -> Result<MediaPage, Error>;
+
+    /// Writes the object's real metadata into the row and marks it `confirmed` (also used
+    /// to refresh a confirmed row). Returns the updated row.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]`(Media)` when no row has this id; [`Error::Validation`] on
+    /// `size` when it exceeds what the store can hold; [`Error::Unavailable`].
+    async fn confirm(&self, id: &MediaId, confirmation: &MediaConfirmation)
+    -> Result<Media, Error>;
+
+    /// Removes the row for good. A missing row succeeds (idempotent).
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`].
+    async fn delete(&self, id: &MediaId) -> Result<(), Error>;
+
+    /// Every row, any status, by key in byte order, strictly after `after`, at most
+    /// `limit` (reconcile, purge and stats walk the table with it).
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`].
+    async fn by_key(&self, after: Option<ObjectKey>, limit: u32) -> Result<Vec<Media>, Error>;
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ mod signer;
 pub use audit::{AuditEntry, AuditLog};
 pub use authenticator::{Authenticator, Credentials};
 pub use clock::{Clock, SystemClock};
-pub use media_store::{Media, MediaCursor, MediaPage, MediaStore};
+pub use media_store::{Media, MediaConfirmation, MediaCursor, MediaPage, MediaStatus, MediaStore};
 pub use object_store::{
     ByteRange, ByteStream, GetObject, ListPage, ObjectMeta, ObjectStore, ObjectSummary, PutObject,
 };
