@@ -548,3 +548,37 @@ async fn presigned_downloads_from_the_embedded_endpoint_are_sandboxed() {
     assert_eq!(res.bytes().await.unwrap().as_ref(), PAGE);
     app.shutdown().await;
 }
+
+/// A presign-only upload URL creates its object once: replayed after the upload was
+/// confirmed it cannot change the bytes under the row.
+#[tokio::test]
+async fn a_replayed_sign_upload_url_cannot_replace_a_confirmed_file() {
+    let app = TestApp::spawn().await;
+    let token = app.token("u1", Some("org_a"), Some("member"));
+    let signed = app
+        .sign_upload(&token, "a.txt", "text/plain", Some(5))
+        .await;
+    assert_eq!(signed.status, 200, "{signed:?}");
+    assert_eq!(signed.body["headers"]["If-None-Match"], "*", "{signed:?}");
+    let url = signed.body["uploadUrl"].as_str().unwrap();
+    let headers = &signed.body["headers"];
+    let put = app.put_presigned(url, headers, b"first".to_vec()).await;
+    assert_eq!(put.status(), 200);
+    let id = signed.body["id"].as_str().unwrap();
+    let confirmed = app
+        .post_json(&format!("/api/v1/media/{id}/confirm"), Some(&token), &json!({}))
+        .await;
+    assert_eq!(confirmed.status, 200, "{confirmed:?}");
+
+    let replay = app.put_presigned(url, headers, b"evil!".to_vec()).await;
+    assert_eq!(replay.status(), 412);
+    let dl = app.sign_download(&token, id, &json!({})).await;
+    let got = app
+        .http
+        .get(dl.body["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.bytes().await.unwrap().as_ref(), b"first");
+    app.shutdown().await;
+}

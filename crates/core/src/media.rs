@@ -282,9 +282,11 @@ impl MediaService {
                 "the active organization id cannot be used in an object key",
             )])
         })?;
+        // Create-only: a replayed URL can never change the bytes under a confirmed row.
         let mut opts = PutOptions::default()
             .with_content_type(content_type.clone())
-            .with_expires_in(self.policy.upload_expiry);
+            .with_expires_in(self.policy.upload_expiry)
+            .with_create_only();
         if let Some(size) = input.size {
             opts = opts.with_content_length(size);
         }
