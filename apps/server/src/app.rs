@@ -519,8 +519,9 @@ Try the presigned upload flow:
   curl -s -X POST {api}/api/v1/media/sign-upload \
     -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" \
     -d '{{"filename":"report.pdf","contentType":"application/pdf"}}'
-  # then PUT the bytes to uploadUrl, replaying the returned headers:
-  curl -X PUT "<uploadUrl>" -H "Content-Type: application/pdf" -T report.pdf
+  # then PUT the bytes to uploadUrl, replaying the returned headers, and confirm:
+  curl -X PUT "<uploadUrl>" -H "Content-Type: application/pdf" -H "If-None-Match: *" -T report.pdf
+  curl -s -X POST {api}/api/v1/media/<id>/confirm -H "Authorization: Bearer $TOKEN"
 "#,
         bucket = running.bucket,
         objects = running.data_dir.join("objects").display(),
