@@ -46,7 +46,7 @@ mod docs {
     pub const BAD_REQUEST: &str = "`VALIDATION_FAILED`: bad JSON, header, query or value (`details.fields` maps field to message)";
     pub const UNAUTHORIZED: &str =
         "`AUTH_MISSING` (no credentials), `AUTH_INVALID_TOKEN` or `AUTH_EXPIRED`";
-    pub const FORBIDDEN: &str = "`ACCESS_NO_ORG`, `ACCESS_ROLE_REQUIRED` (`details.required`, `details.current`), `ACCESS_ADMIN_REQUIRED` (project-wide buckets) or `FIREWALL_ORG_ISOLATION` / `FIREWALL_USER_ISOLATION` (reveal mode)";
+    pub const FORBIDDEN: &str = "`ACCESS_NO_ORG`, `ACCESS_ROLE_REQUIRED` (`details.required`, `details.current`), `ACCESS_ADMIN_REQUIRED` (project-wide buckets) or `FIREWALL_ORG_ISOLATION` / `FIREWALL_USER_ISOLATION` (reveal mode), or `CSRF_ORIGIN_UNTRUSTED` (a write authenticated by the session cookie from an untrusted page)";
     pub const NOT_FOUND: &str = "`STORAGE_BUCKET_NOT_FOUND` (\"Bucket not found\"), `STORAGE_OBJECT_NOT_FOUND`, or `MANAGED_MODE_OFF` (managed mode is off: `FILEGATE_MANAGED=true`)";
     pub const BUCKET_CONFLICT: &str = "`STORAGE_BUCKET_EXISTS` (create) or `STORAGE_BUCKET_NOT_EMPTY` (delete without `empty=true`)";
     pub const OBJECT_EXISTS: &str = "`STORAGE_OBJECT_EXISTS`: an object is at this path (upload: send `x-upsert: true` to replace it)";
