@@ -566,7 +566,11 @@ async fn a_replayed_sign_upload_url_cannot_replace_a_confirmed_file() {
     assert_eq!(put.status(), 200);
     let id = signed.body["id"].as_str().unwrap();
     let confirmed = app
-        .post_json(&format!("/api/v1/media/{id}/confirm"), Some(&token), &json!({}))
+        .post_json(
+            &format!("/api/v1/media/{id}/confirm"),
+            Some(&token),
+            &json!({}),
+        )
         .await;
     assert_eq!(confirmed.status, 200, "{confirmed:?}");
 
