@@ -30,3 +30,10 @@ admin *ARGS:
 # Criterion benchmarks (release); figures go to docs/BENCHMARKS.md.
 bench:
     cargo bench -p filegate-r2 --bench presign
+
+# Fuzz one parser of untrusted input for a while, e.g. `just fuzz media_type 300`.
+# Targets: media_type key_and_path filename range_and_conditionals cookie_and_jwt url_token.
+# Needs `cargo install cargo-fuzz`; RUSTC_BOOTSTRAP lets the stable toolchain take the
+# sanitizer flags. Results go to docs/SECURITY.md.
+fuzz target secs="60":
+    cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run {{target}} -- -max_total_time={{secs}}
