@@ -1,11 +1,9 @@
 //! s3s-fs behind a thin guard that makes it behave like R2 where filegate relies on it.
 
+use filegate_core::key_locks::KeyLocks;
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
-use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
-use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 /// Delegates to [`s3s_fs::FileSystem`], fixing what differs from S3:
 /// - writes into a missing bucket fail with `NoSuchBucket` (s3s-fs creates the folder),
@@ -18,7 +16,7 @@ use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 pub(crate) struct GuardedFs {
     fs: s3s_fs::FileSystem,
     root: PathBuf,
-    puts: PutLocks,
+    puts: KeyLocks,
 }
 
 impl GuardedFs {
@@ -26,7 +24,7 @@ impl GuardedFs {
         Self {
             fs,
             root,
-            puts: PutLocks::default(),
+            puts: KeyLocks::default(),
         }
     }
 
@@ -63,7 +61,7 @@ impl S3 for GuardedFs {
         self.require_bucket(&req.input.bucket)?;
         let _key = self
             .puts
-            .lock(format!("{}/{}", req.input.bucket, req.input.key))
+            .lock(&format!("{}/{}", req.input.bucket, req.input.key))
             .await;
         self.fs.put_object(req).await
     }
@@ -83,7 +81,7 @@ impl S3 for GuardedFs {
         self.require_bucket(&req.input.bucket)?;
         let _key = self
             .puts
-            .lock(format!("{}/{}", req.input.bucket, req.input.key))
+            .lock(&format!("{}/{}", req.input.bucket, req.input.key))
             .await;
         self.fs.complete_multipart_upload(req).await
     }
@@ -214,50 +212,5 @@ impl S3 for GuardedFs {
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
         self.fs.abort_multipart_upload(req).await
-    }
-}
-
-/// One async mutex per `bucket/key` being written; entries go when the last writer leaves.
-#[derive(Default)]
-struct PutLocks {
-    map: Mutex<HashMap<String, Arc<AsyncMutex<()>>>>,
-}
-
-struct PutGuard<'a> {
-    locks: &'a PutLocks,
-    key: String,
-    guard: Option<OwnedMutexGuard<()>>,
-}
-
-impl PutLocks {
-    async fn lock(&self, key: String) -> PutGuard<'_> {
-        let entry = {
-            let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-            Arc::clone(map.entry(key.clone()).or_default())
-        };
-        let guard = entry.lock_owned().await;
-        PutGuard {
-            locks: self,
-            key,
-            guard: Some(guard),
-        }
-    }
-}
-
-impl Drop for PutGuard<'_> {
-    fn drop(&mut self) {
-        let mut map = self
-            .locks
-            .map
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        drop(self.guard.take());
-        // Waiters hold clones: only the map's reference left means nobody needs it.
-        if map
-            .get(&self.key)
-            .is_some_and(|e| Arc::strong_count(e) == 1)
-        {
-            map.remove(&self.key);
-        }
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod domain;
 pub mod error;
+pub mod key_locks;
 pub mod managed;
 pub mod media;
 pub mod ports;

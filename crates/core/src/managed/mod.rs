@@ -9,7 +9,6 @@
 
 pub mod bucket;
 mod ids;
-mod locks;
 pub mod object;
 pub mod ports;
 pub mod service;

@@ -51,7 +51,6 @@
 
 use super::bucket::{Bucket, DEFAULT_BUCKETS, MimePattern, ReadScope, WriteScope, mime_allowed};
 use super::ids::{BucketId, ObjectId};
-use super::locks::KeyLocks;
 use super::object::{ObjectInfo, ObjectPath, ObjectRow, ObjectStatus, Owner, object_key};
 use super::ports::{BucketStore, ObjectConfirmation, ObjectQuery, ObjectRowStore};
 use crate::domain::{
@@ -59,6 +58,7 @@ use crate::domain::{
     Principal, RoleHierarchy,
 };
 use crate::error::{Error, FieldError, Resource};
+use crate::key_locks::KeyLocks;
 use crate::ports::{ByteRange, ByteStream, Clock, GetObject, ObjectMeta, ObjectStore, PutObject};
 use crate::reconcile::stale_pending_after;
 use crate::storage::{GetOptions, PutOptions, Storage};

@@ -1,27 +1,27 @@
-//! Per-key write locks: every through-server writer of one storage key (upload, upsert,
-//! presign's claim, confirm, delete) holds the key's lock from reading the row to its last
-//! write, so row and bytes change together within one process. Across processes the
-//! unique key of FILES_DB still lets only one upload create a row.
+//! Per-key async locks for one process: one mutex per key in use, forgotten when the last
+//! holder or waiter leaves. Managed mode's writers hold a storage key's lock from reading
+//! the row to its last write (across processes the unique key of FILES_DB still lets only
+//! one upload create a row); the embedded S3 endpoint serialises writes of one object.
 
 use futures::lock::{Mutex as AsyncMutex, OwnedMutexGuard};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 #[derive(Debug, Default)]
-pub(crate) struct KeyLocks {
+pub struct KeyLocks {
     map: Mutex<HashMap<String, Arc<AsyncMutex<()>>>>,
 }
 
 /// Held while a writer owns a key; dropping it (also when the future is cancelled)
 /// releases the key and forgets it once nobody waits.
-pub(crate) struct KeyGuard<'a> {
+pub struct KeyGuard<'a> {
     locks: &'a KeyLocks,
     key: String,
     guard: Option<OwnedMutexGuard<()>>,
 }
 
 impl KeyLocks {
-    pub(crate) async fn lock(&self, key: &str) -> KeyGuard<'_> {
+    pub async fn lock(&self, key: &str) -> KeyGuard<'_> {
         let entry = {
             let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
             Arc::clone(map.entry(key.to_owned()).or_default())
