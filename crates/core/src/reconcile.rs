@@ -749,15 +749,11 @@ impl<'a> Planner<'a> {
                 self.media_after = Some(last.key.clone());
             }
             for m in page {
-                if let Some(last) = &self.last_media
-                    && m.key.as_str() <= last.as_str()
-                {
-                    return Err(Error::internal(format!(
-                        "the media rows are not in ascending byte order of keys at {:?}",
-                        m.key.as_str()
-                    )));
-                }
-                self.last_media = Some(m.key.as_str().to_owned());
+                advance(
+                    &mut self.last_media,
+                    m.key.as_str(),
+                    "the media rows are not in ascending byte order of keys at",
+                )?;
                 // Rows of another physical bucket are not this listing's business.
                 if m.bucket != self.opts.bucket {
                     continue;
@@ -790,15 +786,11 @@ impl<'a> Planner<'a> {
             self.continuation = page.next;
             self.listing_done = self.continuation.is_none();
             for o in page.objects {
-                if let Some(last) = &self.last_listed
-                    && o.key.as_str() <= last.as_str()
-                {
-                    return Err(Error::internal(format!(
-                        "the bucket listing is not in ascending byte order at {:?}",
-                        o.key
-                    )));
-                }
-                self.last_listed = Some(o.key.clone());
+                advance(
+                    &mut self.last_listed,
+                    &o.key,
+                    "the bucket listing is not in ascending byte order at",
+                )?;
                 if self.wanted(&o.key) == Wanted::Yes {
                     self.listed.push_back(o);
                 }
@@ -821,15 +813,11 @@ impl<'a> Planner<'a> {
                 self.rows_after = Some(last.key.clone());
             }
             for r in page {
-                if let Some(last) = &self.last_read
-                    && r.key.as_str() <= last.as_str()
-                {
-                    return Err(Error::internal(format!(
-                        "the rows are not in ascending byte order of keys at {:?}",
-                        r.key.as_str()
-                    )));
-                }
-                self.last_read = Some(r.key.as_str().to_owned());
+                advance(
+                    &mut self.last_read,
+                    r.key.as_str(),
+                    "the rows are not in ascending byte order of keys at",
+                )?;
                 match self.wanted(r.key.as_str()) {
                     Wanted::Yes => self.read.push_back(r),
                     Wanted::Before => {}
@@ -1544,6 +1532,16 @@ pub async fn stats(
     }
 }
 
+/// Records `key` as the last one read from a source of the merge, which relies on every
+/// source being in ascending byte order: a key not after the previous one is an error
+/// (`what`, then the key).
+fn advance(last: &mut Option<String>, key: &str, what: &str) -> Result<(), Error> {
+    if last.as_deref().is_some_and(|l| key <= l) {
+        return Err(Error::internal(format!("{what} {key:?}")));
+    }
+    *last = Some(key.to_owned());
+    Ok(())
+}
 #[cfg(test)]
 mod tests {
     use super::*;
