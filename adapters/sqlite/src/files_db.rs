@@ -60,7 +60,7 @@ impl SqliteFilesDb {
     /// [`Error::Internal`] when a migration fails, the database was migrated by a newer
     /// binary, or it is another schema's database.
     pub async fn open(path: &Path) -> Result<Self, Error> {
-        let pool = pool::open(path).await?;
+        let pool = pool::open(path, pool::Ownership::Owned).await?;
         migrations::apply_pending(&pool, FILES_MIGRATIONS).await?;
         Ok(Self { pool })
     }

@@ -164,7 +164,7 @@ static BROKEN: &[Migration] = &[
 #[tokio::test]
 async fn a_failed_migration_leaves_nothing_half_applied() {
     let (_dir, path) = temp_db();
-    let pool = pool::open(&path).await.unwrap();
+    let pool = pool::open(&path, pool::Ownership::Owned).await.unwrap();
     let err = apply_pending(&pool, BROKEN).await.unwrap_err();
     assert!(internal_message(&err).contains("0002_broken"), "{err:?}");
 
@@ -468,7 +468,7 @@ async fn audit_times_outside_the_storable_range_are_internal_errors() {
 #[tokio::test]
 async fn an_existing_v1_database_gains_the_audit_table() {
     let (_dir, path) = temp_db();
-    let pool = pool::open(&path).await.unwrap();
+    let pool = pool::open(&path, pool::Ownership::Owned).await.unwrap();
     apply_pending(&pool, &MIGRATIONS[..1]).await.unwrap();
     pool.close();
     let m = row("o1", 7);
