@@ -41,6 +41,7 @@ pub(crate) fn from_pool(e: PoolError) -> Error {
 }
 
 // The panic payload is not `Sync`, so only its description is kept.
+#[expect(clippy::needless_pass_by_value, reason = "a `map_err` function")]
 pub(crate) fn from_interact(e: InteractError) -> Error {
     Error::unavailable(format!("sqlite worker failed: {e}"))
 }

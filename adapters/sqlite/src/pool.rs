@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Long enough to ride out another writer's transaction, short enough to fail a request.
-pub const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Who owns the database file, which decides what opening it may change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -189,6 +189,7 @@ async fn a_failed_migration_leaves_nothing_half_applied() {
 
 #[tokio::test]
 async fn every_connection_gets_the_pragmas() {
+    use rusqlite::types::Value;
     let (_dir, path) = temp_db();
     let store = SqliteMediaStore::open(&path).await.unwrap();
     // Hold several at once so they are distinct connections, each through post_create.
@@ -210,7 +211,6 @@ async fn every_connection_gets_the_pragmas() {
             .await
             .unwrap()
             .unwrap();
-        use rusqlite::types::Value;
         assert_eq!(mode, Value::Text("wal".into()));
         assert_eq!(fk, Value::Integer(1));
         assert_eq!(busy, Value::Integer(5000));
@@ -313,6 +313,7 @@ async fn listing_uses_the_organization_index() {
 
 #[test]
 fn sqlite_errors_map_to_the_port_contract() {
+    use rusqlite::ErrorCode::{ConstraintViolation, DatabaseBusy, DatabaseLocked};
     let failure = |code, extended| {
         rusqlite::Error::SqliteFailure(
             ffi::Error {
@@ -322,7 +323,6 @@ fn sqlite_errors_map_to_the_port_contract() {
             None,
         )
     };
-    use rusqlite::ErrorCode::{ConstraintViolation, DatabaseBusy, DatabaseLocked};
     assert!(matches!(
         from_sqlite(failure(ConstraintViolation, ffi::SQLITE_CONSTRAINT_UNIQUE)),
         Error::Conflict { what: "media" }

@@ -93,6 +93,11 @@ pub(super) fn from_integer(n: i64) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(millis * 1_000_000).ok()
 }
 
+#[expect(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    reason = "the bounds are checked first; whole milliseconds are all a float date carries"
+)]
 pub(super) fn from_real(f: f64) -> Option<OffsetDateTime> {
     if !f.is_finite() || f.abs() >= i64::MAX as f64 / 1000.0 {
         return None;
@@ -120,6 +125,10 @@ pub(crate) fn truthy(v: &Value) -> Option<bool> {
     }
 }
 
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "saturating on purpose: Better Auth writes no fractional counters"
+)]
 pub(super) fn integer(v: &Value) -> Option<i64> {
     match v {
         Value::Integer(n) => Some(*n),
