@@ -17,7 +17,7 @@ pub fn is_safe_id(id: &str) -> bool {
 ///
 /// # Errors
 /// [`Error::AuthInvalidToken`] naming which id was refused (never the id itself).
-pub fn checked(principal: Principal) -> Result<Principal, Error> {
+pub(crate) fn checked(principal: Principal) -> Result<Principal, Error> {
     if !is_safe_id(&principal.user_id) {
         return Err(Error::AuthInvalidToken {
             reason: "user id holds '/', '\\' or a control character".to_owned(),

@@ -178,6 +178,10 @@ impl fmt::Debug for JwtAuthenticator {
 
 impl JwtAuthenticator {
     #[must_use]
+    #[expect(
+        clippy::needless_pass_by_value,
+        reason = "adapters take their configuration by value"
+    )]
     pub fn new(config: JwtConfig) -> Self {
         let secret = config.secret.expose_secret();
         let secret_is_empty = secret.is_empty();
@@ -234,7 +238,7 @@ impl JwtAuthenticator {
             return Err(Error::internal("JWT secret is empty"));
         }
         let data = jsonwebtoken::decode::<WireClaims>(token, &self.key, &self.validation)
-            .map_err(map_jwt_error)?;
+            .map_err(|e| map_jwt_error(&e))?;
         if data.header.crit.is_some() {
             // RFC 7515: extensions we don't implement must make the token invalid.
             return Err(invalid("unsupported critical header"));
@@ -295,7 +299,7 @@ fn invalid(reason: impl Into<String>) -> Error {
 }
 
 /// Short, secret-free reasons; the token itself is never echoed.
-fn map_jwt_error(err: jsonwebtoken::errors::Error) -> Error {
+fn map_jwt_error(err: &jsonwebtoken::errors::Error) -> Error {
     match err.kind() {
         ErrorKind::ExpiredSignature => Error::AuthExpired,
         ErrorKind::InvalidSignature => invalid("bad signature"),
@@ -365,7 +369,7 @@ mod tests {
 
     const SECRET: &str = "test-secret-that-is-long-enough-0123456789";
     const NOW: OffsetDateTime = datetime!(2025-06-01 12:00 UTC);
-    const HOUR: Duration = Duration::from_secs(3600);
+    const HOUR: Duration = Duration::from_hours(1);
 
     struct FixedClock(OffsetDateTime);
     impl Clock for FixedClock {
@@ -457,7 +461,7 @@ mod tests {
                 active_org_id: Some("org1".into()),
                 roles: vec!["admin".into()],
                 platform_role: Some("admin".into()),
-                method: Default::default(),
+                method: filegate_core::domain::AuthMethod::default(),
             }
         );
         assert!(principal.is_platform_admin());

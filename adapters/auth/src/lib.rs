@@ -8,13 +8,11 @@
 //! - [`ApiKeyAuthenticator`]: Better Auth API keys (`x-api-key`), with their rate limits.
 //! - [`QuickbackAuthenticator`]: the three in Quickback's order, with an optional
 //!   pinned organization.
-//! - [`AuthChain`]: tries several authenticators in order.
 //!
 //! `docs/AUTH.md` records what these rely on in Better Auth and where it was found.
 
 mod api_key;
 mod auth_db;
-mod chain;
 mod ids;
 mod jwt;
 mod quickback;
@@ -22,7 +20,6 @@ mod session;
 
 pub use api_key::{ApiKeyAuthenticator, ApiKeyConfig, hash_api_key};
 pub use auth_db::AuthDb;
-pub use chain::AuthChain;
 pub use ids::is_safe_id;
 pub use jwt::{
     DEFAULT_LEEWAY_SECS, JwtAuthenticator, JwtConfig, TokenClaims, looks_like_jwt, mint_token,

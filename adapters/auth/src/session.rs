@@ -254,7 +254,7 @@ fn try_decode(value: &str) -> String {
     }
     percent_decode_str(value)
         .decode_utf8()
-        .map_or_else(|_| value.to_owned(), |v| v.into_owned())
+        .map_or_else(|_| value.to_owned(), std::borrow::Cow::into_owned)
 }
 
 /// The values of the cookies named `names` in a `Cookie` header, in `names` order,

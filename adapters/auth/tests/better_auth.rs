@@ -95,14 +95,8 @@ impl World {
             .with_api_key(self.api_keys())
     }
 
-    fn mint(
-        &self,
-        user: &str,
-        org: Option<&str>,
-        role: Option<&str>,
-        at: OffsetDateTime,
-    ) -> String {
-        let ttl = Duration::from_secs(3600);
+    fn mint(user: &str, org: Option<&str>, role: Option<&str>, at: OffsetDateTime) -> String {
+        let ttl = Duration::from_hours(1);
         mint_token(&JwtConfig::new(SECRET), user, org, role, None, ttl, at).unwrap()
     }
 }
@@ -321,7 +315,7 @@ mod sessions {
     async fn jwt_shaped_bearer_is_left_to_the_jwt_path() {
         let w = World::new(Layout::BetterAuth).await;
         let token = w.fx.add_session("alice", None, w.now + HOUR);
-        let jwt = w.mint("alice", None, None, w.now);
+        let jwt = World::mint("alice", None, None, w.now);
         let auth = w.sessions();
         assert_err(
             auth.authenticate(&bearer(jwt.clone())).await,
@@ -683,7 +677,7 @@ mod quickback {
     async fn a_present_api_key_decides_alone() {
         let w = World::new(Layout::BetterAuth).await;
         let session = w.fx.add_session("alice", Some("acme"), w.now + HOUR);
-        let jwt = w.mint("alice", Some("acme"), Some("owner"), w.now);
+        let jwt = World::mint("alice", Some("acme"), Some("owner"), w.now);
         let auth = w.quickback();
         let credentials = Credentials {
             api_key: Some("not-a-real-key".into()),
@@ -706,7 +700,7 @@ mod quickback {
         let w = World::new(Layout::BetterAuth).await;
         let session = w.fx.add_session("bob", None, w.now + HOUR);
         let credentials = Credentials {
-            bearer: Some(w.mint("alice", Some("acme"), Some("owner"), w.now)),
+            bearer: Some(World::mint("alice", Some("acme"), Some("owner"), w.now)),
             cookie: Some(session.cookie_header(SECRET)),
             ..Credentials::default()
         };
@@ -719,7 +713,7 @@ mod quickback {
     async fn an_invalid_jwt_falls_back_to_the_session() {
         let w = World::new(Layout::BetterAuth).await;
         let session = w.fx.add_session("alice", Some("acme"), w.now + HOUR);
-        let mut jwt = w.mint("bob", None, None, w.now);
+        let mut jwt = World::mint("bob", None, None, w.now);
         jwt.push('x');
         let credentials = Credentials {
             bearer: Some(jwt),
@@ -736,7 +730,7 @@ mod quickback {
     #[tokio::test]
     async fn an_invalid_jwt_without_a_session_keeps_its_error() {
         let w = World::new(Layout::BetterAuth).await;
-        let mut jwt = w.mint("bob", None, None, w.now);
+        let mut jwt = World::mint("bob", None, None, w.now);
         jwt.push('x');
         let auth = w.quickback();
         assert_invalid(auth.authenticate(&bearer(jwt.clone())).await);
@@ -758,7 +752,7 @@ mod quickback {
     #[tokio::test]
     async fn an_expired_jwt_without_a_session_is_expired() {
         let w = World::new(Layout::BetterAuth).await;
-        let jwt = w.mint("bob", None, None, w.now - 2 * HOUR);
+        let jwt = World::mint("bob", None, None, w.now - 2 * HOUR);
         assert_err(
             w.quickback().authenticate(&bearer(jwt)).await,
             "AUTH_EXPIRED",
@@ -784,7 +778,7 @@ mod quickback {
         let session = w.fx.add_session("alice", None, w.now + HOUR);
         let auth = QuickbackAuthenticator::new(w.jwt());
         let p = auth
-            .authenticate(&bearer(w.mint(
+            .authenticate(&bearer(World::mint(
                 "alice",
                 Some("acme"),
                 Some("member"),
@@ -832,7 +826,7 @@ mod quickback {
         assert_eq!(roles(&p), ["owner"]);
 
         // JWT for another org: the role comes from the database, not the token.
-        let jwt = w.mint("alice", Some("other"), Some("owner"), w.now);
+        let jwt = World::mint("alice", Some("other"), Some("owner"), w.now);
         let p = auth.authenticate(&bearer(jwt)).await.unwrap();
         assert_eq!(p.active_org_id.as_deref(), Some("acme"));
         assert_eq!(roles(&p), ["admin", "member"]);
@@ -842,19 +836,19 @@ mod quickback {
     async fn a_pinned_org_without_auth_db_trusts_only_a_matching_jwt() {
         let w = World::new(Layout::BetterAuth).await;
         let auth = QuickbackAuthenticator::new(w.jwt()).with_pinned_org(Some("acme".into()));
-        let same = w.mint("alice", Some("acme"), Some("owner"), w.now);
+        let same = World::mint("alice", Some("acme"), Some("owner"), w.now);
         let p = auth.authenticate(&bearer(same)).await.unwrap();
         assert_eq!(p.active_org_id.as_deref(), Some("acme"));
         assert_eq!(roles(&p), ["owner"]);
 
-        let other = w.mint("alice", Some("other"), Some("owner"), w.now);
+        let other = World::mint("alice", Some("other"), Some("owner"), w.now);
         let p = auth.authenticate(&bearer(other)).await.unwrap();
         assert_eq!(p.active_org_id.as_deref(), Some("acme"));
         assert!(p.roles.is_empty());
 
         let blank = QuickbackAuthenticator::new(w.jwt()).with_pinned_org(Some("  ".into()));
         let p = blank
-            .authenticate(&bearer(w.mint("alice", Some("other"), None, w.now)))
+            .authenticate(&bearer(World::mint("alice", Some("other"), None, w.now)))
             .await
             .unwrap();
         assert_eq!(p.active_org_id.as_deref(), Some("other"));

@@ -53,7 +53,7 @@ fn presign(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let presigning = PresigningConfig::expires_in(Duration::from_secs(600)).expect("expiry");
+    let presigning = PresigningConfig::expires_in(Duration::from_mins(10)).expect("expiry");
 
     let mut group = c.benchmark_group("presign");
     group.bench_function("filegate_sigv4_put", |b| {

@@ -563,11 +563,12 @@ mod tests {
         req: &PresignRequest,
         path: &str,
     ) -> (String, BTreeMap<String, String>) {
+        use std::fmt::Write as _;
         let mut uri = format!("{}{path}", cfg.endpoint_url().unwrap());
         let enc = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
         for (i, (k, v)) in req.query.iter().enumerate() {
             uri.push(if i == 0 { '?' } else { '&' });
-            uri.push_str(&format!("{}={}", enc(k), enc(v)));
+            let _ = write!(uri, "{}={}", enc(k), enc(v));
         }
         let identity = Credentials::new(
             cfg.access_key_id.clone(),
@@ -887,7 +888,7 @@ mod tests {
                 .presigned(
                     PresigningConfig::builder()
                         .start_time(SystemTime::from(AT))
-                        .expires_in(Duration::from_secs(600))
+                        .expires_in(Duration::from_mins(10))
                         .build()
                         .unwrap(),
                 )

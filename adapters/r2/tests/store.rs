@@ -561,7 +561,7 @@ async fn embedded_s3_does_not_cap_expiry_at_seven_days() -> TestResult {
     let identity = aws_credential_types::Credentials::new(AKID, SECRET, None, None, "test").into();
     let mut settings = SigningSettings::default();
     settings.signature_location = SignatureLocation::QueryParams;
-    settings.expires_in = Some(Duration::from_secs(8 * 24 * 3600));
+    settings.expires_in = Some(Duration::from_hours(192));
     settings.percent_encoding_mode = PercentEncodingMode::Single;
     settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
     let params = aws_sigv4::sign::v4::SigningParams::builder()

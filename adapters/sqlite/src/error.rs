@@ -4,8 +4,8 @@ use deadpool_sqlite::rusqlite::{self, ErrorCode, ffi};
 use deadpool_sqlite::{InteractError, PoolError};
 use filegate_core::Error;
 
-/// UNIQUE / PRIMARY KEY → `Conflict`; busy, locked or unreachable → `Unavailable`;
-/// anything else (bad SQL, type mismatch in a stored row, …) → `Internal`.
+/// UNIQUE / PRIMARY KEY → `Conflict`; busy, locked, unreachable or not a database →
+/// `Unavailable`; anything else (bad SQL, type mismatch in a stored row, …) → `Internal`.
 pub(crate) fn from_sqlite(e: rusqlite::Error) -> Error {
     if let rusqlite::Error::SqliteFailure(failure, _) = &e {
         match failure.code {
@@ -21,6 +21,7 @@ pub(crate) fn from_sqlite(e: rusqlite::Error) -> Error {
             | ErrorCode::DatabaseLocked
             | ErrorCode::CannotOpen
             | ErrorCode::SystemIoFailure
+            | ErrorCode::NotADatabase
             | ErrorCode::DiskFull => return Error::unavailable(e),
             _ => {}
         }
@@ -40,6 +41,7 @@ pub(crate) fn from_pool(e: PoolError) -> Error {
 }
 
 // The panic payload is not `Sync`, so only its description is kept.
+#[expect(clippy::needless_pass_by_value, reason = "a `map_err` function")]
 pub(crate) fn from_interact(e: InteractError) -> Error {
     Error::unavailable(format!("sqlite worker failed: {e}"))
 }

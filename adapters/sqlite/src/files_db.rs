@@ -16,6 +16,7 @@ use filegate_core::managed::{
     Bucket, BucketId, BucketStore, MimePattern, ObjectConfirmation, ObjectId, ObjectPath,
     ObjectQuery, ObjectRow, ObjectRowPage, ObjectRowStore, ObjectStatus, ReadScope, WriteScope,
 };
+use std::fmt::Write as _;
 use std::path::Path;
 use time::OffsetDateTime;
 
@@ -60,7 +61,7 @@ impl SqliteFilesDb {
     /// [`Error::Internal`] when a migration fails, the database was migrated by a newer
     /// binary, or it is another schema's database.
     pub async fn open(path: &Path) -> Result<Self, Error> {
-        let pool = pool::open(path).await?;
+        let pool = pool::open(path, pool::Ownership::Owned).await?;
         migrations::apply_pending(&pool, FILES_MIGRATIONS).await?;
         Ok(Self { pool })
     }
@@ -341,7 +342,7 @@ fn list_sql(query: &ObjectQuery) -> (String, Vec<Value>) {
     ];
     let mut push = |cond: &str, v: String| {
         args.push(Value::Text(v));
-        sql.push_str(&format!(" AND {cond} ?{}", args.len()));
+        let _ = write!(sql, " AND {cond} ?{}", args.len());
     };
     // A range on `path`, so the (bucket_id, segment, path) index does the work.
     if let Some(prefix) = query.prefix.clone().filter(|p| !p.is_empty()) {
@@ -357,7 +358,7 @@ fn list_sql(query: &ObjectQuery) -> (String, Vec<Value>) {
         push("owner_id =", owner);
     }
     args.push(Value::Integer(limit_of(query.limit) + 1));
-    sql.push_str(&format!(" ORDER BY path LIMIT ?{}", args.len()));
+    let _ = write!(sql, " ORDER BY path LIMIT ?{}", args.len());
     (sql, args)
 }
 

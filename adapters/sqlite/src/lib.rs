@@ -8,6 +8,8 @@
 //! - [`SqliteFilesDb`]: FILES_DB (managed mode), a separate file with its own migrations
 //!   ([`migrate_files`] / [`files_migration_status`], `migrations/files/`).
 //!
+//! - [`pool`]: the connection pool every SQLite user shares (Better Auth's database too).
+//!
 //! `created_at` is stored as INTEGER unix nanoseconds (UTC), so ordering and keyset
 //! cursors are exact; representable instants run from 1677 to 2262.
 
@@ -15,7 +17,7 @@ mod audit;
 mod error;
 mod files_db;
 mod migrations;
-mod pool;
+pub mod pool;
 #[cfg(test)]
 mod tests;
 
@@ -52,7 +54,7 @@ impl SqliteMediaStore {
     /// [`Error::Internal`] when a migration fails or the database was migrated by a newer
     /// binary.
     pub async fn open(path: &Path) -> Result<Self, Error> {
-        let pool = pool::open(path).await?;
+        let pool = pool::open(path, pool::Ownership::Owned).await?;
         migrations::apply_pending(&pool, migrations::MIGRATIONS).await?;
         Ok(Self { pool })
     }

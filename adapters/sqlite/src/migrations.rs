@@ -69,7 +69,7 @@ pub(crate) async fn migrate_set(
     path: &Path,
     known: &'static [Migration],
 ) -> Result<Vec<MigrationStatus>, Error> {
-    let pool = pool::open(path).await?;
+    let pool = pool::open(path, pool::Ownership::Owned).await?;
     let applied = apply_pending(&pool, known).await;
     pool.close();
     applied

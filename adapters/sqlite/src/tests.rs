@@ -164,7 +164,7 @@ static BROKEN: &[Migration] = &[
 #[tokio::test]
 async fn a_failed_migration_leaves_nothing_half_applied() {
     let (_dir, path) = temp_db();
-    let pool = pool::open(&path).await.unwrap();
+    let pool = pool::open(&path, pool::Ownership::Owned).await.unwrap();
     let err = apply_pending(&pool, BROKEN).await.unwrap_err();
     assert!(internal_message(&err).contains("0002_broken"), "{err:?}");
 
@@ -189,6 +189,7 @@ async fn a_failed_migration_leaves_nothing_half_applied() {
 
 #[tokio::test]
 async fn every_connection_gets_the_pragmas() {
+    use rusqlite::types::Value;
     let (_dir, path) = temp_db();
     let store = SqliteMediaStore::open(&path).await.unwrap();
     // Hold several at once so they are distinct connections, each through post_create.
@@ -210,7 +211,6 @@ async fn every_connection_gets_the_pragmas() {
             .await
             .unwrap()
             .unwrap();
-        use rusqlite::types::Value;
         assert_eq!(mode, Value::Text("wal".into()));
         assert_eq!(fk, Value::Integer(1));
         assert_eq!(busy, Value::Integer(5000));
@@ -313,6 +313,7 @@ async fn listing_uses_the_organization_index() {
 
 #[test]
 fn sqlite_errors_map_to_the_port_contract() {
+    use rusqlite::ErrorCode::{ConstraintViolation, DatabaseBusy, DatabaseLocked};
     let failure = |code, extended| {
         rusqlite::Error::SqliteFailure(
             ffi::Error {
@@ -322,7 +323,6 @@ fn sqlite_errors_map_to_the_port_contract() {
             None,
         )
     };
-    use rusqlite::ErrorCode::{ConstraintViolation, DatabaseBusy, DatabaseLocked};
     assert!(matches!(
         from_sqlite(failure(ConstraintViolation, ffi::SQLITE_CONSTRAINT_UNIQUE)),
         Error::Conflict { what: "media" }
@@ -468,7 +468,7 @@ async fn audit_times_outside_the_storable_range_are_internal_errors() {
 #[tokio::test]
 async fn an_existing_v1_database_gains_the_audit_table() {
     let (_dir, path) = temp_db();
-    let pool = pool::open(&path).await.unwrap();
+    let pool = pool::open(&path, pool::Ownership::Owned).await.unwrap();
     apply_pending(&pool, &MIGRATIONS[..1]).await.unwrap();
     pool.close();
     let m = row("o1", 7);

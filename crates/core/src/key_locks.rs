@@ -7,6 +7,7 @@ use futures::lock::{Mutex as AsyncMutex, OwnedMutexGuard};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+/// One async mutex per key in use; share one instance among the writers to keep apart.
 #[derive(Debug, Default)]
 pub struct KeyLocks {
     map: Mutex<HashMap<String, Arc<AsyncMutex<()>>>>,
@@ -21,6 +22,7 @@ pub struct KeyGuard<'a> {
 }
 
 impl KeyLocks {
+    /// Waits until nobody else holds `key`, then holds it until the guard is dropped.
     pub async fn lock(&self, key: &str) -> KeyGuard<'_> {
         let entry = {
             let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);

@@ -17,6 +17,7 @@ use time::OffsetDateTime;
 pub struct PutOptions {
     /// Signed as `Content-Type`; the client must send exactly this value.
     pub content_type: Option<ContentType>,
+    /// How long the URL stays valid; the configured default when `None`.
     pub expires_in: Option<Expiry>,
     /// Defaults to the configured bucket.
     pub bucket: Option<BucketName>,
@@ -28,26 +29,31 @@ pub struct PutOptions {
 }
 
 impl PutOptions {
+    /// Signs this exact `Content-Type`.
     #[must_use]
     pub fn with_content_type(mut self, ct: ContentType) -> Self {
         self.content_type = Some(ct);
         self
     }
+    /// Sets how long the URL stays valid.
     #[must_use]
     pub fn with_expires_in(mut self, e: Expiry) -> Self {
         self.expires_in = Some(e);
         self
     }
+    /// Signs for `b` instead of the default bucket.
     #[must_use]
     pub fn with_bucket(mut self, b: BucketName) -> Self {
         self.bucket = Some(b);
         self
     }
+    /// Signs this exact `Content-Length`.
     #[must_use]
     pub fn with_content_length(mut self, n: u64) -> Self {
         self.content_length = Some(n);
         self
     }
+    /// Makes the URL create-only (see [`PutOptions::create_only`]).
     #[must_use]
     pub fn with_create_only(mut self) -> Self {
         self.create_only = true;
@@ -59,23 +65,28 @@ impl PutOptions {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct GetOptions {
+    /// How long the URL stays valid; the configured default when `None`.
     pub expires_in: Option<Expiry>,
     /// When set, storage answers with `Content-Disposition: attachment` and this name.
     pub download_filename: Option<String>,
+    /// Defaults to the configured bucket.
     pub bucket: Option<BucketName>,
 }
 
 impl GetOptions {
+    /// Sets how long the URL stays valid.
     #[must_use]
     pub fn with_expires_in(mut self, e: Expiry) -> Self {
         self.expires_in = Some(e);
         self
     }
+    /// Asks storage to answer `Content-Disposition: attachment` with this name.
     #[must_use]
     pub fn with_download_filename(mut self, name: impl Into<String>) -> Self {
         self.download_filename = Some(name.into());
         self
     }
+    /// Signs for `b` instead of the default bucket.
     #[must_use]
     pub fn with_bucket(mut self, b: BucketName) -> Self {
         self.bucket = Some(b);
@@ -87,10 +98,15 @@ impl GetOptions {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SignedPut {
+    /// The presigned URL.
     pub url: String,
+    /// Always `PUT`.
     pub method: &'static str,
+    /// Headers the client must send exactly as given (they are signed).
     pub headers: BTreeMap<String, String>,
+    /// The object key the URL writes.
     pub key: ObjectKey,
+    /// When the URL stops working.
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
 }
@@ -99,9 +115,13 @@ pub struct SignedPut {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SignedGet {
+    /// The presigned URL.
     pub url: String,
+    /// Always `GET`.
     pub method: &'static str,
+    /// The object key the URL reads.
     pub key: ObjectKey,
+    /// When the URL stops working.
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
 }
@@ -123,6 +143,7 @@ impl std::fmt::Debug for Storage {
 }
 
 impl Storage {
+    /// A signer facade over `signer`, reading time from `clock`, for `default_bucket`.
     pub fn new(
         signer: Arc<dyn UrlSigner>,
         clock: Arc<dyn Clock>,
@@ -135,6 +156,7 @@ impl Storage {
         }
     }
 
+    /// The bucket used when a call names none.
     #[must_use]
     pub fn default_bucket(&self) -> &BucketName {
         &self.default_bucket

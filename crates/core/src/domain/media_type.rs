@@ -12,8 +12,12 @@ pub const MAX_MEDIA_TYPE_BYTES: usize = 255;
 /// Why a media type was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MediaTypeError {
+    /// Nothing but whitespace.
     Empty,
+    /// Longer than [`MAX_MEDIA_TYPE_BYTES`].
     TooLong,
+    /// Not `type/subtype` with well-formed parameters, or ambiguous (a comma, a repeated
+    /// or empty parameter, non-ASCII).
     Malformed,
 }
 

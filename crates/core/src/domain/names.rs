@@ -25,6 +25,7 @@ impl ObjectKey {
         }
     }
 
+    /// The validated name.
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0
@@ -88,6 +89,7 @@ impl BucketName {
         }
     }
 
+    /// The validated name.
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0
@@ -139,6 +141,7 @@ impl ContentType {
         Self(MediaType::parse("application/octet-stream").unwrap_or_else(|_| unreachable!()))
     }
 
+    /// The normalised media type, parameters included.
     #[must_use]
     pub fn as_str(&self) -> &str {
         self.0.as_str()

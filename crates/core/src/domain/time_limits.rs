@@ -6,9 +6,13 @@ use std::time::Duration;
 pub struct Expiry(u32);
 
 impl Expiry {
+    /// The shortest accepted expiry, in seconds.
     pub const MIN_SECS: u64 = 1;
+    /// The longest accepted expiry, in seconds (7 days).
     pub const MAX_SECS: u64 = 604_800;
+    /// The expiry used when a request gives none.
     pub const DEFAULT: Self = Self(600);
+    /// The longest expiry, as a value.
     pub const MAX: Self = Self(604_800);
 
     /// # Errors
@@ -25,11 +29,13 @@ impl Expiry {
         }
     }
 
+    /// In seconds.
     #[must_use]
     pub fn secs(self) -> u64 {
         u64::from(self.0)
     }
 
+    /// As a [`Duration`].
     #[must_use]
     pub fn duration(self) -> Duration {
         Duration::from_secs(self.secs())
@@ -47,13 +53,16 @@ impl Default for Expiry {
 pub struct ByteSize(pub u64);
 
 impl ByteSize {
+    /// One mebibyte, in bytes.
     pub const MIB: u64 = 1024 * 1024;
 
+    /// `n` mebibytes.
     #[must_use]
     pub fn mib(n: u64) -> Self {
         Self(n * Self::MIB)
     }
 
+    /// In bytes.
     #[must_use]
     pub fn bytes(self) -> u64 {
         self.0

@@ -5,10 +5,13 @@ use time::OffsetDateTime;
 /// One call of a `PUBLIC` operation (spec §6.5: every such call is audit-logged).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
+    /// When the call was made.
     pub at: OffsetDateTime,
     /// The route as the server names it, e.g. `/api/v1/media/{id}/sign-download`.
     pub route: String,
+    /// The HTTP method.
     pub method: String,
+    /// The client's address, when known.
     pub ip: Option<String>,
     /// Set when the caller was authenticated anyway.
     pub user_id: Option<String>,

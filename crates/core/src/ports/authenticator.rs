@@ -15,6 +15,7 @@ pub struct Credentials {
 }
 
 impl Credentials {
+    /// No credential of any kind was sent.
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.api_key.is_none() && self.bearer.is_none() && self.cookie.is_none()

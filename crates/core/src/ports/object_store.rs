@@ -22,9 +22,13 @@ pub enum ByteRange {
 /// What HEAD tells about an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectMeta {
+    /// The object's size in bytes.
     pub size: u64,
+    /// Storage's entity tag.
     pub etag: Option<String>,
+    /// The stored `Content-Type`, as storage reported it (not validated).
     pub content_type: Option<String>,
+    /// When the object was last written.
     pub last_modified: Option<OffsetDateTime>,
 }
 
@@ -32,15 +36,20 @@ pub struct ObjectMeta {
 /// would not accept, and a listing must still show them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectSummary {
+    /// The key as storage holds it.
     pub key: String,
+    /// The object's size in bytes.
     pub size: u64,
+    /// Storage's entity tag.
     pub etag: Option<String>,
+    /// When the object was last written.
     pub last_modified: Option<OffsetDateTime>,
 }
 
 /// One page of a listing, in ascending byte order of keys.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ListPage {
+    /// The objects of this page.
     pub objects: Vec<ObjectSummary>,
     /// Pass back to get the next page; `None` on the last page.
     pub next: Option<String>,
@@ -48,9 +57,11 @@ pub struct ListPage {
 
 /// A GET's result: metadata of the whole object and the (possibly ranged) body.
 pub struct GetObject {
+    /// Metadata of the whole object.
     pub meta: ObjectMeta,
     /// The inclusive byte range the body covers, when a range was asked for.
     pub range: Option<(u64, u64)>,
+    /// The body: the whole object, or the range.
     pub body: ByteStream,
 }
 
@@ -65,8 +76,11 @@ impl std::fmt::Debug for GetObject {
 
 /// A PUT: the body is streamed; its exact length must be known up front.
 pub struct PutObject {
+    /// The exact number of bytes the body yields.
     pub content_length: u64,
+    /// Stored as the object's `Content-Type`.
     pub content_type: Option<ContentType>,
+    /// The body.
     pub body: ByteStream,
 }
 

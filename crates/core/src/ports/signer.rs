@@ -7,13 +7,18 @@ use time::OffsetDateTime;
 /// The methods R2 can presign (it has no presigned POST).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HttpMethod {
+    /// Reads an object.
     Get,
+    /// Writes an object.
     Put,
+    /// Reads an object's metadata.
     Head,
+    /// Deletes an object.
     Delete,
 }
 
 impl HttpMethod {
+    /// The method's name as sent on the wire.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -28,9 +33,13 @@ impl HttpMethod {
 /// What to presign.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PresignRequest {
+    /// The method the URL allows.
     pub method: HttpMethod,
+    /// The bucket the URL addresses.
     pub bucket: BucketName,
+    /// The object key the URL addresses.
     pub key: ObjectKey,
+    /// How long the URL stays valid after `signed_at`.
     pub expires_in: Expiry,
     /// The signature's start time (`X-Amz-Date`); expiry counts from here.
     pub signed_at: OffsetDateTime,
@@ -44,7 +53,9 @@ pub struct PresignRequest {
 /// A presigned URL and the headers the client must replay with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PresignedUrl {
+    /// The presigned URL.
     pub url: String,
+    /// Headers the client must send with exactly these values.
     pub headers: BTreeMap<String, String>,
 }
 

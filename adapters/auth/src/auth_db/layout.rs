@@ -1,0 +1,322 @@
+//! Detects which of Better Auth's layouts the database uses, and builds its SQL.
+
+use super::api_key_rules::KeyUpdate;
+use super::rows::{ApiKeyRow, Stamp};
+use super::values::{DateFormat, integer, truthy};
+use deadpool_sqlite::rusqlite::types::Value;
+use deadpool_sqlite::rusqlite::{self, Connection, OptionalExtension, Row, params_from_iter};
+use std::collections::HashMap;
+use time::OffsetDateTime;
+
+/// The tables and columns found, as ready-made SQL with quoted identifiers.
+#[derive(Debug)]
+pub(super) struct Layout {
+    pub(super) session: SessionSql,
+    pub(super) user: UserSql,
+    pub(super) member: MemberSql,
+    pub(super) api_key: Option<ApiKeySql>,
+}
+
+#[derive(Debug)]
+pub(super) struct SessionSql {
+    pub(super) table: String,
+    pub(super) by_token: String,
+}
+
+#[derive(Debug)]
+pub(super) struct UserSql {
+    pub(super) by_id: String,
+}
+
+#[derive(Debug)]
+pub(super) struct MemberSql {
+    pub(super) role: String,
+}
+
+/// Columns of one table: lower-cased name → (real name, declared type).
+pub(super) struct Columns {
+    pub(super) table: String,
+    pub(super) cols: HashMap<String, (String, String)>,
+}
+
+impl Columns {
+    /// The column for a camelCase field: as named, or in snake_case.
+    pub(super) fn find(&self, field: &str) -> Option<&(String, String)> {
+        self.cols
+            .get(&field.to_ascii_lowercase())
+            .or_else(|| self.cols.get(&snake_case(field)))
+    }
+
+    pub(super) fn quoted(&self, field: &str) -> Option<String> {
+        self.find(field).map(|(name, _)| quote(name))
+    }
+
+    pub(super) fn require(&self, field: &str) -> Result<String, String> {
+        self.quoted(field)
+            .ok_or_else(|| format!("auth table {} has no {field} column", self.table))
+    }
+
+    /// The column, or SQL `NULL` when this optional field is missing.
+    pub(super) fn or_null(&self, field: &str) -> String {
+        self.quoted(field).unwrap_or_else(|| "NULL".to_owned())
+    }
+
+    pub(super) fn table(&self) -> String {
+        quote(&self.table)
+    }
+}
+
+pub(super) fn snake_case(field: &str) -> String {
+    let mut out = String::with_capacity(field.len() + 4);
+    for c in field.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+pub(super) fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// The first of `names` that exists, with its columns.
+pub(super) fn find_table(c: &Connection, names: &[&str]) -> rusqlite::Result<Option<Columns>> {
+    for name in names {
+        let mut stmt = c.prepare(&format!("PRAGMA table_info({})", quote(name)))?;
+        let cols = stmt
+            .query_map([], |r| {
+                let col: String = r.get(1)?;
+                let ty: Option<String> = r.get(2)?;
+                Ok((col.to_ascii_lowercase(), (col, ty.unwrap_or_default())))
+            })?
+            .collect::<rusqlite::Result<HashMap<_, _>>>()?;
+        if !cols.is_empty() {
+            return Ok(Some(Columns {
+                table: (*name).to_owned(),
+                cols,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+impl Layout {
+    /// Outer error: SQLite failed; inner: the database is not a Better Auth one.
+    pub(super) fn detect(c: &mut Connection) -> rusqlite::Result<Result<Self, String>> {
+        let missing = |t: &str| format!("auth database has no {t} table");
+        let Some(session) = find_table(c, &["session", "sessions"])? else {
+            return Ok(Err(missing("session")));
+        };
+        let Some(user) = find_table(c, &["user", "users"])? else {
+            return Ok(Err(missing("user")));
+        };
+        let Some(member) = find_table(c, &["member", "members"])? else {
+            return Ok(Err(missing("member (organization plugin)")));
+        };
+        let api_key = find_table(c, &["apikey", "apikeys", "api_key", "api_keys"])?;
+        Ok(Self::build(&session, &user, &member, api_key.as_ref()))
+    }
+
+    pub(super) fn build(
+        session: &Columns,
+        user: &Columns,
+        member: &Columns,
+        api_key: Option<&Columns>,
+    ) -> Result<Self, String> {
+        let session_sql = SessionSql {
+            table: session.table.clone(),
+            by_token: format!(
+                "SELECT {}, {}, {} FROM {} WHERE {} = ?1 LIMIT 1",
+                session.require("userId")?,
+                session.require("expiresAt")?,
+                session.or_null("activeOrganizationId"),
+                session.table(),
+                session.require("token")?,
+            ),
+        };
+        let user_sql = UserSql {
+            by_id: format!(
+                "SELECT {}, {}, {} FROM {} WHERE {} = ?1 LIMIT 1",
+                user.or_null("role"),
+                user.or_null("banned"),
+                user.or_null("banExpires"),
+                user.table(),
+                user.require("id")?,
+            ),
+        };
+        let member_sql = MemberSql {
+            role: format!(
+                "SELECT {} FROM {} WHERE {} = ?1 AND {} = ?2 LIMIT 1",
+                member.require("role")?,
+                member.table(),
+                member.require("organizationId")?,
+                member.require("userId")?,
+            ),
+        };
+        let api_key = match api_key.map(ApiKeySql::build) {
+            Some(Ok(sql)) => Some(sql),
+            Some(Err(why)) => {
+                tracing::warn!(reason = %why, "apikey table not usable");
+                None
+            }
+            None => None,
+        };
+        Ok(Self {
+            session: session_sql,
+            user: user_sql,
+            member: member_sql,
+            api_key,
+        })
+    }
+}
+
+/// The `apikey` columns read, in SELECT order.
+pub(super) const API_KEY_FIELDS: [&str; 17] = [
+    "id",
+    "key",
+    "userId", // or referenceId, see `build`
+    "enabled",
+    "expiresAt",
+    "remaining",
+    "refillInterval",
+    "refillAmount",
+    "lastRefillAt",
+    "rateLimitEnabled",
+    "rateLimitTimeWindow",
+    "rateLimitMax",
+    "requestCount",
+    "lastRequest",
+    "createdAt",
+    "metadata",
+    "updatedAt",
+];
+
+#[derive(Debug)]
+pub(super) struct ApiKeySql {
+    pub(super) by_key: String,
+    pub(super) by_id: String,
+    pub(super) table: String,
+    pub(super) id: String,
+    pub(super) created_at_type: String,
+    pub(super) last_request: String,
+    pub(super) request_count: String,
+    pub(super) remaining: String,
+    pub(super) last_refill_at: String,
+    pub(super) updated_at: String,
+}
+
+impl ApiKeySql {
+    pub(super) fn build(cols: &Columns) -> Result<Self, String> {
+        let owner = cols
+            .quoted("userId")
+            .or_else(|| cols.quoted("referenceId"))
+            .ok_or_else(|| format!("auth table {} has no userId column", cols.table))?;
+        let mut select = Vec::with_capacity(API_KEY_FIELDS.len());
+        for field in API_KEY_FIELDS {
+            select.push(if field == "userId" {
+                owner.clone()
+            } else {
+                cols.require(field)?
+            });
+        }
+        let select = select.join(", ");
+        Ok(Self {
+            by_key: format!(
+                "SELECT {select} FROM {} WHERE {} = ?1 LIMIT 1",
+                cols.table(),
+                cols.require("key")?
+            ),
+            by_id: format!(
+                "SELECT {select} FROM {} WHERE {} = ?1 LIMIT 1",
+                cols.table(),
+                cols.require("id")?
+            ),
+            table: cols.table(),
+            id: cols.require("id")?,
+            created_at_type: cols
+                .find("createdAt")
+                .map(|c| c.1.clone())
+                .unwrap_or_default(),
+            last_request: cols.require("lastRequest")?,
+            request_count: cols.require("requestCount")?,
+            remaining: cols.require("remaining")?,
+            last_refill_at: cols.require("lastRefillAt")?,
+            updated_at: cols.require("updatedAt")?,
+        })
+    }
+
+    pub(super) fn read(
+        &self,
+        c: &Connection,
+        sql: &str,
+        arg: &str,
+    ) -> rusqlite::Result<Option<ApiKeyRow>> {
+        c.prepare_cached(sql)?
+            .query_row([arg], |r| self.row(r))
+            .optional()
+    }
+
+    pub(super) fn row(&self, r: &Row<'_>) -> rusqlite::Result<ApiKeyRow> {
+        let v = |i: usize| r.get::<_, Value>(i);
+        let created_at = v(14)?;
+        Ok(ApiKeyRow {
+            id: r.get(0)?,
+            key_hash: r.get(1)?,
+            owner_id: r.get(2)?,
+            enabled: truthy(&v(3)?),
+            expires_at: Stamp::read(v(4)?),
+            remaining: integer(&v(5)?),
+            refill_interval: integer(&v(6)?),
+            refill_amount: integer(&v(7)?),
+            last_refill_at: Stamp::read(v(8)?),
+            rate_limit_enabled: truthy(&v(9)?),
+            rate_limit_time_window: integer(&v(10)?),
+            rate_limit_max: integer(&v(11)?),
+            request_count: integer(&v(12)?),
+            last_request: Stamp::read(v(13)?),
+            date_format: DateFormat::of(&created_at, &self.created_at_type),
+            created_at: Stamp::read(created_at),
+            metadata: r.get::<_, Option<String>>(15)?,
+        })
+    }
+
+    /// Writes the changed counters and `updatedAt`, as Better Auth's update does.
+    pub(super) fn write(
+        &self,
+        c: &Connection,
+        row: &ApiKeyRow,
+        update: &KeyUpdate,
+        now: OffsetDateTime,
+    ) -> rusqlite::Result<()> {
+        let fmt = row.date_format;
+        let mut sets = vec![format!("{} = ?", self.updated_at)];
+        let mut args = vec![fmt.encode(now)];
+        if let Some(t) = update.last_request {
+            sets.push(format!("{} = ?", self.last_request));
+            args.push(fmt.encode(t));
+        }
+        if let Some(n) = update.request_count {
+            sets.push(format!("{} = ?", self.request_count));
+            args.push(Value::Integer(n));
+        }
+        if let Some(n) = update.remaining {
+            sets.push(format!("{} = ?", self.remaining));
+            args.push(Value::Integer(n));
+        }
+        if let Some(t) = update.last_refill_at {
+            sets.push(format!("{} = ?", self.last_refill_at));
+            args.push(fmt.encode(t));
+        }
+        args.push(Value::Text(row.id.clone()));
+        let sql = format!(
+            "UPDATE {} SET {} WHERE {} = ?",
+            self.table,
+            sets.join(", "),
+            self.id
+        );
+        c.execute(&sql, params_from_iter(args))?;
+        Ok(())
+    }
+}
