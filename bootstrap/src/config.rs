@@ -496,7 +496,8 @@ mod tests {
 
     #[test]
     fn every_flag_takes_the_one_boolean_syntax() {
-        let flags: [(&str, fn(&Config) -> bool); 3] = [
+        type Read = fn(&Config) -> bool;
+        let flags: [(&str, Read); 3] = [
             ("FILEGATE_UI", |c| c.ui),
             ("FILEGATE_MANAGED", |c| c.managed),
             ("FILEGATE_MEDIA_REQUIRE_SIZE", |c| c.media_require_size),

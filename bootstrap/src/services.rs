@@ -125,10 +125,13 @@ pub async fn authenticator(
     Ok(auth.with_pinned_org(config.pinned_org_id.clone()))
 }
 
+/// Wraps the object store every service uses (the server meters it).
+pub type WrapObjects = Box<dyn FnOnce(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore> + Send>;
+
 /// What the caller adds to the services: the server meters storage.
 pub struct Hooks {
     /// Wraps the object store every service uses.
-    pub objects: Box<dyn FnOnce(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore> + Send>,
+    pub objects: WrapObjects,
     /// Called when a managed read finds other bytes than the object's row describes.
     pub etag_mismatch: Option<EtagMismatchHook>,
 }
