@@ -369,7 +369,11 @@ fn explain(errors: figment::Error) -> anyhow::Error {
                 .unwrap_or_default();
             match &e.kind {
                 figment::error::Kind::UnknownField(field, _) => {
-                    let key = e.path.iter().chain([field]).cloned().collect::<Vec<_>>();
+                    // figment's path usually ends with the field already.
+                    let mut key = e.path.clone();
+                    if key.last() != Some(field) {
+                        key.push(field.clone());
+                    }
                     format!("unknown setting `{}`{source}", key.join("."))
                 }
                 kind => format!("{}: {kind}{source}", setting_name(&e.path.join("."))),
