@@ -538,7 +538,10 @@ mod tests {
                 "[auth]\njwt_expires_in = \"long\"",
                 "FILEGATE_JWT_EXPIRES_IN",
             ),
-            ("[r2]\nregoin = \"x\"", "unknown setting `r2.regoin` (in the config file"),
+            (
+                "[r2]\nregoin = \"x\"",
+                "unknown setting `r2.regoin` (in the config file",
+            ),
             ("listen = \"x\"", "FILEGATE_LISTEN"),
         ] {
             let err = format!("{:#}", load(&[], Some(text)).unwrap_err());

@@ -7,7 +7,7 @@ use crate::state::AppState;
 use anyhow::Context;
 use filegate_auth::JwtConfig;
 use filegate_bootstrap::config::{Config, LogFormat};
-use filegate_bootstrap::services::{Hooks, Opened};
+use filegate_bootstrap::services::{Hooks, Opened, Services};
 use filegate_core::managed::ManagedService;
 use filegate_embedded_s3::EmbeddedS3;
 use secrecy::SecretString;
@@ -20,6 +20,9 @@ use tokio::task::JoinHandle;
 
 // Decided by bootstrap; re-exported for the banner's users.
 pub use filegate_bootstrap::data_dir::SecretSource;
+
+/// A serving listener: send to stop it, then await its task.
+type Serving = (oneshot::Sender<()>, JoinHandle<std::io::Result<()>>);
 
 /// A started server: its addresses, and a handle to stop it.
 pub struct Running {
@@ -36,7 +39,7 @@ pub struct Running {
     embedded: Option<EmbeddedS3>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
-    files_server: Option<(oneshot::Sender<()>, JoinHandle<std::io::Result<()>>)>,
+    files_server: Option<Serving>,
     managed: Option<Arc<ManagedService>>,
 }
 
@@ -97,29 +100,70 @@ pub fn init_tracing(format: LogFormat) {
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let opened = Opened::open(&config, config.s3_listen).await?;
     // Bound before the services: on port 0 (tests) FILES_URL follows the bound address.
-    let files_listener = match config.files_listen.filter(|_| config.managed) {
-        Some(addr) => Some(
-            TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding the files listener on {addr}"))?,
-        ),
-        None => None,
-    };
+    let (files_listener, files_url) = bind_files_listener(&config).await?;
     let files_addr = files_listener
         .as_ref()
         .map(TcpListener::local_addr)
         .transpose()?;
-    let files_url = match (config.files_listen, files_addr) {
-        (Some(wanted), Some(bound)) if wanted.port() == 0 => format!("http://{bound}"),
-        _ => config.files_url.clone(),
-    };
     let metrics = Arc::new(Metrics::new());
-    let services = opened
+    let mut services = opened
         .into_services(&config, files_url, hooks(&metrics))
         .await?;
+    let embedded = services.embedded.take();
+    let (auth_secret, secret_source) = (services.auth_secret.clone(), services.secret_source);
+    let state = app_state(&config, services, metrics)?;
+    let managed = state.managed.clone();
+    let files_server = files_listener.map(|listener| {
+        spawn_serving(listener, crate::files::files_router(state.clone()), &config)
+    });
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding the API listener on {}", config.listen))?;
+    let api_addr = listener.local_addr()?;
+    let (stop, task) = spawn_serving(listener, crate::router(state), &config);
+    let s3_endpoint = embedded.as_ref().map(EmbeddedS3::endpoint);
+    tracing::info!(api = %api_addr, s3 = s3_endpoint.as_deref().unwrap_or("remote"), bucket = %config.bucket, "filegate is listening");
+    Ok(Running {
+        api_addr,
+        files_addr,
+        files_server,
+        managed,
+        s3_endpoint,
+        bucket: config.bucket.to_string(),
+        data_dir: config.data_dir.clone(),
+        auth_secret,
+        secret_source,
+        embedded,
+        stop,
+        task,
+    })
+}
+
+/// The files listener (managed mode, unless `off`) and the `FILES_URL` its URLs use.
+async fn bind_files_listener(config: &Config) -> anyhow::Result<(Option<TcpListener>, String)> {
+    let Some(addr) = config.files_listen.filter(|_| config.managed) else {
+        return Ok((None, config.files_url.clone()));
+    };
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the files listener on {addr}"))?;
+    let files_url = if addr.port() == 0 {
+        format!("http://{}", listener.local_addr()?)
+    } else {
+        config.files_url.clone()
+    };
+    Ok((Some(listener), files_url))
+}
+
+/// The handlers' state over bootstrap's services.
+fn app_state(
+    config: &Config,
+    services: Services,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<AppState> {
     metrics.set_pool_probe(services.media_pool);
-    let managed = services.managed.map(Arc::new);
-    let state = AppState {
+    Ok(AppState {
         media: Arc::new(services.media),
         auth: Arc::new(services.auth),
         objects: services.objects,
@@ -135,29 +179,18 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         }),
         metrics,
         readiness: Arc::new(services.readiness),
-        managed: managed.clone(),
+        managed: services.managed.map(Arc::new),
         files: Arc::new(FilesOptions {
             public_max_age: config.public_max_age,
             tokens: services.file_tokens,
         }),
         spool_dir: spool_dir(&config.data_dir)?.into(),
-    };
-    let limits = config.listener;
-    let files_server = files_listener.map(|listener| {
-        let (stop, stopped) = oneshot::channel::<()>();
-        let app = crate::files::files_router(state.clone());
-        let task = tokio::spawn(crate::listener::serve(listener, app, limits, async {
-            let _ = stopped.await;
-        }));
-        (stop, task)
-    });
+    })
+}
 
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding the API listener on {}", config.listen))?;
-    let api_addr = listener.local_addr()?;
+/// Serves `app` on `listener` with the configured limits until the sender is used.
+fn spawn_serving(listener: TcpListener, app: axum::Router, config: &Config) -> Serving {
     let (stop, stopped) = oneshot::channel::<()>();
-    let app = crate::router(state);
     let task = tokio::spawn(crate::listener::serve(
         listener,
         app,
@@ -166,23 +199,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             let _ = stopped.await;
         },
     ));
-    let embedded = services.embedded;
-    let s3_endpoint = embedded.as_ref().map(EmbeddedS3::endpoint);
-    tracing::info!(api = %api_addr, s3 = s3_endpoint.as_deref().unwrap_or("remote"), bucket = %config.bucket, "filegate is listening");
-    Ok(Running {
-        api_addr,
-        files_addr,
-        files_server,
-        managed,
-        s3_endpoint,
-        bucket: config.bucket.to_string(),
-        data_dir: config.data_dir.clone(),
-        auth_secret: services.auth_secret,
-        secret_source: services.secret_source,
-        embedded,
-        stop,
-        task,
-    })
+    (stop, task)
 }
 
 /// Storage metered into `metrics`; an ETag mismatch counted and logged.
