@@ -154,64 +154,16 @@ impl Config {
         let s3_listen = parse_addr("FILEGATE_S3_LISTEN", &s.s3_listen, DEFAULT_S3_LISTEN)?;
         let data_dir = s.data_dir;
 
-        let r2 = s.r2;
-        let remote = match (
-            r2.account_id,
-            r2.access_key_id,
-            r2.secret_access_key,
-            r2.endpoint,
-        ) {
-            (None, None, None, None) => None,
-            (account_id, Some(access_key_id), Some(secret), endpoint)
-                if account_id.is_some() || endpoint.is_some() =>
-            {
-                Some(RemoteStore {
-                    account_id,
-                    access_key_id,
-                    secret_access_key: SecretString::from(secret),
-                    endpoint,
-                    region: r2.region,
-                })
-            }
-            _ => bail!(
-                "incomplete R2 settings: set R2_ACCOUNT_ID (or R2_ENDPOINT), R2_ACCESS_KEY_ID and R2_SECRET_ACCESS_KEY together, or none of them to use the embedded store"
-            ),
-        };
+        let remote = remote_store(s.r2)?;
 
         let auth = s.auth;
-        // Quickback's `auth.jwt.secretEnv`: the secret may live in another variable.
-        let secret_var = auth
-            .secret_env
-            .unwrap_or_else(|| "BETTER_AUTH_SECRET".to_owned());
-        let auth_secret = match env(&secret_var) {
-            Some(v) => Some(SecretString::from(v)),
-            None if secret_var != "BETTER_AUTH_SECRET" => {
-                bail!("FILEGATE_JWT_SECRET_ENV names {secret_var}, which is not set")
-            }
-            None => auth.secret.map(SecretString::from),
-        };
+        let auth_secret = auth_secret(env, auth.secret_env, auth.secret)?;
 
         let upload_expiry = Expiry::from_secs(s.upload_expires_in).map_err(|_| {
             anyhow::anyhow!("FILEGATE_UPLOAD_EXPIRES_IN must be between 1 and 604800 seconds")
         })?;
 
-        let mut cors_origins = s.cors_origins.unwrap_or_else(|| default_origins(listen));
-        // Quickback trusts BETTER_AUTH_URL besides the listed origins.
-        if let Some(url) = auth.better_auth_url {
-            let origin = url.trim_end_matches('/').to_owned();
-            if !cors_origins.contains(&origin) {
-                cors_origins.push(origin);
-            }
-        }
-        for origin in &cors_origins {
-            if !(origin.starts_with("http://") || origin.starts_with("https://"))
-                || origin.ends_with('/')
-            {
-                bail!(
-                    "FILEGATE_CORS_ORIGINS entry {origin:?} must be an origin like https://app.example.com"
-                );
-            }
-        }
+        let cors_origins = cors_origins(s.cors_origins, listen, auth.better_auth_url)?;
         let (per_second, burst) = (s.rate_limit_per_second, s.rate_limit_burst);
         let rate_limit = (per_second > 0 && burst > 0).then_some(RateLimit { per_second, burst });
         let jwt_ttl = auth.jwt_expires_in;
@@ -244,20 +196,7 @@ impl Config {
             ),
         };
 
-        for (name, value) in [
-            ("FILEGATE_HEADER_READ_TIMEOUT", s.header_read_timeout),
-            ("FILEGATE_IDLE_TIMEOUT", s.idle_timeout),
-            ("FILEGATE_MAX_CONNECTIONS", s.max_connections),
-        ] {
-            if value == 0 {
-                bail!("{name} must be at least 1");
-            }
-        }
-        let listener = ListenerLimits {
-            header_read_timeout: Duration::from_secs(u64::from(s.header_read_timeout)),
-            idle_timeout: Duration::from_secs(u64::from(s.idle_timeout)),
-            max_connections: usize::try_from(s.max_connections).unwrap_or(usize::MAX),
-        };
+        let listener = listener_limits(s.header_read_timeout, s.idle_timeout, s.max_connections)?;
 
         let log_format = match s.log_format.as_str() {
             "text" => LogFormat::Text,
@@ -310,6 +249,96 @@ impl Config {
         config.rate_limit = None;
         config
     }
+}
+
+/// The remote store, when `[r2]` / `R2_*` describe one completely; none when all are unset.
+fn remote_store(r2: layers::R2Settings) -> anyhow::Result<Option<RemoteStore>> {
+    match (
+        r2.account_id,
+        r2.access_key_id,
+        r2.secret_access_key,
+        r2.endpoint,
+    ) {
+        (None, None, None, None) => Ok(None),
+        (account_id, Some(access_key_id), Some(secret), endpoint)
+            if account_id.is_some() || endpoint.is_some() =>
+        {
+            Ok(Some(RemoteStore {
+                account_id,
+                access_key_id,
+                secret_access_key: SecretString::from(secret),
+                endpoint,
+                region: r2.region,
+            }))
+        }
+        _ => bail!(
+            "incomplete R2 settings: set R2_ACCOUNT_ID (or R2_ENDPOINT), R2_ACCESS_KEY_ID and R2_SECRET_ACCESS_KEY together, or none of them to use the embedded store"
+        ),
+    }
+}
+
+/// The signing secret: the variable `secret_env` names (Quickback's `auth.jwt.secretEnv`,
+/// default `BETTER_AUTH_SECRET`), else the file's `[auth] secret`.
+fn auth_secret(
+    env: &dyn Fn(&str) -> Option<String>,
+    secret_env: Option<String>,
+    from_file: Option<String>,
+) -> anyhow::Result<Option<SecretString>> {
+    let secret_var = secret_env.unwrap_or_else(|| "BETTER_AUTH_SECRET".to_owned());
+    match env(&secret_var) {
+        Some(v) => Ok(Some(SecretString::from(v))),
+        None if secret_var != "BETTER_AUTH_SECRET" => {
+            bail!("FILEGATE_JWT_SECRET_ENV names {secret_var}, which is not set")
+        }
+        None => Ok(from_file.map(SecretString::from)),
+    }
+}
+
+/// The trusted origins: the configured ones (default: the API's own) and `BETTER_AUTH_URL`.
+fn cors_origins(
+    configured: Option<Vec<String>>,
+    listen: SocketAddr,
+    better_auth_url: Option<String>,
+) -> anyhow::Result<Vec<String>> {
+    let mut cors_origins = configured.unwrap_or_else(|| default_origins(listen));
+    // Quickback trusts BETTER_AUTH_URL besides the listed origins.
+    if let Some(url) = better_auth_url {
+        let origin = url.trim_end_matches('/').to_owned();
+        if !cors_origins.contains(&origin) {
+            cors_origins.push(origin);
+        }
+    }
+    for origin in &cors_origins {
+        if !(origin.starts_with("http://") || origin.starts_with("https://"))
+            || origin.ends_with('/')
+        {
+            bail!(
+                "FILEGATE_CORS_ORIGINS entry {origin:?} must be an origin like https://app.example.com"
+            );
+        }
+    }
+    Ok(cors_origins)
+}
+
+fn listener_limits(
+    header_read_timeout: u32,
+    idle_timeout: u32,
+    max_connections: u32,
+) -> anyhow::Result<ListenerLimits> {
+    for (name, value) in [
+        ("FILEGATE_HEADER_READ_TIMEOUT", header_read_timeout),
+        ("FILEGATE_IDLE_TIMEOUT", idle_timeout),
+        ("FILEGATE_MAX_CONNECTIONS", max_connections),
+    ] {
+        if value == 0 {
+            bail!("{name} must be at least 1");
+        }
+    }
+    Ok(ListenerLimits {
+        header_read_timeout: Duration::from_secs(u64::from(header_read_timeout)),
+        idle_timeout: Duration::from_secs(u64::from(idle_timeout)),
+        max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+    })
 }
 
 fn parse_addr(name: &str, raw: &str, default: &str) -> anyhow::Result<SocketAddr> {
