@@ -1,5 +1,5 @@
 //! Server configuration, layered defaults < TOML file < environment with figment
-//! ([`layers`]), then checked and completed into [`Config`] here. Every setting and its
+//! (the `layers` module), then checked and completed into [`Config`] here. Every setting and its
 //! variable is listed in docs/CONFIG.md.
 
 mod layers;
