@@ -269,9 +269,9 @@ async fn in_memory(n: usize, bucket: &BucketName) {
 
 async fn embedded(n: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = filegate_server::config::Config::ephemeral(dir.path());
+    let config = filegate_bootstrap::config::Config::ephemeral(dir.path());
     let storage =
-        filegate_server::storage_setup::open_storage(&config, "127.0.0.1:0".parse().expect("addr"))
+        filegate_bootstrap::storage::open_storage(&config, "127.0.0.1:0".parse().expect("addr"))
             .await
             .expect("embedded endpoint");
     let db = filegate_sqlite::SqliteFilesDb::open(&dir.path().join("files.db"))

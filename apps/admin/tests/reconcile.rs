@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use filegate_bootstrap::config::Config;
+use filegate_bootstrap::storage::{OpenedStorage, open_storage};
 use filegate_core::domain::{ContentType, ObjectKey, Principal};
 use filegate_core::managed::{
     CreateBucket, ManagedPolicy, ManagedService, ObjectConfirmation, ObjectRowStore, ObjectStatus,
@@ -18,8 +20,6 @@ use filegate_core::managed::{
 use filegate_core::ports::{Clock, Media, MediaStatus, MediaStore as _, ObjectStore, PutObject};
 use filegate_core::storage::Storage;
 use filegate_r2::SigV4Signer;
-use filegate_server::config::Config;
-use filegate_server::storage_setup::{OpenedStorage, open_storage};
 use filegate_sqlite::SqliteFilesDb;
 use futures::StreamExt;
 use serde_json::Value;

@@ -7,8 +7,6 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use filegate_auth::{JwtConfig, mint_token};
-use filegate_core::Error;
 use filegate_core::domain::{AuthMethod, Principal};
 use http::{HeaderValue, Method, StatusCode, header};
 use std::sync::{Arc, OnceLock};
@@ -18,47 +16,9 @@ use tower_governor::governor::GovernorConfigBuilder;
 use tower_governor::key_extractor::PeerIpKeyExtractor;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
-/// Per-IP request budget: `burst` requests at once, refilled at `per_second`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimit {
-    pub per_second: u32,
-    pub burst: u32,
-}
-
-/// Options of the HTTP layers.
-#[derive(Debug, Clone)]
-pub struct HttpOptions {
-    /// Origins allowed to call the API from a browser, with credentials.
-    pub trusted_origins: Vec<String>,
-    /// `None` switches rate limiting off.
-    pub rate_limit: Option<RateLimit>,
-    /// Serve the upload page at `/`.
-    pub ui: bool,
-}
-
-/// Mints the short-lived JWT returned in `set-auth-token` and by `POST /api/v1/token`.
-#[derive(Debug, Clone)]
-pub struct TokenMinter {
-    pub config: JwtConfig,
-    pub ttl: Duration,
-}
-
-impl TokenMinter {
-    /// # Errors
-    /// [`Error::Internal`] if signing fails.
-    pub fn mint(&self, p: &Principal) -> Result<String, Error> {
-        mint_token(
-            &self.config,
-            &p.user_id,
-            p.active_org_id.as_deref(),
-            p.roles.first().map(String::as_str),
-            p.platform_role.as_deref(),
-            self.ttl,
-            time::OffsetDateTime::now_utc(),
-        )
-        .map_err(|e| Error::internal(e.to_string()))
-    }
-}
+// Moved to their own modules; re-exported for the paths tests and tools already use.
+pub use crate::options::{HttpOptions, TokenMinter};
+pub use filegate_bootstrap::config::RateLimit;
 
 /// Where the `Authenticated` extractor leaves the principal for [`session_token_header`].
 #[derive(Debug, Clone, Default)]

@@ -1,8 +1,8 @@
 //! filegate's HTTP server. [`router`] builds the axum app from an [`AppState`] (tests call
-//! it without a socket); [`app::start`] wires the adapters and serves it.
+//! it without a socket); [`app::start`] gets the services from `filegate-bootstrap` and
+//! serves them.
 
 pub mod app;
-pub mod config;
 pub mod error;
 pub mod extract;
 pub mod files;
@@ -11,10 +11,13 @@ pub mod http;
 pub mod listener;
 pub mod metrics;
 pub mod openapi;
+pub mod options;
 pub mod routes;
 pub mod serve;
 pub mod state;
-pub mod storage_setup;
+
+// The configuration lives in bootstrap; re-exported at its old path for tests and tools.
+pub use filegate_bootstrap::config;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::{Extension, Router};

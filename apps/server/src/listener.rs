@@ -34,27 +34,8 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 use tower_http::request_id::{MakeRequestId, MakeRequestUuid};
 
-/// Limits of one listener (docs/CONFIG.md, "Listener limits").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ListenerLimits {
-    /// Longest time to receive a request head, from when the connection starts waiting
-    /// for it (also the keep-alive idle time between requests).
-    pub header_read_timeout: Duration,
-    /// A connection on which no byte moves either way for this long is closed.
-    pub idle_timeout: Duration,
-    /// Open connections at most; further ones wait to be accepted.
-    pub max_connections: usize,
-}
-
-impl Default for ListenerLimits {
-    fn default() -> Self {
-        Self {
-            header_read_timeout: Duration::from_secs(30),
-            idle_timeout: Duration::from_secs(60),
-            max_connections: 512,
-        }
-    }
-}
+// A setting of the configuration (bootstrap); re-exported for this module's users.
+pub use filegate_bootstrap::config::ListenerLimits;
 
 /// Serves `app` on `listener` until `shutdown` completes, then stops accepting and
 /// lets open requests finish.

@@ -3,9 +3,9 @@
 //! buckets), or acting for one organization with `--org`.
 
 use anyhow::bail;
+use filegate_bootstrap::config::Config;
 use filegate_core::domain::{AuthMethod, Principal};
 use filegate_core::managed::{Bucket, CreateBucket, ManagedService, UpdateBucket};
-use filegate_server::config::Config;
 
 use super::{ConfigOpts, EXIT_OK, close_storage, confirm, describe, managed_service};
 

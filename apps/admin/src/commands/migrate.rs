@@ -12,7 +12,7 @@ use filegate_sqlite::{
 use super::{ConfigOpts, FILES_DB_FILE, describe};
 
 /// Name of the media database inside the data directory.
-pub const MEDIA_DB_FILE: &str = "filegate.db";
+pub use filegate_bootstrap::services::MEDIA_DB_FILE;
 
 #[derive(Debug, clap::Args)]
 pub struct Opts {

@@ -12,13 +12,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use filegate_bootstrap::config::Config;
+use filegate_bootstrap::storage::{OpenedStorage, open_storage};
 use filegate_core::Error;
-use filegate_core::managed::{ManagedPolicy, ManagedService};
+use filegate_core::managed::ManagedService;
 use filegate_core::ports::{Clock, SystemClock};
-use filegate_core::storage::Storage;
-use filegate_r2::SigV4Signer;
-use filegate_server::config::Config;
-use filegate_server::storage_setup::{OpenedStorage, open_storage};
 use filegate_sqlite::{SqliteFilesDb, SqliteMediaStore};
 
 /// Exit code: success, and nothing left to fix.
@@ -29,7 +27,7 @@ pub const EXIT_ERROR: u8 = 1;
 pub const EXIT_DIFFERENCES: u8 = 3;
 
 /// Name of FILES_DB inside the data directory (as the server names it).
-pub const FILES_DB_FILE: &str = "files.db";
+pub use filegate_bootstrap::services::FILES_DB_FILE;
 
 /// Where the server keeps its state; shared by the commands.
 #[derive(Debug, Clone, clap::Args)]
@@ -119,7 +117,7 @@ pub async fn close_storage(storage: OpenedStorage) {
     }
 }
 
-/// Managed mode's service as the server builds it.
+/// Managed mode's service as the server builds it (bootstrap's wiring).
 ///
 /// # Errors
 /// An invalid policy.
@@ -128,27 +126,16 @@ pub fn managed_service(
     storage: &OpenedStorage,
     db: &SqliteFilesDb,
 ) -> anyhow::Result<ManagedService> {
-    let signer = SigV4Signer::new(&storage.r2).map_err(|e| anyhow::anyhow!(describe(&e)))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let signing = Storage::new(Arc::new(signer), clock.clone(), config.bucket.clone());
-    let policy = ManagedPolicy {
-        files_url: config.files_url.clone(),
-        max_file_size: config.max_upload_size,
-        upload_expiry: config.upload_expiry,
-        roles: config.roles.clone(),
-        firewall: config.firewall,
-        ..ManagedPolicy::default()
-    };
-    let db = Arc::new(db.clone());
-    ManagedService::new(
+    let signing = filegate_bootstrap::services::signing(config, &storage.r2, clock.clone())?;
+    filegate_bootstrap::services::managed_service(
+        config,
+        config.files_url.clone(),
         signing,
         Arc::new(storage.objects.clone()),
-        db.clone(),
-        db,
+        Arc::new(db.clone()),
         clock,
-        policy,
     )
-    .map_err(|e| anyhow::anyhow!("invalid managed-mode policy: {}", describe(&e)))
 }
 
 /// A readable message for a domain error, with every field of a validation error.

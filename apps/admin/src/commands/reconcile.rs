@@ -69,8 +69,8 @@ pub async fn run(opts: Opts) -> anyhow::Result<u8> {
 
 async fn reconcile(
     opts: &Opts,
-    config: &filegate_server::config::Config,
-    storage: &filegate_server::storage_setup::OpenedStorage,
+    config: &filegate_bootstrap::config::Config,
+    storage: &filegate_bootstrap::storage::OpenedStorage,
     db: &filegate_sqlite::SqliteFilesDb,
     media: Option<&SqliteMediaStore>,
 ) -> anyhow::Result<u8> {

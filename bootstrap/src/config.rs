@@ -1,0 +1,624 @@
+//! Server configuration, layered defaults < TOML file < environment with figment
+//! (the `layers` module), then checked and completed into [`Config`] here. Every setting and its
+//! variable is listed in docs/CONFIG.md.
+
+mod layers;
+
+use anyhow::{Context, bail};
+use filegate_core::domain::{
+    AccessRules, BucketName, ByteSize, Expiry, FirewallMode, RoleHierarchy,
+};
+use layers::{FileLayer, Settings};
+use secrecy::SecretString;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Per-IP request budget: `burst` requests at once, refilled at `per_second`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+/// Credentials and endpoint of a real R2 (or other S3-compatible) store.
+#[derive(Debug, Clone)]
+pub struct RemoteStore {
+    pub account_id: Option<String>,
+    pub access_key_id: String,
+    pub secret_access_key: SecretString,
+    pub endpoint: Option<String>,
+    pub region: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub project: String,
+    pub bucket: BucketName,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `None`: serve the embedded S3 endpoint on `s3_listen`.
+    pub remote: Option<RemoteStore>,
+    pub s3_listen: SocketAddr,
+    /// `None`: a development secret is generated once under the data directory.
+    pub auth_secret: Option<SecretString>,
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Option<String>,
+    pub max_upload_size: ByteSize,
+    /// `sign-upload` requires `size`, so storage refuses any other size.
+    pub media_require_size: bool,
+    pub upload_expiry: Expiry,
+    /// Browser origins allowed to PUT/GET presigned URLs on the embedded endpoint.
+    pub cors_origins: Vec<String>,
+    pub log_format: LogFormat,
+    /// Per-IP request budget; `None` switches rate limiting off.
+    pub rate_limit: Option<RateLimit>,
+    /// Lifetime of the JWT minted after a session authenticated (`set-auth-token`).
+    pub session_jwt_ttl: Duration,
+    /// Organization roles, lowest first.
+    pub roles: RoleHierarchy,
+    /// Access rule of each media operation.
+    pub access: AccessRules,
+    /// What a request for another organization's file gets: 404 (hide) or 403 (reveal).
+    pub firewall: FirewallMode,
+    /// Path of the Better Auth SQLite database; without it only JWTs authenticate.
+    pub auth_db: Option<PathBuf>,
+    /// When set, every principal acts in this organization.
+    pub pinned_org_id: Option<String>,
+    /// Print the start-up banner with a development token (embedded mode only).
+    pub banner: bool,
+    /// Managed mode: FILES_DB, the `/storage/v1` API and the files listener.
+    pub managed: bool,
+    /// The files listener's address; `None` switches it off.
+    pub files_listen: Option<SocketAddr>,
+    /// Public origin of the files listener, used in URLs (`FILES_URL`).
+    pub files_url: String,
+    /// `Cache-Control: max-age` of public files, seconds.
+    pub public_max_age: u32,
+    /// Serve the browser upload page at `GET /` and `GET /app`.
+    pub ui: bool,
+    /// Timeouts and connection cap of the API and files listeners (each).
+    pub listener: ListenerLimits,
+}
+
+/// Limits of one listener (docs/CONFIG.md, "Listener limits").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerLimits {
+    /// Longest time to receive a request head, from when the connection starts waiting
+    /// for it (also the keep-alive idle time between requests).
+    pub header_read_timeout: Duration,
+    /// A connection on which no byte moves either way for this long is closed.
+    pub idle_timeout: Duration,
+    /// Open connections at most; further ones wait to be accepted.
+    pub max_connections: usize,
+}
+
+impl Default for ListenerLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 512,
+        }
+    }
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
+pub const DEFAULT_S3_LISTEN: &str = "127.0.0.1:8788";
+pub const DEFAULT_FILES_LISTEN: &str = "127.0.0.1:8789";
+
+impl Config {
+    /// Reads the process environment and `FILEGATE_CONFIG` (or `./filegate.toml` when present).
+    ///
+    /// # Errors
+    /// A readable message naming the setting that is wrong.
+    pub fn load() -> anyhow::Result<Self> {
+        Self::load_from(&|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// As [`Config::load`], with the environment given as a lookup function.
+    ///
+    /// # Errors
+    /// A readable message naming the setting that is wrong.
+    pub fn load_from(env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let file = match env("FILEGATE_CONFIG") {
+            Some(path) => Some(FileLayer::read(Path::new(&path))?),
+            None if Path::new("filegate.toml").exists() => {
+                Some(FileLayer::read(Path::new("filegate.toml"))?)
+            }
+            None => None,
+        };
+        Self::from_layers(env, file)
+    }
+
+    fn from_layers(
+        env: &dyn Fn(&str) -> Option<String>,
+        file: Option<FileLayer>,
+    ) -> anyhow::Result<Self> {
+        Self::resolve(env, layers::layered(env, file)?)
+    }
+
+    /// Checks the layered settings and fills the defaults that follow from other settings.
+    fn resolve(env: &dyn Fn(&str) -> Option<String>, s: Settings) -> anyhow::Result<Self> {
+        let project = s.project;
+        let bucket_raw = s.bucket.unwrap_or_else(|| format!("{project}-media"));
+        let bucket = BucketName::parse(bucket_raw.clone())
+            .map_err(|_| anyhow::anyhow!("FILEGATE_BUCKET {bucket_raw:?} is not a valid R2 bucket name (3-63 of a-z, 0-9, '-')"))?;
+        let listen = parse_addr("FILEGATE_LISTEN", &s.listen, DEFAULT_LISTEN)?;
+        let s3_listen = parse_addr("FILEGATE_S3_LISTEN", &s.s3_listen, DEFAULT_S3_LISTEN)?;
+        let data_dir = s.data_dir;
+
+        let remote = remote_store(s.r2)?;
+
+        let auth = s.auth;
+        let auth_secret = auth_secret(env, auth.secret_env, auth.secret)?;
+
+        let upload_expiry = Expiry::from_secs(s.upload_expires_in).map_err(|_| {
+            anyhow::anyhow!("FILEGATE_UPLOAD_EXPIRES_IN must be between 1 and 604800 seconds")
+        })?;
+
+        let cors_origins = cors_origins(s.cors_origins, listen, auth.better_auth_url)?;
+        let (per_second, burst) = (s.rate_limit_per_second, s.rate_limit_burst);
+        let rate_limit = (per_second > 0 && burst > 0).then_some(RateLimit { per_second, burst });
+        let jwt_ttl = auth.jwt_expires_in;
+        if !(1..=86_400).contains(&jwt_ttl) {
+            bail!("FILEGATE_JWT_EXPIRES_IN must be between 1 and 86400 seconds");
+        }
+
+        let roles = s.role_hierarchy.unwrap_or_default();
+        let access: AccessRules = s.access.unwrap_or_default();
+        access
+            .check_against(&roles)
+            .map_err(|e| anyhow::anyhow!("access rules do not fit the role hierarchy: {e:?}"))?;
+
+        let files_listen = match s.files_listen.as_str() {
+            "off" => None,
+            other => Some(parse_addr(
+                "FILEGATE_FILES_LISTEN",
+                other,
+                DEFAULT_FILES_LISTEN,
+            )?),
+        };
+        let files_url = match s.files_url {
+            Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
+                u.trim_end_matches('/').to_owned()
+            }
+            Some(u) => bail!("FILES_URL must be an http(s) URL, not {u:?}"),
+            None => format!(
+                "http://{}",
+                files_listen.map_or_else(|| DEFAULT_FILES_LISTEN.to_owned(), |a| a.to_string())
+            ),
+        };
+
+        let listener = listener_limits(s.header_read_timeout, s.idle_timeout, s.max_connections)?;
+
+        let log_format = match s.log_format.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => bail!("FILEGATE_LOG_FORMAT must be 'text' or 'json', not {other:?}"),
+        };
+
+        Ok(Self {
+            project,
+            bucket,
+            listen,
+            data_dir,
+            remote,
+            s3_listen,
+            auth_secret,
+            jwt_issuer: auth.jwt_issuer,
+            jwt_audience: auth.jwt_audience,
+            max_upload_size: ByteSize(s.max_upload_size),
+            media_require_size: s.media_require_size,
+            upload_expiry,
+            cors_origins,
+            log_format,
+            rate_limit,
+            roles,
+            access,
+            firewall: s.firewall_mode,
+            auth_db: auth.database,
+            pinned_org_id: s.pinned_organization_id,
+            session_jwt_ttl: Duration::from_secs(jwt_ttl),
+            banner: true,
+            managed: s.managed,
+            files_listen,
+            files_url,
+            public_max_age: s.public_max_age,
+            ui: s.ui,
+            listener,
+        })
+    }
+
+    /// Embedded store, both listeners on port 0, everything under `data_dir`: for tests.
+    #[must_use]
+    pub fn ephemeral(data_dir: &Path) -> Self {
+        let mut config = Self::from_layers(&|_| None, None)
+            .unwrap_or_else(|e| unreachable!("defaults are valid: {e}"));
+        config.data_dir = data_dir.to_path_buf();
+        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.s3_listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.banner = false;
+        config.files_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        config.rate_limit = None;
+        config
+    }
+}
+
+/// The remote store, when `[r2]` / `R2_*` describe one completely; none when all are unset.
+fn remote_store(r2: layers::R2Settings) -> anyhow::Result<Option<RemoteStore>> {
+    match (
+        r2.account_id,
+        r2.access_key_id,
+        r2.secret_access_key,
+        r2.endpoint,
+    ) {
+        (None, None, None, None) => Ok(None),
+        (account_id, Some(access_key_id), Some(secret), endpoint)
+            if account_id.is_some() || endpoint.is_some() =>
+        {
+            Ok(Some(RemoteStore {
+                account_id,
+                access_key_id,
+                secret_access_key: SecretString::from(secret),
+                endpoint,
+                region: r2.region,
+            }))
+        }
+        _ => bail!(
+            "incomplete R2 settings: set R2_ACCOUNT_ID (or R2_ENDPOINT), R2_ACCESS_KEY_ID and R2_SECRET_ACCESS_KEY together, or none of them to use the embedded store"
+        ),
+    }
+}
+
+/// The signing secret: the variable `secret_env` names (Quickback's `auth.jwt.secretEnv`,
+/// default `BETTER_AUTH_SECRET`), else the file's `[auth] secret`.
+fn auth_secret(
+    env: &dyn Fn(&str) -> Option<String>,
+    secret_env: Option<String>,
+    from_file: Option<String>,
+) -> anyhow::Result<Option<SecretString>> {
+    let secret_var = secret_env.unwrap_or_else(|| "BETTER_AUTH_SECRET".to_owned());
+    match env(&secret_var) {
+        Some(v) => Ok(Some(SecretString::from(v))),
+        None if secret_var != "BETTER_AUTH_SECRET" => {
+            bail!("FILEGATE_JWT_SECRET_ENV names {secret_var}, which is not set")
+        }
+        None => Ok(from_file.map(SecretString::from)),
+    }
+}
+
+/// The trusted origins: the configured ones (default: the API's own) and `BETTER_AUTH_URL`.
+fn cors_origins(
+    configured: Option<Vec<String>>,
+    listen: SocketAddr,
+    better_auth_url: Option<String>,
+) -> anyhow::Result<Vec<String>> {
+    let mut cors_origins = configured.unwrap_or_else(|| default_origins(listen));
+    // Quickback trusts BETTER_AUTH_URL besides the listed origins.
+    if let Some(url) = better_auth_url {
+        let origin = url.trim_end_matches('/').to_owned();
+        if !cors_origins.contains(&origin) {
+            cors_origins.push(origin);
+        }
+    }
+    for origin in &cors_origins {
+        if !(origin.starts_with("http://") || origin.starts_with("https://"))
+            || origin.ends_with('/')
+        {
+            bail!(
+                "FILEGATE_CORS_ORIGINS entry {origin:?} must be an origin like https://app.example.com"
+            );
+        }
+    }
+    Ok(cors_origins)
+}
+
+fn listener_limits(
+    header_read_timeout: u32,
+    idle_timeout: u32,
+    max_connections: u32,
+) -> anyhow::Result<ListenerLimits> {
+    for (name, value) in [
+        ("FILEGATE_HEADER_READ_TIMEOUT", header_read_timeout),
+        ("FILEGATE_IDLE_TIMEOUT", idle_timeout),
+        ("FILEGATE_MAX_CONNECTIONS", max_connections),
+    ] {
+        if value == 0 {
+            bail!("{name} must be at least 1");
+        }
+    }
+    Ok(ListenerLimits {
+        header_read_timeout: Duration::from_secs(u64::from(header_read_timeout)),
+        idle_timeout: Duration::from_secs(u64::from(idle_timeout)),
+        max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+    })
+}
+
+fn parse_addr(name: &str, raw: &str, default: &str) -> anyhow::Result<SocketAddr> {
+    raw.parse()
+        .with_context(|| format!("{name} must be an address like {default}, not {raw:?}"))
+}
+
+fn default_origins(listen: SocketAddr) -> Vec<String> {
+    let port = listen.port();
+    vec![
+        format!("http://127.0.0.1:{port}"),
+        format!("http://localhost:{port}"),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use filegate_core::domain::AccessRule;
+    use std::collections::HashMap;
+
+    /// The configuration from these variables and, when given, this TOML file.
+    fn load(pairs: &[(&str, &str)], file: Option<&str>) -> anyhow::Result<Config> {
+        let file = file.map(|text| FileLayer::parse(Path::new("test.toml"), text).unwrap());
+        Config::from_layers(&env(pairs), file)
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_describe_the_embedded_setup() {
+        let c = load(&[], None).unwrap();
+        assert_eq!(c.bucket.as_str(), "filegate-media");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8787");
+        assert_eq!(c.s3_listen.to_string(), "127.0.0.1:8788");
+        assert!(c.remote.is_none());
+        assert_eq!(c.max_upload_size.bytes(), 100 * 1024 * 1024);
+        assert_eq!(c.upload_expiry.secs(), 600);
+        assert_eq!(
+            c.cors_origins,
+            ["http://127.0.0.1:8787", "http://localhost:8787"]
+        );
+    }
+
+    #[test]
+    fn r2_credentials_switch_to_the_remote_store() {
+        let c = load(
+            &[
+                ("R2_ACCOUNT_ID", "acc"),
+                ("R2_ACCESS_KEY_ID", "ak"),
+                ("R2_SECRET_ACCESS_KEY", "sk"),
+                ("FILEGATE_PROJECT", "myapp"),
+            ],
+            None,
+        )
+        .unwrap();
+        let remote = c.remote.unwrap();
+        assert_eq!(remote.account_id.as_deref(), Some("acc"));
+        assert_eq!(remote.region, "auto");
+        assert_eq!(c.bucket.as_str(), "myapp-media");
+    }
+
+    #[test]
+    fn partial_r2_credentials_are_an_error() {
+        let err = load(&[("R2_ACCOUNT_ID", "acc")], None).unwrap_err();
+        assert!(err.to_string().contains("incomplete R2 settings"));
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let file = "bucket = \"from-file\"\nlisten = \"127.0.0.1:9000\"\n[auth]\nsecret = \"s\"";
+        let c = load(&[("FILEGATE_BUCKET", "from-env")], Some(file)).unwrap();
+        assert_eq!(c.bucket.as_str(), "from-env");
+        assert_eq!(c.listen.port(), 9000);
+        assert!(c.auth_secret.is_some());
+    }
+
+    #[test]
+    fn bad_values_name_their_setting() {
+        for (k, v) in [
+            ("FILEGATE_BUCKET", "Bad_Name"),
+            ("FILEGATE_LISTEN", "nope"),
+            ("FILEGATE_UPLOAD_EXPIRES_IN", "604801"),
+            ("FILEGATE_MAX_UPLOAD_SIZE", "-1"),
+            ("FILEGATE_CORS_ORIGINS", "example.com"),
+            ("FILEGATE_LOG_FORMAT", "xml"),
+            ("FILEGATE_UI", "maybe"),
+            ("FILEGATE_HEADER_READ_TIMEOUT", "0"),
+            ("FILEGATE_IDLE_TIMEOUT", "soon"),
+            ("FILEGATE_MAX_CONNECTIONS", "0"),
+        ] {
+            let err = load(&[(k, v)], None).unwrap_err();
+            assert!(format!("{err:#}").contains(k), "{k}: {err:#}");
+        }
+    }
+
+    #[test]
+    fn the_secret_can_come_from_a_named_variable() {
+        let c = load(
+            &[
+                ("FILEGATE_JWT_SECRET_ENV", "MY_SECRET"),
+                ("MY_SECRET", "s3cret"),
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            secrecy::ExposeSecret::expose_secret(c.auth_secret.as_ref().unwrap()),
+            "s3cret"
+        );
+        let err = load(&[("FILEGATE_JWT_SECRET_ENV", "MISSING")], None).unwrap_err();
+        assert!(err.to_string().contains("MISSING"));
+    }
+
+    #[test]
+    fn the_upload_page_is_on_unless_switched_off() {
+        let ui = |vars: &[(&str, &str)], file| load(vars, file).unwrap().ui;
+        let off = || Some("ui = false");
+        assert!(ui(&[], None));
+        assert!(!ui(&[], off()));
+        assert!(ui(&[("FILEGATE_UI", "1")], off()));
+    }
+
+    #[test]
+    fn listener_limits_have_defaults_and_settings() {
+        let c = load(&[], None).unwrap();
+        assert_eq!(c.listener, ListenerLimits::default());
+        let file = "header_read_timeout = 5\nidle_timeout = 7\nmax_connections = 9";
+        let c = load(&[("FILEGATE_IDLE_TIMEOUT", "8")], Some(file)).unwrap();
+        assert_eq!(c.listener.header_read_timeout, Duration::from_secs(5));
+        assert_eq!(c.listener.idle_timeout, Duration::from_secs(8));
+        assert_eq!(c.listener.max_connections, 9);
+    }
+
+    #[test]
+    fn unknown_file_keys_are_rejected() {
+        let err = load(&[], Some("buckett = \"x\"")).unwrap_err();
+        assert!(format!("{err:#}").contains("buckett"), "{err:#}");
+    }
+
+    #[test]
+    fn each_layer_overrides_the_one_below() {
+        let file = "project = \"fromfile\"\nlisten = \"127.0.0.1:9000\"\n[r2]\nregion = \"eu\"";
+        let c = load(&[("FILEGATE_LISTEN", "127.0.0.1:9100")], Some(file)).unwrap();
+        // Environment over file.
+        assert_eq!(c.listen.port(), 9100);
+        // File over default, and the defaults that follow from it.
+        assert_eq!(c.project, "fromfile");
+        assert_eq!(c.bucket.as_str(), "fromfile-media");
+        assert_eq!(
+            c.cors_origins,
+            ["http://127.0.0.1:9100", "http://localhost:9100"]
+        );
+        // Defaults where neither says anything.
+        assert_eq!(c.s3_listen.to_string(), DEFAULT_S3_LISTEN);
+        assert_eq!(c.session_jwt_ttl, Duration::from_secs(180));
+        // A nested key of the file stays when the environment sets a sibling.
+        let c = load(
+            &[
+                ("R2_ACCOUNT_ID", "acc"),
+                ("R2_ACCESS_KEY_ID", "ak"),
+                ("R2_SECRET_ACCESS_KEY", "sk"),
+            ],
+            Some(file),
+        )
+        .unwrap();
+        assert_eq!(c.remote.unwrap().region, "eu");
+    }
+
+    #[test]
+    fn tables_of_the_file_and_the_environment_merge() {
+        let file = "[access]\nsign_download = \"admin+\"";
+        let c = load(&[("FILEGATE_ACCESS_SIGN_UPLOAD", "owner+")], Some(file)).unwrap();
+        assert_eq!(c.access.sign_download, AccessRule::at_least("admin"));
+        assert_eq!(c.access.sign_upload, AccessRule::at_least("owner"));
+        assert_eq!(c.access.list, AccessRule::at_least("member"));
+    }
+
+    #[test]
+    fn every_flag_takes_the_one_boolean_syntax() {
+        type Read = fn(&Config) -> bool;
+        let flags: [(&str, Read); 3] = [
+            ("FILEGATE_UI", |c| c.ui),
+            ("FILEGATE_MANAGED", |c| c.managed),
+            ("FILEGATE_MEDIA_REQUIRE_SIZE", |c| c.media_require_size),
+        ];
+        for (var, read) in flags {
+            for (raw, want) in [
+                ("true", true),
+                ("1", true),
+                ("yes", true),
+                ("false", false),
+                ("0", false),
+                ("no", false),
+            ] {
+                assert_eq!(
+                    read(&load(&[(var, raw)], None).unwrap()),
+                    want,
+                    "{var}={raw}"
+                );
+            }
+            for raw in ["maybe", "TRUE", "on", "2"] {
+                let err = load(&[(var, raw)], None).unwrap_err();
+                assert!(format!("{err:#}").contains(var), "{var}={raw}: {err:#}");
+            }
+        }
+    }
+
+    #[test]
+    fn bad_values_in_the_file_name_their_setting() {
+        for (text, setting) in [
+            ("ui = \"maybe\"", "FILEGATE_UI"),
+            ("managed = 1", "FILEGATE_MANAGED"),
+            ("idle_timeout = \"soon\"", "FILEGATE_IDLE_TIMEOUT"),
+            ("max_connections = -1", "FILEGATE_MAX_CONNECTIONS"),
+            ("firewall_mode = \"open\"", "FILEGATE_FIREWALL_MODE"),
+            ("role_hierarchy = [\"a\", \"a\"]", "FILEGATE_ROLE_HIERARCHY"),
+            ("[access]\nlist = \"*\"", "FILEGATE_ACCESS_LIST"),
+            (
+                "[auth]\njwt_expires_in = \"long\"",
+                "FILEGATE_JWT_EXPIRES_IN",
+            ),
+            (
+                "[r2]\nregoin = \"x\"",
+                "unknown setting `r2.regoin` (in the config file",
+            ),
+            ("listen = \"x\"", "FILEGATE_LISTEN"),
+        ] {
+            let err = format!("{:#}", load(&[], Some(text)).unwrap_err());
+            assert!(err.contains(setting), "{text}: {err}");
+        }
+        // Type errors also say which layer the value came from.
+        let err = format!("{:#}", load(&[], Some("ui = 3")).unwrap_err());
+        assert!(err.contains("test.toml"), "{err}");
+        // A file that is not TOML at all names the file.
+        let err = FileLayer::parse(Path::new("broken.toml"), "ui = ")
+            .err()
+            .unwrap();
+        assert!(format!("{err:#}").contains("broken.toml"), "{err:#}");
+    }
+
+    #[test]
+    fn bad_values_in_the_environment_name_their_variable() {
+        for (k, v) in [
+            ("FILEGATE_MAX_CONNECTIONS", "99999999999"),
+            ("FILEGATE_FIREWALL_MODE", "open"),
+            ("FILEGATE_ROLE_HIERARCHY", "member,,owner"),
+            ("FILEGATE_ACCESS_LIST", "*"),
+            ("FILEGATE_JWT_EXPIRES_IN", "0"),
+            ("FILEGATE_FILES_LISTEN", "everywhere"),
+            ("FILES_URL", "ftp://files"),
+        ] {
+            let err = load(&[(k, v)], None).unwrap_err();
+            assert!(format!("{err:#}").contains(k), "{k}: {err:#}");
+        }
+    }
+
+    #[test]
+    fn text_that_looks_like_a_number_stays_text() {
+        let c = load(
+            &[
+                ("R2_ACCOUNT_ID", "12345"),
+                ("R2_ACCESS_KEY_ID", "678"),
+                ("R2_SECRET_ACCESS_KEY", "true"),
+                ("FILEGATE_PINNED_ORGANIZATION_ID", "42"),
+                ("FILEGATE_PROJECT", "2024"),
+            ],
+            None,
+        )
+        .unwrap();
+        let remote = c.remote.unwrap();
+        assert_eq!(remote.account_id.as_deref(), Some("12345"));
+        assert_eq!(remote.access_key_id, "678");
+        assert_eq!(c.pinned_org_id.as_deref(), Some("42"));
+        assert_eq!(c.bucket.as_str(), "2024-media");
+    }
+}
