@@ -12,6 +12,7 @@ use filegate_auth::{
 };
 use filegate_core::managed::{ManagedPolicy, ManagedService};
 use filegate_core::media::{MediaPolicy, MediaService};
+use filegate_core::policy::AccessPolicy;
 use filegate_core::ports::ObjectStore;
 use filegate_core::ports::{Clock, SystemClock};
 use filegate_core::storage::Storage;
@@ -263,12 +264,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let storage = Storage::new(Arc::new(signer), clock.clone(), config.bucket.clone());
-    let policy = MediaPolicy {
+    // One policy for both modes: roles, firewall and upload limits mean the same in each.
+    let shared = AccessPolicy {
+        roles: config.roles.clone(),
+        firewall: config.firewall,
         max_upload_size: config.max_upload_size,
         upload_expiry: config.upload_expiry,
-        roles: config.roles.clone(),
+    };
+    let policy = MediaPolicy {
+        shared: shared.clone(),
         rules: config.access.clone(),
-        firewall: config.firewall,
         require_size: config.media_require_size,
     };
     let audit = Arc::new(media_store.audit_log());
@@ -315,11 +320,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 .with_context(|| format!("opening FILES_DB {}", path.display()))?,
         );
         let policy = ManagedPolicy {
+            shared,
             files_url,
-            max_file_size: config.max_upload_size,
-            upload_expiry: config.upload_expiry,
-            roles: config.roles.clone(),
-            firewall: config.firewall,
             ..ManagedPolicy::default()
         };
         let service = ManagedService::new(

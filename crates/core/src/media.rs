@@ -28,13 +28,15 @@
 //! asked otherwise.
 
 use crate::domain::{
-    AccessRules, ByteSize, ContentType, Expiry, FirewallMode, MediaId, MediaOperation, ObjectKey,
-    Principal, RoleHierarchy, key_safe_filename, validate_filename,
+    AccessRules, BucketName, ByteSize, ContentType, Expiry, MediaId, MediaOperation, ObjectKey,
+    Principal, key_safe_filename, validate_filename,
 };
 use crate::error::{Error, FieldError, Resource};
+use crate::files::ReadableFile;
+use crate::policy::{AccessChecker, AccessPolicy, FileOwner, Scoped};
 use crate::ports::{
-    AuditEntry, AuditLog, Clock, Media, MediaConfirmation, MediaCursor, MediaPage, MediaStatus,
-    MediaStore, ObjectMeta, ObjectStore,
+    AuditEntry, AuditLog, ByteRange, Clock, GetObject, Media, MediaConfirmation, MediaCursor,
+    MediaPage, MediaStatus, MediaStore, ObjectMeta, ObjectStore,
 };
 use crate::storage::{GetOptions, PutOptions, SignedGet, Storage};
 use std::collections::BTreeMap;
@@ -42,34 +44,16 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 /// Limits and rules of the media routes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct MediaPolicy {
-    /// Largest declared size a client may sign an upload for.
-    pub max_upload_size: ByteSize,
-    /// Lifetime of upload URLs.
-    pub upload_expiry: Expiry,
-    /// Resolves `role+` in `rules`.
-    pub roles: RoleHierarchy,
+    /// Roles, firewall mode and upload limits, as in managed mode. `max_upload_size` is
+    /// the largest declared size a client may sign an upload for.
+    pub shared: AccessPolicy,
     /// Who may call each operation (default `member+` for all).
     pub rules: AccessRules,
-    /// How another organization's file is reported (default hide: 404).
-    pub firewall: FirewallMode,
     /// Refuse `sign_upload` without a `size`, so storage itself refuses any other size
     /// (the size is signed as `Content-Length`).
     pub require_size: bool,
-}
-
-impl Default for MediaPolicy {
-    fn default() -> Self {
-        Self {
-            max_upload_size: ByteSize::mib(100),
-            upload_expiry: Expiry::DEFAULT,
-            roles: RoleHierarchy::default(),
-            rules: AccessRules::default(),
-            firewall: FirewallMode::default(),
-            require_size: false,
-        }
-    }
 }
 
 /// The HTTP request an operation serves, as recorded in the audit log.
@@ -129,12 +113,6 @@ pub const MAX_LIST_LIMIT: u32 = 200;
 /// Longest `resource` written to the audit log; the id comes from the URL, unvalidated.
 const MAX_AUDITED_RESOURCE: usize = 128;
 
-/// A caller that passed authentication and has an organization to act in.
-struct Scope<'p> {
-    principal: &'p Principal,
-    org: &'p str,
-}
-
 pub struct MediaService {
     storage: Storage,
     objects: Arc<dyn ObjectStore>,
@@ -142,6 +120,7 @@ pub struct MediaService {
     audit: Arc<dyn AuditLog>,
     clock: Arc<dyn Clock>,
     policy: MediaPolicy,
+    access: AccessChecker,
 }
 
 impl std::fmt::Debug for MediaService {
@@ -156,7 +135,7 @@ impl std::fmt::Debug for MediaService {
 impl MediaService {
     /// # Errors
     /// [`Error::Validation`] on `access.<operation>` when a `role+` rule names a role
-    /// missing from `policy.roles` (it would admit nobody).
+    /// missing from `policy.shared.roles` (it would admit nobody).
     pub fn new(
         storage: Storage,
         objects: Arc<dyn ObjectStore>,
@@ -165,13 +144,14 @@ impl MediaService {
         clock: Arc<dyn Clock>,
         policy: MediaPolicy,
     ) -> Result<Self, Error> {
-        policy.rules.check_against(&policy.roles)?;
+        policy.rules.check_against(&policy.shared.roles)?;
         Ok(Self {
             storage,
             objects,
             media,
             audit,
             clock,
+            access: AccessChecker::new(policy.shared.clone()),
             policy,
         })
     }
@@ -189,7 +169,7 @@ impl MediaService {
         caller: Option<&'p Principal>,
         request: &RequestInfo,
         resource: Option<&str>,
-    ) -> Result<Scope<'p>, Error> {
+    ) -> Result<Scoped<'p>, Error> {
         let public = self.policy.rules.rule(op).is_public();
         if public {
             self.audit
@@ -203,27 +183,12 @@ impl MediaService {
                 })
                 .await?;
         }
-        // An anonymous caller past a PUBLIC rule still has no organization.
-        let Some(principal) = caller else {
-            return Err(if public {
-                Error::AccessNoOrg
-            } else {
-                Error::AuthMissing
-            });
-        };
-        let org = principal
-            .active_org_id
-            .as_deref()
-            .ok_or(Error::AccessNoOrg)?;
-        Ok(Scope { principal, org })
+        self.access.scoped(caller, public)
     }
 
     /// Layer 4: the operation's access rule.
     fn authorize(&self, op: MediaOperation, principal: &Principal) -> Result<(), Error> {
-        self.policy
-            .rules
-            .rule(op)
-            .check(&self.policy.roles, principal)
+        self.access.rule(self.policy.rules.rule(op), principal)
     }
 
     /// Signs a PUT into `org/<org>/<uuid>-<filename>` and records a `pending` row.
@@ -240,7 +205,7 @@ impl MediaService {
         input: SignUpload,
     ) -> Result<SignedUpload, Error> {
         let op = MediaOperation::SignUpload;
-        let Scope { principal, org } = self.enter(op, caller, request, None).await?;
+        let Scoped { principal, org } = self.enter(op, caller, request, None).await?;
         self.authorize(op, principal)?;
         let mut fields = Vec::new();
         if let Err(Error::Validation(mut f)) = validate_filename("filename", &input.filename) {
@@ -263,11 +228,8 @@ impl MediaService {
         let (Some(content_type), true) = (content_type, fields.is_empty()) else {
             return Err(Error::Validation(fields));
         };
-        let max = self.policy.max_upload_size.bytes();
-        if let Some(size) = input.size
-            && size > max
-        {
-            return Err(Error::TooLarge { size, max });
+        if let Some(size) = input.size {
+            self.access.size(size, self.policy.shared.max_upload_size)?;
         }
 
         let id = MediaId::generate();
@@ -285,7 +247,7 @@ impl MediaService {
         // Create-only: a replayed URL can never change the bytes under a confirmed row.
         let mut opts = PutOptions::default()
             .with_content_type(content_type.clone())
-            .with_expires_in(self.policy.upload_expiry)
+            .with_expires_in(self.policy.shared.upload_expiry)
             .with_create_only();
         if let Some(size) = input.size {
             opts = opts.with_content_length(size);
@@ -367,6 +329,18 @@ impl MediaService {
         self.settle(row).await
     }
 
+    /// Streams the bytes of a file [`FileAccess`](crate::files::FileAccess) authorised.
+    ///
+    /// # Errors
+    /// Storage errors ([`Error::Validation`] on `range` when not satisfiable).
+    pub(crate) async fn read(
+        &self,
+        file: &ReadableFile,
+        range: Option<ByteRange>,
+    ) -> Result<GetObject, Error> {
+        self.objects.get(&file.bucket, &file.key, range).await
+    }
+
     /// Confirms an upload from the stored object's real metadata (`POST
     /// /api/v1/media/{id}/confirm`), under the `sign_upload` rule. Confirming a confirmed
     /// row returns it unchanged.
@@ -397,17 +371,16 @@ impl MediaService {
         request: &RequestInfo,
         id: &str,
     ) -> Result<Media, Error> {
-        let Scope { principal, org } = self.enter(op, caller, request, Some(id)).await?;
+        let scope = self.enter(op, caller, request, Some(id)).await?;
         // A malformed id cannot exist: same answer as a missing one, without a lookup.
         let row = match MediaId::parse(id) {
             Ok(id) => self.media.find(&id).await?,
             Err(_) => None,
         }
         .ok_or(Error::NotFound(Resource::Media))?;
-        self.policy
-            .firewall
-            .check_org(org, &row.organization_id, Resource::Media)?;
-        self.authorize(op, principal)?;
+        self.access
+            .firewall(scope, FileOwner::Org(&row.organization_id), Resource::Media)?;
+        self.authorize(op, scope.principal)?;
         Ok(row)
     }
 
@@ -422,15 +395,15 @@ impl MediaService {
             Err(Error::NotFound(Resource::Object)) => return Err(Error::NotUploaded),
             Err(e) => return Err(e),
         };
-        match check_arrival(&row, &meta, self.policy.max_upload_size) {
-            Ok(confirmation) => self.media.confirm(&row.id, &confirmation).await,
-            Err(refused) => {
-                // Object first: a failure here leaves a pending row that purge clears.
-                self.objects.delete(&row.bucket, &row.key).await?;
-                self.media.delete(&row.id).await?;
-                Err(refused)
-            }
-        }
+        settle_arrival(
+            self.objects.as_ref(),
+            self.media.as_ref(),
+            &row.bucket,
+            &row,
+            &meta,
+            self.policy.shared.max_upload_size,
+        )
+        .await?
     }
 
     /// The caller organization's rows, newest first: confirmed ones by default, `status`
@@ -449,7 +422,7 @@ impl MediaService {
         status: Option<&str>,
     ) -> Result<MediaPage, Error> {
         let op = MediaOperation::List;
-        let Scope { principal, org } = self.enter(op, caller, request, None).await?;
+        let Scoped { principal, org } = self.enter(op, caller, request, None).await?;
         self.authorize(op, principal)?;
         let limit = limit.unwrap_or(DEFAULT_LIST_LIMIT);
         if !(1..=MAX_LIST_LIMIT).contains(&limit) {
@@ -467,13 +440,39 @@ impl MediaService {
     }
 }
 
+/// Settles a pending row from the object that arrived for it: confirmed with the
+/// object's real size, etag and type, or refused by [`check_arrival`] (the object in
+/// `bucket`, then the row, deleted; `Ok(Err)` carries the refusal). Confirm and reconcile
+/// both settle through it.
+///
+/// # Errors
+/// Storage and store errors.
+pub(crate) async fn settle_arrival(
+    objects: &dyn ObjectStore,
+    media: &dyn MediaStore,
+    bucket: &BucketName,
+    row: &Media,
+    meta: &ObjectMeta,
+    max: ByteSize,
+) -> Result<Result<Media, Error>, Error> {
+    match check_arrival(row, meta, max) {
+        Ok(confirmation) => media.confirm(&row.id, &confirmation).await.map(Ok),
+        Err(refused) => {
+            // Object first: a failure here leaves a pending row that purge clears.
+            objects.delete(bucket, &row.key).await?;
+            media.delete(&row.id).await?;
+            Ok(Err(refused))
+        }
+    }
+}
+
 /// Whether an object that arrived for a pending row may be kept: within `max`, of the
 /// signed size when one was signed, of the signed type when storage reports one. Shared
 /// by confirm and reconcile so both judge alike.
 ///
 /// # Errors
 /// [`Error::TooLarge`] over `max`; [`Error::Validation`] on `size` or `contentType`.
-pub(crate) fn check_arrival(
+fn check_arrival(
     row: &Media,
     meta: &ObjectMeta,
     max: ByteSize,
@@ -520,7 +519,7 @@ pub(crate) fn check_arrival(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{AccessRule, BucketName};
+    use crate::domain::{AccessRule, FirewallMode};
     use crate::ports::{
         MockAuditLog, MockClock, MockMediaStore, MockObjectStore, MockUrlSigner, PresignedUrl,
     };
@@ -923,7 +922,7 @@ mod tests {
             .times(1)
             .in_sequence(&mut seq)
             .returning(|_| Ok(()));
-        let small = policy(|p| p.max_upload_size = ByteSize(10));
+        let small = policy(|p| p.shared.max_upload_size = ByteSize(10));
         let svc = service_full(signer(), objects, media, no_audit(), small);
         let err = svc
             .confirm(Some(&member("o")), &req(), &id)
@@ -1092,7 +1091,12 @@ mod tests {
             let id = r.id.to_string();
             let mut s = MockUrlSigner::new();
             s.expect_presign().never();
-            let svc = service_with(s, finding(r), no_audit(), policy(|p| p.firewall = mode));
+            let svc = service_with(
+                s,
+                finding(r),
+                no_audit(),
+                policy(|p| p.shared.firewall = mode),
+            );
             let err = svc
                 .sign_download(Some(&member("org_b")), &req(), &id, SignDownload::default())
                 .await
@@ -1106,7 +1110,7 @@ mod tests {
         let strict = || {
             policy(|p| {
                 p.rules.sign_download = AccessRule::at_least("owner");
-                p.firewall = FirewallMode::Reveal;
+                p.shared.firewall = FirewallMode::Reveal;
             })
         };
         // A member below the rule: foreign row → firewall error, own row → access error.

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use filegate_core::Error;
 use filegate_core::managed::{ManagedPolicy, ManagedService};
+use filegate_core::policy::AccessPolicy;
 use filegate_core::ports::{Clock, SystemClock};
 use filegate_core::storage::Storage;
 use filegate_r2::SigV4Signer;
@@ -132,11 +133,13 @@ pub fn managed_service(
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let signing = Storage::new(Arc::new(signer), clock.clone(), config.bucket.clone());
     let policy = ManagedPolicy {
+        shared: AccessPolicy {
+            roles: config.roles.clone(),
+            firewall: config.firewall,
+            max_upload_size: config.max_upload_size,
+            upload_expiry: config.upload_expiry,
+        },
         files_url: config.files_url.clone(),
-        max_file_size: config.max_upload_size,
-        upload_expiry: config.upload_expiry,
-        roles: config.roles.clone(),
-        firewall: config.firewall,
         ..ManagedPolicy::default()
     };
     let db = Arc::new(db.clone());
