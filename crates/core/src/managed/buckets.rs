@@ -5,13 +5,15 @@ use super::bucket::{Bucket, DEFAULT_BUCKETS, MimePattern, ReadScope, WriteScope}
 use super::ids::BucketId;
 use super::ports::{BucketStore, ObjectRowStore};
 use super::service::ManagedPolicy;
+#[cfg(doc)]
+use super::service::ManagedService;
 use crate::domain::{BucketName, ByteSize, Principal};
 use crate::error::{Error, FieldError, Resource};
 use crate::policy::AccessChecker;
 use crate::ports::Clock;
 use std::sync::Arc;
 
-/// Input of [`ManagedService::create_bucket`](super::ManagedService::create_bucket), as the client sent it.
+/// Input of [`ManagedService::create_bucket`], as the client sent it.
 #[derive(Debug, Clone, Default)]
 pub struct CreateBucket {
     pub name: String,
@@ -28,7 +30,7 @@ pub struct CreateBucket {
     pub allowed_mime_types: Vec<String>,
 }
 
-/// Input of [`BucketCatalogue::update_bucket`]: `None` leaves a field unchanged.
+/// Input of [`ManagedService::update_bucket`]: `None` leaves a field unchanged.
 #[derive(Debug, Clone, Default)]
 pub struct UpdateBucket {
     pub read_scope: Option<String>,

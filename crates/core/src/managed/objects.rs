@@ -8,6 +8,8 @@ use super::buckets::{BucketCatalogue, Fields};
 use super::ids::ObjectId;
 use super::object::{ObjectInfo, ObjectPath, ObjectRow, ObjectStatus, Owner, object_key};
 use super::ports::{ObjectConfirmation, ObjectQuery, ObjectRowStore};
+#[cfg(doc)]
+use super::service::ManagedService;
 use super::service::{EtagMismatchHook, ManagedPolicy, UrlTokens};
 use crate::domain::{ContentType, MAX_KEY_BYTES, ObjectKey, Principal};
 use crate::error::{Error, FieldError, Resource};
@@ -22,7 +24,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use time::OffsetDateTime;
 
-/// Input of [`ManagedService::upload`](super::ManagedService::upload): the request body, streamed.
+/// Input of [`ManagedService::upload`]: the request body, streamed.
 pub struct Upload {
     pub content_type: String,
     /// The request's `Content-Length`; checked against the limit before any byte is read.
@@ -42,7 +44,7 @@ impl std::fmt::Debug for Upload {
     }
 }
 
-/// Input of [`ManagedService::presign`](super::ManagedService::presign).
+/// Input of [`ManagedService::presign`].
 #[derive(Debug, Clone, Default)]
 pub struct PresignUpload {
     pub content_type: String,
@@ -50,7 +52,7 @@ pub struct PresignUpload {
     pub size: u64,
 }
 
-/// Input of [`ManagedService::list`](super::ManagedService::list).
+/// Input of [`ManagedService::list`].
 #[derive(Debug, Clone, Default)]
 pub struct ListObjects {
     pub prefix: Option<String>,
@@ -60,7 +62,7 @@ pub struct ListObjects {
     pub cursor: Option<String>,
 }
 
-/// Result of [`ManagedService::presign`](super::ManagedService::presign): PUT `upload_url` with exactly `headers`, then
+/// Result of [`ManagedService::presign`]: PUT `upload_url` with exactly `headers`, then
 /// call confirm.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PresignedUpload {
@@ -72,14 +74,14 @@ pub struct PresignedUpload {
     pub expires_at: OffsetDateTime,
 }
 
-/// One page of [`ManagedService::list`](super::ManagedService::list), by path.
+/// One page of [`ManagedService::list`], by path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectPage {
     pub items: Vec<ObjectInfo>,
     pub next_cursor: Option<String>,
 }
 
-/// Result of [`ManagedService::url`](super::ManagedService::url).
+/// Result of [`ManagedService::url`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectUrl {
     pub url: String,
@@ -165,19 +167,7 @@ pub(super) struct ObjectService {
 }
 
 impl ObjectService {
-    /// Streams the body into `<owner>/<bucket>/<path>` and records it.
-    ///
-    /// # Errors
-    /// In order: [`Error::AuthMissing`], [`Error::NotFound`]`(Bucket)`,
-    /// [`Error::AccessNoOrg`], [`Error::AccessRoleRequired`], [`Error::Validation`] (`path`,
-    /// `contentType`), [`Error::TooLarge`] (from `content_length`, before reading),
-    /// [`Error::MimeNotAllowed`], [`Error::ObjectExists`] (without `upsert`, or while
-    /// another uploader's upload to the path is pending, or over another member's object
-    /// in a `user`-read bucket in hide mode), then storage errors (e.g.
-    /// [`Error::Validation`] on `body` when the stream's length differs).
-    ///
-    /// Run it to completion even when the client leaves (e.g. in its own task): a failed
-    /// body then purges its pending row; a dropped future leaves the row to reconcile.
+    /// [`ManagedService::upload`] (its docs give the errors).
     pub(super) async fn upload(
         &self,
         caller: Option<&Principal>,
@@ -246,12 +236,7 @@ impl ObjectService {
         Ok(ObjectInfo::new(&row, &w.bucket.name))
     }
 
-    /// Streams one of the caller's objects (or a range of it).
-    ///
-    /// # Errors
-    /// [`Error::AuthMissing`], [`Error::NotFound`]`(Bucket)`, [`Error::AccessNoOrg`],
-    /// [`Error::Validation`] on `path`, [`Error::NotFound`]`(Object)`, the firewall per
-    /// read scope, [`Error::Validation`] on `range` when not satisfiable.
+    /// [`ManagedService::download`] (its docs give the errors).
     pub(super) async fn download(
         &self,
         caller: Option<&Principal>,
@@ -263,10 +248,7 @@ impl ObjectService {
         self.open(caller, b, row, range).await
     }
 
-    /// The row of one of the caller's objects, without touching storage.
-    ///
-    /// # Errors
-    /// As [`ManagedService::download`](super::ManagedService::download).
+    /// [`ManagedService::head`] (its docs give the errors).
     pub(super) async fn head(
         &self,
         caller: Option<&Principal>,
@@ -278,13 +260,7 @@ impl ObjectService {
         Ok(ObjectInfo::new(&row, &b.name))
     }
 
-    /// Deletes an object: soft-delete the row, delete the object, purge the row. A missing
-    /// path succeeds (idempotent); a pending upload is cancelled.
-    ///
-    /// # Errors
-    /// As [`ManagedService::upload`](super::ManagedService::upload) up to validation of `path`; in a bucket read-scoped
-    /// `user`, another member's object is missing in hide mode (200, nothing deleted) and
-    /// [`Error::FirewallUserIsolation`] in reveal mode; storage and store errors.
+    /// [`ManagedService::delete`] (its docs give the errors).
     pub(super) async fn delete(
         &self,
         caller: Option<&Principal>,
@@ -306,11 +282,7 @@ impl ObjectService {
         }
     }
 
-    /// The caller's objects in a bucket, by path, with keyset pagination.
-    ///
-    /// # Errors
-    /// [`Error::AuthMissing`], [`Error::NotFound`]`(Bucket)`, [`Error::AccessNoOrg`],
-    /// [`Error::Validation`] on `limit`, `prefix` or `cursor`.
+    /// [`ManagedService::list`] (its docs give the errors).
     pub(super) async fn list(
         &self,
         caller: Option<&Principal>,
@@ -352,11 +324,7 @@ impl ObjectService {
         })
     }
 
-    /// Signs a direct PUT of exactly `size` bytes and records a `pending` row.
-    ///
-    /// # Errors
-    /// As [`ManagedService::upload`](super::ManagedService::upload) (the limits checked against `size`), then signer
-    /// and store errors.
+    /// [`ManagedService::presign`] (its docs give the errors).
     pub(super) async fn presign(
         &self,
         caller: Option<&Principal>,
@@ -405,15 +373,7 @@ impl ObjectService {
         })
     }
 
-    /// Confirms a presigned upload from the stored object's real metadata. Confirming a
-    /// confirmed object returns it. Only the presign's uploader confirms a pending row,
-    /// and only an object of the declared size and type.
-    ///
-    /// # Errors
-    /// As [`ManagedService::delete`](super::ManagedService::delete) up to `path`; [`Error::NotFound`]`(Object)` without
-    /// a row, or for another user's pending row; [`Error::NotUploaded`] when storage has
-    /// no object; [`Error::Validation`] on `size` or `contentType` when the object is not
-    /// the declared one or breaks the bucket's limits (object and row are deleted).
+    /// [`ManagedService::confirm`] (its docs give the errors).
     pub(super) async fn confirm(
         &self,
         caller: Option<&Principal>,
@@ -456,14 +416,7 @@ impl ObjectService {
         }
     }
 
-    /// A URL for an object: `<files_url>/public/<key>` in a public bucket, else one valid
-    /// for `policy.url_expiry`: `<files_url>/<key>?token=…` when [`UrlTokens`] are set
-    /// ([`ManagedService::with_url_tokens`](super::ManagedService::with_url_tokens)), a signed storage GET otherwise. Anonymous
-    /// callers get public objects only.
-    ///
-    /// # Errors
-    /// [`Error::NotFound`]`(Object)` for a missing or malformed key; then the read scope:
-    /// [`Error::AuthMissing`], [`Error::AccessNoOrg`], the firewall.
+    /// [`ManagedService::url`] (its docs give the errors).
     pub(super) async fn url(
         &self,
         caller: Option<&Principal>,
@@ -502,11 +455,7 @@ impl ObjectService {
         })
     }
 
-    /// Streams an object named by its key (the files listener's `GET /public/<key>` and
-    /// `GET /<key>`). Anonymous callers get public objects only.
-    ///
-    /// # Errors
-    /// As [`ManagedService::url`](super::ManagedService::url), then [`Error::Validation`] on `range`.
+    /// [`ManagedService::download_key`] (its docs give the errors).
     pub(super) async fn download_key(
         &self,
         caller: Option<&Principal>,
@@ -520,13 +469,7 @@ impl ObjectService {
         self.open(caller, b, row, range).await
     }
 
-    /// Streams an object named by its key without a caller, when `granted` accepts the
-    /// object's live row: for a `?token=` of a URL [`ManagedService::url`](super::ManagedService::url) gave, checked
-    /// against the version it was minted for.
-    ///
-    /// # Errors
-    /// [`Error::NotFound`]`(Object)` for a missing or malformed key or a row `granted`
-    /// refuses, then storage errors ([`Error::Validation`] on `range`).
+    /// [`ManagedService::download_key_granted`] (its docs give the errors).
     pub(super) async fn download_key_granted(
         &self,
         key: &str,
@@ -545,7 +488,7 @@ impl ObjectService {
         })
     }
 
-    /// `<files_url>/public/<key>`, each key segment percent-encoded.
+    /// [`ManagedService::public_url`].
     #[must_use]
     pub(super) fn public_url(&self, key: &ObjectKey) -> String {
         self.files_url_of(key, "/public")
@@ -561,15 +504,7 @@ impl ObjectService {
         url
     }
 
-    /// Streams an object named by its id (`obj_…`), for a caller of its organization.
-    ///
-    /// Checks, in order: authentication (401), an active organization (403
-    /// `ACCESS_NO_ORG`), the firewall (the object's organization must be the caller's; an
-    /// object uploaded without one belongs to its uploader: hide 404 / reveal 403; a
-    /// missing or malformed id is 404), then the bucket's read scope as the access rule.
-    ///
-    /// # Errors
-    /// As above, then [`Error::Validation`] on `range` when not satisfiable.
+    /// [`ManagedService::download_by_id`] (its docs give the errors).
     pub(super) async fn download_by_id(
         &self,
         caller: Option<&Principal>,
@@ -580,12 +515,7 @@ impl ObjectService {
         self.open(caller, b, row, range).await
     }
 
-    /// An object named by its id that the caller may read, after the checks of
-    /// [`ManagedService::download_by_id`](super::ManagedService::download_by_id), without touching storage: for
-    /// [`FileAccess`](crate::files::FileAccess).
-    ///
-    /// # Errors
-    /// As [`ManagedService::download_by_id`](super::ManagedService::download_by_id) up to storage.
+    /// [`ManagedService::read_grant_by_id`] (its docs give the errors).
     pub(super) async fn read_grant_by_id(
         &self,
         caller: Option<&Principal>,
@@ -603,7 +533,7 @@ impl ObjectService {
     /// Streams an authorised object's bytes, refusing other bytes than its row's.
     ///
     /// # Errors
-    /// As [`ManagedService::download_by_id`](super::ManagedService::download_by_id)'s storage part.
+    /// As [`ManagedService::download_by_id`]'s storage part.
     pub(super) async fn read(
         &self,
         file: &ReadableFile,
@@ -612,11 +542,7 @@ impl ObjectService {
         self.fetch(&file.key, file.etag.as_deref(), range).await
     }
 
-    /// A signed storage GET (valid for `policy.url_expiry`) of an object named by its id,
-    /// after the checks of [`ManagedService::download_by_id`](super::ManagedService::download_by_id).
-    ///
-    /// # Errors
-    /// As [`ManagedService::download_by_id`](super::ManagedService::download_by_id), then signer errors.
+    /// [`ManagedService::sign_download_by_id`] (its docs give the errors).
     pub(super) async fn sign_download_by_id(
         &self,
         caller: Option<&Principal>,
@@ -743,7 +669,7 @@ impl ObjectService {
     }
 
     /// A live row by id, with its bucket, past authentication, organization context and
-    /// the firewall (see [`ManagedService::download_by_id`](super::ManagedService::download_by_id)).
+    /// the firewall (see [`ManagedService::download_by_id`]).
     async fn find_by_id(
         &self,
         caller: Option<&Principal>,

@@ -3,7 +3,7 @@
 //! [`ObjectRowStore`]) and one physical bucket ([`ObjectStore`], the [`Storage`] default).
 //!
 //! [`ManagedService`] is a façade over two rooms sharing one
-//! [`AccessChecker`](crate::policy::AccessChecker): the bucket catalogue
+//! [`AccessChecker`]: the bucket catalogue
 //! (`managed/buckets.rs`) and the object service (`managed/objects.rs`); managed mode's
 //! scope rules live in `managed/access.rs`, the judging of an arrived upload (shared with
 //! reconcile) in `managed/arrival.rs`.

@@ -1,15 +1,18 @@
 //! Reconcile, purge and usage statistics over the objects in the physical bucket
-//! ([`ObjectStore`]) and every table that owns keys in it: FILES_DB's objects
-//! ([`ObjectRowStore`], managed mode) and the media table ([`MediaStore`], presign-only
-//! uploads, keys `org/<org>/…`). A key owned by a row of either table is never an orphan,
+//! ([`ObjectStore`](crate::ports::ObjectStore)) and every table that owns keys in it:
+//! FILES_DB's objects ([`ObjectRowStore`](crate::managed::ObjectRowStore), managed mode)
+//! and the media table ([`MediaStore`](crate::ports::MediaStore), presign-only uploads,
+//! keys `org/<org>/…`). A key owned by a row of either table is never an orphan,
 //! whatever its prefix; an object in a key space no table covers ([`KeySpaces`]) is
 //! reported as [`Finding::Uncovered`] and never deleted.
 //!
 //! # The plan: a streaming merge
 //! [`Planner`] reads the bucket listing (ListObjectsV2 pages, ascending byte order of keys)
-//! and the rows ([`ObjectRowStore::objects_by_key`], the same byte order: SQLite's default
-//! `BINARY` collation compares UTF-8 bytes, as Rust's `str` ordering does) one page at a
-//! time, and walks both like the merge step of a merge sort. At any moment it holds at
+//! and the rows
+//! ([`ObjectRowStore::objects_by_key`](crate::managed::ObjectRowStore::objects_by_key),
+//! the same byte order: SQLite's default `BINARY` collation compares UTF-8 bytes, as
+//! Rust's `str` ordering does) one page at a time, and walks both like the merge step of
+//! a merge sort. At any moment it holds at
 //! most one page of each side, so memory stays flat however many objects there are. Each
 //! key is met once, with its object, its row, or both, and classified:
 //!
@@ -39,10 +42,10 @@
 
 //!
 //! # Rooms
-//! - [`plan`]: [`Planner`], the streaming merge and its classification.
-//! - [`apply`]: [`Applier`], one idempotent fix per finding.
-//! - [`purge`](mod@purge): soft-deleted rows and stale pending uploads.
-//! - [`stats`](mod@stats): usage by bucket and organization.
+//! - `plan`: [`Planner`], the streaming merge and its classification.
+//! - `apply`: [`Applier`], one idempotent fix per finding.
+//! - `purge`: [`purge()`], soft-deleted rows and stale pending uploads.
+//! - `stats`: [`stats()`], usage by bucket and organization.
 //! - here: the findings, the report, and [`run`], which drives a planner and an applier.
 
 mod apply;
