@@ -9,7 +9,8 @@
 //! reconcile) in `managed/arrival.rs`.
 //!
 //! # Check order
-//! Every operation stops at the first failure, in this order:
+//! Every operation stops at the first failure, in this order (the steps of the shared
+//! [`AccessChecker`], over `ManagedPolicy::shared`):
 //! 1. authentication: 401 `AUTH_MISSING` (only reads of a `public` bucket by key skip it);
 //! 2. the bucket: 404 `STORAGE_BUCKET_NOT_FOUND` ("Bucket not found"). A name resolves to
 //!    the caller organization's bucket, else the project-wide one; another organization's

@@ -2,7 +2,8 @@
 //! organization, sign a download of one of its files, list its files.
 //!
 //! Every operation runs the security layers in the spec's order (§6.5), stopping at the
-//! first failure:
+//! first failure; steps 1–5 are those of the [`AccessChecker`] managed mode uses too,
+//! over the same [`AccessPolicy`] (`MediaPolicy::shared`):
 //!
 //! 1. **Authentication** (401 `AUTH_MISSING`): no caller, unless the operation's rule is
 //!    `PUBLIC`. Every call under a `PUBLIC` rule is audit-logged first, refused or not;
