@@ -1,8 +1,8 @@
 //! Prefixed random ids: `<prefix>` followed by 32 lowercase hex digits. One macro writes
 //! every id type (media rows here, FILES_DB rows in [`crate::managed`]).
 
-/// Declares an id type `$name` with `PREFIX`, `generate`, `parse`, `as_str`, `Display` and
-/// `Serialize`; `$what` names it in the validation message ("must be a media id like …").
+/// Declares an id type `$name` with `PREFIX`, `generate`, `parse`, `as_str` and `Display`;
+/// `$what` names it in the validation message ("must be a media id like …").
 macro_rules! prefixed_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal, $what:literal) => {
         $(#[$doc])*
@@ -47,12 +47,6 @@ macro_rules! prefixed_id {
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(&self.0)
-            }
-        }
-
-        impl serde::Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(&self.0)
             }
         }
     };

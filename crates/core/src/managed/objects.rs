@@ -548,12 +548,11 @@ impl ObjectService {
         caller: Option<&Principal>,
         id: &str,
     ) -> Result<ObjectUrl, Error> {
-        let (b, row) = self.find_by_id(caller, id).await?;
-        self.access.read_scope(&b, &row, caller)?;
+        let file = self.read_grant_by_id(caller, id).await?;
         let signed = self
             .storage
             .sign_get_url(
-                &row.key,
+                &file.key,
                 GetOptions::default().with_expires_in(self.policy.url_expiry),
             )
             .await?;
