@@ -16,6 +16,7 @@ use filegate_auth::{
 };
 use filegate_core::managed::{EtagMismatchHook, ManagedPolicy, ManagedService};
 use filegate_core::media::{MediaPolicy, MediaService};
+use filegate_core::policy::AccessPolicy;
 use filegate_core::ports::{Clock, ObjectStore, SystemClock};
 use filegate_core::storage::Storage;
 use filegate_embedded_s3::EmbeddedS3;
@@ -50,15 +51,23 @@ pub fn signing(config: &Config, r2: &R2Config, clock: Arc<dyn Clock>) -> anyhow:
     Ok(Storage::new(Arc::new(signer), clock, config.bucket.clone()))
 }
 
+/// Roles, firewall mode and upload limits: configured once, meaning the same in both modes.
+#[must_use]
+pub fn access_policy(config: &Config) -> AccessPolicy {
+    AccessPolicy {
+        roles: config.roles.clone(),
+        firewall: config.firewall,
+        max_upload_size: config.max_upload_size,
+        upload_expiry: config.upload_expiry,
+    }
+}
+
 /// Presign-only mode's policy.
 #[must_use]
 pub fn media_policy(config: &Config) -> MediaPolicy {
     MediaPolicy {
-        max_upload_size: config.max_upload_size,
-        upload_expiry: config.upload_expiry,
-        roles: config.roles.clone(),
+        shared: access_policy(config),
         rules: config.access.clone(),
-        firewall: config.firewall,
         require_size: config.media_require_size,
     }
 }
@@ -67,11 +76,8 @@ pub fn media_policy(config: &Config) -> MediaPolicy {
 #[must_use]
 pub fn managed_policy(config: &Config, files_url: String) -> ManagedPolicy {
     ManagedPolicy {
+        shared: access_policy(config),
         files_url,
-        max_file_size: config.max_upload_size,
-        upload_expiry: config.upload_expiry,
-        roles: config.roles.clone(),
-        firewall: config.firewall,
         ..ManagedPolicy::default()
     }
 }

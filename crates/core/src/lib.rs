@@ -12,9 +12,11 @@
 
 pub mod domain;
 pub mod error;
+pub mod files;
 pub mod key_locks;
 pub mod managed;
 pub mod media;
+pub mod policy;
 pub mod ports;
 pub mod reconcile;
 pub mod storage;

@@ -1,5 +1,6 @@
 //! Security matrix: every kind of caller × operation × resource × firewall mode × rule
-//! configuration × input, run through `MediaService` over the testkit fakes.
+//! configuration × input, run through `MediaService` over the testkit fakes; and the read
+//! by id of `FileAccess`, the same callers answered alike in both modes.
 //!
 //! The expected outcome comes from `expected` below, written from the spec (§6.3–6.5 and
 //! the layer order documented in `filegate_core::media`), with role sets spelled out by
@@ -10,15 +11,21 @@ use filegate_core::domain::{
     AccessRules, BucketName, ByteSize, ContentType, FirewallMode, MediaId, ObjectKey, Principal,
     RoleHierarchy,
 };
+use filegate_core::files::{FileAccess, ReadableFile};
+use filegate_core::managed::{CreateBucket, ManagedPolicy, ManagedService, Upload};
 use filegate_core::media::{MediaPolicy, MediaService, RequestInfo, SignDownload, SignUpload};
+use filegate_core::policy::AccessPolicy;
 use filegate_core::ports::{
-    Clock, Media, MediaStatus, MediaStore, PresignRequest, PresignedUrl, UrlSigner,
+    Clock, Media, MediaStatus, MediaStore, ObjectStore, PresignRequest, PresignedUrl, PutObject,
+    UrlSigner,
 };
 use filegate_core::storage::Storage;
 use filegate_testkit::audit::InMemoryAuditLog;
+use filegate_testkit::files_db::InMemoryFilesDb;
 use filegate_testkit::media_store::InMemoryMediaStore;
 use filegate_testkit::object_store::InMemoryObjectStore;
 use futures::executor::block_on;
+use futures::{StreamExt, TryStreamExt};
 use proptest::prelude::*;
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -312,10 +319,13 @@ fn run(case: &Case) -> Result<(), String> {
     let rules: AccessRules = serde_json::from_str(rules_json).expect("rules");
     let roles: RoleHierarchy = serde_json::from_str(hierarchy(case.config)).expect("roles");
     let policy = MediaPolicy {
-        max_upload_size: ByteSize(MAX_UPLOAD),
+        shared: AccessPolicy {
+            max_upload_size: ByteSize(MAX_UPLOAD),
+            roles,
+            firewall: case.mode,
+            ..AccessPolicy::default()
+        },
         rules,
-        roles,
-        firewall: case.mode,
         ..MediaPolicy::default()
     };
     let store = Arc::new(InMemoryMediaStore::new());
@@ -669,5 +679,183 @@ fn the_oracle_agrees_with_hand_checked_cases() {
     ];
     for (c, want) in checks {
         assert_eq!(expected(&c), want, "{c:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// One access sequence: a read by id answers alike in both modes
+// ---------------------------------------------------------------------------------------
+
+/// Both modes over one physical bucket: a media row and a managed object (an `org`-read
+/// bucket), each of organization A and uploaded by someone else, with their bytes.
+async fn both_modes(mode: FirewallMode) -> (FileAccess, String, String) {
+    let physical = BucketName::parse("matrix").expect("bucket");
+    let objects = Arc::new(InMemoryObjectStore::with_bucket(&physical));
+    let clock: Arc<dyn Clock> = Arc::new(FixedClock);
+    let storage = Storage::new(Arc::new(EchoSigner), clock.clone(), physical.clone());
+    let shared = AccessPolicy {
+        firewall: mode,
+        ..AccessPolicy::default()
+    };
+
+    let store = Arc::new(InMemoryMediaStore::new());
+    let row = seeded(Org::A);
+    store.insert(&row).await.expect("media row");
+    let put = |data: &'static [u8]| PutObject {
+        content_length: data.len() as u64,
+        content_type: Some(ContentType::parse("text/plain").expect("type")),
+        body: futures::stream::once(async move { Ok(bytes::Bytes::from_static(data)) }).boxed(),
+    };
+    objects
+        .put(&physical, &row.key, put(b"media"))
+        .await
+        .expect("media bytes");
+    let media = MediaService::new(
+        storage.clone(),
+        objects.clone(),
+        store,
+        Arc::new(InMemoryAuditLog::new()),
+        clock.clone(),
+        MediaPolicy {
+            shared: shared.clone(),
+            ..MediaPolicy::default()
+        },
+    )
+    .expect("media service");
+
+    let db = Arc::new(InMemoryFilesDb::new());
+    let managed = ManagedService::new(
+        storage,
+        objects,
+        db.clone(),
+        db,
+        clock,
+        ManagedPolicy {
+            shared,
+            ..ManagedPolicy::default()
+        },
+    )
+    .expect("managed service");
+    let uploader = Principal {
+        user_id: "someone".to_owned(),
+        active_org_id: Some(Org::A.id().to_owned()),
+        roles: vec!["owner".to_owned()],
+        platform_role: None,
+        method: Default::default(),
+    };
+    managed
+        .create_bucket(
+            Some(&uploader),
+            CreateBucket {
+                name: "docs".into(),
+                ..CreateBucket::default()
+            },
+        )
+        .await
+        .expect("bucket");
+    let object = managed
+        .upload(
+            Some(&uploader),
+            "docs",
+            "f.txt",
+            Upload {
+                content_type: "text/plain".into(),
+                content_length: 7,
+                body: put(b"managed").body,
+                upsert: false,
+            },
+        )
+        .await
+        .expect("object");
+    let files = FileAccess::new(Arc::new(media), Some(Arc::new(managed)));
+    (files, row.id.to_string(), object.id.to_string())
+}
+
+/// The answer without the resource a not-found names (`FIREWALL_NOT_FOUND` for media,
+/// `STORAGE_OBJECT_NOT_FOUND` for objects: the same hide-mode 404).
+fn answer(r: &Result<ReadableFile, Error>) -> String {
+    match r {
+        Ok(_) => "ok".to_owned(),
+        Err(Error::NotFound(_)) => "not found".to_owned(),
+        Err(e) => e.code().to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn a_read_by_id_runs_one_access_sequence_in_both_modes() {
+    let member = |org: Option<Org>, roles: &[&'static str], platform: Option<&'static str>| {
+        Caller::Principal {
+            org,
+            roles: roles.to_vec(),
+            platform_role: platform,
+        }
+    };
+    // Callers that pass the default `member+` download rule, or are refused before it.
+    let callers = [
+        (Caller::Anonymous, "AUTH_MISSING", "AUTH_MISSING"),
+        (
+            member(None, &["member"], None),
+            "ACCESS_NO_ORG",
+            "ACCESS_NO_ORG",
+        ),
+        (member(Some(Org::A), &["member"], None), "ok", "ok"),
+        (member(Some(Org::A), &["owner"], None), "ok", "ok"),
+        (
+            member(Some(Org::B), &["member"], None),
+            "not found",
+            "FIREWALL_ORG_ISOLATION",
+        ),
+        (
+            member(Some(Org::B), &["member"], Some("admin")),
+            "not found",
+            "FIREWALL_ORG_ISOLATION",
+        ),
+    ];
+    let request = RequestInfo::new("GET", "/api/v1/files/{id}/download");
+    for mode in MODES {
+        let (files, media_id, object_id) = both_modes(mode).await;
+        for (caller, hide, reveal) in &callers {
+            let want = if mode == FirewallMode::Hide {
+                hide
+            } else {
+                reveal
+            };
+            let who = principal(caller);
+            let media = files
+                .authorize_read(who.as_ref(), &request, &media_id)
+                .await;
+            let object = files
+                .authorize_read(who.as_ref(), &request, &object_id)
+                .await;
+            assert_eq!(answer(&media), *want, "media, {mode:?}, {caller:?}");
+            assert_eq!(answer(&object), *want, "object, {mode:?}, {caller:?}");
+            // Where the bytes are comes from core, read through the same port.
+            for (file, data) in [(media, &b"media"[..]), (object, &b"managed"[..])] {
+                let Ok(file) = file else { continue };
+                let got = files.open(&file, None).await.expect("open");
+                let bytes: Vec<u8> = got
+                    .body
+                    .try_fold(Vec::new(), |mut v, b| async move {
+                        v.extend_from_slice(&b);
+                        Ok(v)
+                    })
+                    .await
+                    .expect("body");
+                assert_eq!(bytes, data, "{mode:?}, {caller:?}");
+            }
+        }
+        // Malformed and missing ids are not found after the same checks, in both modes.
+        let me = principal(&member(Some(Org::A), &["member"], None));
+        for id in [
+            "med_nope",
+            "obj_nope",
+            "nope",
+            &MediaId::generate().to_string(),
+        ] {
+            let got = files.authorize_read(me.as_ref(), &request, id).await;
+            assert_eq!(answer(&got), "not found", "{id}");
+            let got = files.authorize_read(None, &request, id).await;
+            assert_eq!(answer(&got), "AUTH_MISSING", "{id}");
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! Downloads through the API listener, with the HTTP semantics of [`crate::serve`]:
 //! `GET|HEAD /storage/v1/object/{bucket}/{*path}` (managed mode) and
 //! `GET|HEAD /api/v1/files/{id}/download` (managed `obj_…` ids and presign-only `med_…`
-//! ids, the older "files" API).
+//! ids, the older "files" API), both through core's [`FileAccess`]: it checks once and
+//! says where the bytes are; this module only speaks HTTP.
 
 use crate::error::ApiError;
 use crate::extract::{MaybeAuthenticated, Request};
@@ -12,8 +13,8 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use filegate_core::Error;
 use filegate_core::error::Resource;
+use filegate_core::files::FileAccess;
 use filegate_core::managed::ManagedService;
-use filegate_core::media::SignDownload;
 use futures::FutureExt;
 use http::request::Parts;
 use http::{HeaderValue, StatusCode, header};
@@ -144,53 +145,28 @@ pub async fn download_file(
         .is_some_and(|v| matches!(v.as_str(), "true" | "1" | ""));
     let req = file_request(&state, &parts, &query);
     let caller = principal.as_ref();
-    if id.starts_with("med_") || state.managed.is_none() {
-        if redirect {
-            let signed = state
-                .media
-                .sign_download(
-                    caller,
-                    &info,
-                    &id,
-                    SignDownload {
-                        expires_in: None,
-                        download_filename: req.download.clone().flatten(),
-                    },
-                )
-                .await?;
-            state.metrics.presign_issued("GET");
-            return Ok(found(&signed.url));
-        }
-        let row = state.media.open_download(caller, &info, &id).await?;
-        let objects = state.objects.clone();
-        let row = &row;
-        let open: Open<'_> = Box::new(move |range| {
-            let objects = objects.clone();
-            async move {
-                let body = objects.get(&row.bucket, &row.key, range).await?;
-                Ok(Opened {
-                    body,
-                    content_type: Some(row.content_type.as_str().to_owned()),
-                    etag: None,
-                    updated_at: row.created_at,
-                    public: false,
-                    filename: row.filename.clone(),
-                })
-            }
-            .boxed()
-        });
-        return Ok(serve(&state.metrics, &req, open).await?);
-    }
-    let svc = managed(&state)?;
+    let files = FileAccess::new(state.media.clone(), state.managed.clone());
     if redirect {
-        let signed = svc.sign_download_by_id(caller, &id).await?;
+        let url = files
+            .sign_read(caller, &info, &id, req.download.clone().flatten())
+            .await?;
         state.metrics.presign_issued("GET");
-        return Ok(found(&signed.url));
+        return Ok(found(&url));
     }
-    let id = id.as_str();
+    let file = files.authorize_read(caller, &info, &id).await?;
+    let (files, file) = (&files, &file);
     let open: Open<'_> = Box::new(move |range| {
-        let svc = svc.clone();
-        async move { Ok(Opened::from(svc.download_by_id(caller, id, range).await?)) }.boxed()
+        async move {
+            Ok(Opened {
+                body: files.open(file, range).await?,
+                content_type: Some(file.content_type.clone()),
+                etag: file.etag.clone(),
+                updated_at: file.updated_at,
+                public: file.public,
+                filename: file.filename.clone(),
+            })
+        }
+        .boxed()
     });
     Ok(serve(&state.metrics, &req, open).await?)
 }

@@ -1008,6 +1008,88 @@ mod tests {
         (status, String::from_utf8_lossy(&bytes).into_owned())
     }
 
+    /// The wire shapes of the views (core's types carry no serialisation of their own).
+    #[test]
+    fn views_write_the_api_shapes() {
+        use filegate_core::domain::{BucketName, ByteSize, ContentType, ObjectKey};
+        use filegate_core::managed::{
+            BucketId, ObjectId, ObjectPath, ObjectRow, ObjectStatus, WriteScope,
+        };
+        let epoch = OffsetDateTime::UNIX_EPOCH;
+        let mut b = Bucket {
+            id: BucketId::generate(),
+            name: BucketName::parse("docs").expect("name"),
+            organization_id: None,
+            read_scope: ReadScope::Org,
+            write_scope: WriteScope::Org,
+            file_size_limit: Some(ByteSize(1000)),
+            allowed_mime_types: vec![],
+            created_at: epoch,
+            updated_at: epoch,
+        };
+        let json = serde_json::to_value(BucketView::from(b.clone())).expect("json");
+        assert_eq!(json["name"], "docs");
+        assert_eq!(json["writeScope"], "org");
+        assert_eq!(json["fileSizeLimit"], 1000);
+        assert_eq!(json["organizationId"], serde_json::Value::Null);
+        assert_eq!(json["createdAt"], "1970-01-01T00:00:00Z");
+        b.read_scope = ReadScope::Public;
+        let json = serde_json::to_value(BucketView::from(b.clone())).expect("json");
+        assert_eq!(json["readScope"], "public");
+        assert_eq!(json["public"], true);
+
+        let row = ObjectRow {
+            id: ObjectId::generate(),
+            bucket_id: b.id.clone(),
+            organization_id: None,
+            owner_id: "u".into(),
+            segment: "u".into(),
+            key: ObjectKey::parse("u/docs/a.txt").expect("key"),
+            path: ObjectPath::parse("a.txt").expect("path"),
+            content_type: ContentType::parse("text/plain").expect("type"),
+            size: 3,
+            etag: Some("e".into()),
+            status: ObjectStatus::Confirmed,
+            created_at: epoch,
+            updated_at: epoch,
+            deleted_at: None,
+        };
+        let info = ObjectInfo::new(&row, &b.name);
+        let json = serde_json::to_value(ObjectView::from(info.clone())).expect("json");
+        for f in ["id", "key", "bucket", "path", "size", "etag", "contentType"] {
+            assert!(json.get(f).is_some(), "{f} missing from {json}");
+        }
+        let page = ObjectPage {
+            items: vec![info],
+            next_cursor: None,
+        };
+        let json = serde_json::to_value(ObjectPageView::from(page)).expect("json");
+        assert!(json.get("nextCursor").is_some() && json["items"].is_array());
+
+        let want = "http://127.0.0.1:8789/public/u/docs/a.txt";
+        let url = ObjectUrl {
+            url: want.into(),
+            expires_at: None,
+        };
+        assert_eq!(
+            serde_json::to_value(UrlView::from(url)).expect("json"),
+            serde_json::json!({ "url": want })
+        );
+
+        let p = PresignedUpload {
+            id: row.id.clone(),
+            key: row.key.clone(),
+            upload_url: "https://s3.test/x".into(),
+            method: "PUT",
+            headers: BTreeMap::new(),
+            expires_at: epoch,
+        };
+        let json = serde_json::to_value(PresignView::from(p)).expect("json");
+        for f in ["id", "key", "uploadUrl", "headers", "expiresAt"] {
+            assert!(json.get(f).is_some(), "{f}");
+        }
+    }
+
     /// The routing this module relies on: the static `list` segment beats the `{bucket}`
     /// capture, and the object routes still serve every other path, `list` segments inside
     /// the path included.

@@ -1,53 +1,65 @@
-use crate::error::Error;
-use serde::{Serialize, Serializer};
-use std::fmt;
+//! Prefixed random ids: `<prefix>` followed by 32 lowercase hex digits. One macro writes
+//! every id type (media rows here, FILES_DB rows in [`crate::managed`]).
 
-/// Id of a media row: `med_` followed by 32 lowercase hex digits.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MediaId(String);
+/// Declares an id type `$name` with `PREFIX`, `generate`, `parse`, `as_str` and `Display`;
+/// `$what` names it in the validation message ("must be a media id like …").
+macro_rules! prefixed_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
 
-impl MediaId {
-    pub const PREFIX: &'static str = "med_";
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
 
-    /// A fresh random id.
-    #[must_use]
-    pub fn generate() -> Self {
-        Self(format!("{}{}", Self::PREFIX, uuid::Uuid::new_v4().simple()))
-    }
+            /// A fresh random id.
+            #[must_use]
+            pub fn generate() -> Self {
+                Self(format!("{}{}", Self::PREFIX, uuid::Uuid::new_v4().simple()))
+            }
 
-    /// # Errors
-    /// [`Error::Validation`] on field `id` when it is not of the form above.
-    pub fn parse(raw: &str) -> Result<Self, Error> {
-        let ok = raw.strip_prefix(Self::PREFIX).is_some_and(|hex| {
-            hex.len() == 32
-                && hex
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        });
-        if ok {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err(Error::invalid("id", "must be a media id like 'med_…'"))
+            /// # Errors
+            /// [`Error::Validation`](crate::error::Error::Validation) on field `id` unless it is the prefix and 32 lowercase
+            /// hex digits.
+            pub fn parse(raw: &str) -> Result<Self, $crate::error::Error> {
+                let ok = raw.strip_prefix(Self::PREFIX).is_some_and(|hex| {
+                    hex.len() == 32
+                        && hex
+                            .bytes()
+                            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                });
+                if ok {
+                    Ok(Self(raw.to_owned()))
+                } else {
+                    Err($crate::error::Error::invalid(
+                        "id",
+                        concat!("must be ", $what, " id like '", $prefix, "…'"),
+                    ))
+                }
+            }
+
+            #[must_use]
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
         }
-    }
 
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
 }
 
-impl fmt::Display for MediaId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub(crate) use prefixed_id;
 
-impl Serialize for MediaId {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
+prefixed_id!(
+    /// Id of a media row: `med_` followed by 32 lowercase hex digits.
+    MediaId,
+    "med_",
+    "a media"
+);
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,7 @@
 mod access;
 mod disposition;
 mod firewall;
-mod ids;
+pub(crate) mod ids;
 mod media_type;
 pub(crate) mod names;
 mod principal;

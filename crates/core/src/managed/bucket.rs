@@ -3,8 +3,6 @@
 use super::ids::BucketId;
 use crate::domain::{AccessRule, BucketName, ByteSize, ContentType};
 use crate::error::Error;
-use serde::ser::SerializeStruct;
-use serde::{Serialize, Serializer};
 use std::fmt;
 use time::OffsetDateTime;
 
@@ -220,29 +218,6 @@ impl Bucket {
     }
 }
 
-/// The API shape: `{id, name, organizationId, public, readScope, writeScope,
-/// fileSizeLimit, allowedMimeTypes, createdAt, updatedAt}`, times in RFC 3339.
-impl Serialize for Bucket {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let rfc = |t: OffsetDateTime| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .map_err(serde::ser::Error::custom)
-        };
-        let mut st = s.serialize_struct("Bucket", 10)?;
-        st.serialize_field("id", &self.id)?;
-        st.serialize_field("name", self.name.as_str())?;
-        st.serialize_field("organizationId", &self.organization_id)?;
-        st.serialize_field("public", &self.is_public())?;
-        st.serialize_field("readScope", self.read_scope.as_str())?;
-        st.serialize_field("writeScope", &self.write_scope.to_string())?;
-        st.serialize_field("fileSizeLimit", &self.file_size_limit.map(ByteSize::bytes))?;
-        st.serialize_field("allowedMimeTypes", &self.allowed_mime_strings())?;
-        st.serialize_field("createdAt", &rfc(self.created_at)?)?;
-        st.serialize_field("updatedAt", &rfc(self.updated_at)?)?;
-        st.end()
-    }
-}
-
 /// A project-wide bucket created when managed mode starts (Quickback's Account UI uploads
 /// avatars and organization logos into these).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -351,12 +326,6 @@ mod tests {
         assert_eq!(b.effective_size_limit(ByteSize(100)), ByteSize(10));
         b.file_size_limit = Some(ByteSize(1000));
         assert_eq!(b.effective_size_limit(ByteSize(100)), ByteSize(100));
-        let json = serde_json::to_value(&b).unwrap();
-        assert_eq!(json["name"], "docs");
-        assert_eq!(json["writeScope"], "org");
-        assert_eq!(json["fileSizeLimit"], 1000);
-        assert_eq!(json["organizationId"], serde_json::Value::Null);
-        assert_eq!(json["createdAt"], "1970-01-01T00:00:00Z");
     }
 
     #[test]

@@ -5,11 +5,18 @@
 //! - [`object`]: paths, the key layout `<userId or orgId>/<bucket>/<path>`, object rows.
 //! - [`ports`]: [`BucketStore`] and [`ObjectRowStore`], the FILES_DB tables.
 //! - [`service`]: [`ManagedService`], the use cases, with the check order and the write
-//!   paths' ordering in its module docs.
+//!   paths' ordering in its module docs: a façade over the bucket catalogue (`buckets`)
+//!   and the object service (`objects`), which share one access checker (`access`, on
+//!   top of [`crate::policy`]); `arrival` judges an uploaded object for confirm and
+//!   reconcile alike.
 
+mod access;
+pub(crate) mod arrival;
 pub mod bucket;
+mod buckets;
 mod ids;
 pub mod object;
+mod objects;
 pub mod ports;
 pub mod service;
 #[cfg(test)]
@@ -23,5 +30,5 @@ pub use ports::{BucketStore, ObjectConfirmation, ObjectQuery, ObjectRowPage, Obj
 pub use ports::{MockBucketStore, MockObjectRowStore};
 pub use service::{
     CreateBucket, Download, EtagMismatchHook, ListObjects, ManagedPolicy, ManagedService,
-    ObjectPage, ObjectUrl, PresignUpload, PresignedUpload, UpdateBucket, Upload,
+    ObjectPage, ObjectUrl, PresignUpload, PresignedUpload, UpdateBucket, Upload, UrlTokens,
 };

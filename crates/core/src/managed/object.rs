@@ -4,7 +4,6 @@ use super::ids::{BucketId, ObjectId};
 use crate::domain::names::key_problem;
 use crate::domain::{BucketName, ContentType, MAX_KEY_BYTES, ObjectKey};
 use crate::error::Error;
-use serde::{Serialize, Serializer};
 use std::fmt;
 use time::OffsetDateTime;
 
@@ -59,12 +58,6 @@ impl ObjectPath {
 impl fmt::Display for ObjectPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-impl Serialize for ObjectPath {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
     }
 }
 
@@ -182,10 +175,9 @@ impl ObjectRow {
     }
 }
 
-/// What the API returns for an object: `{id, key, bucket, path, size, etag, contentType,
-/// createdAt, updatedAt}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// An object as the use cases return it: its row's public fields and its bucket's name
+/// (the server's `ObjectView` is its wire form).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
     pub id: ObjectId,
     pub key: ObjectKey,
@@ -195,9 +187,7 @@ pub struct ObjectInfo {
     pub size: u64,
     pub etag: Option<String>,
     pub content_type: String,
-    #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
 }
 
