@@ -26,7 +26,7 @@ pub use bucket::{Bucket, DEFAULT_BUCKETS, DefaultBucket, MimePattern, ReadScope,
 pub use ids::{BucketId, ObjectId};
 pub use object::{ObjectInfo, ObjectPath, ObjectRow, ObjectStatus, Owner, object_key};
 pub use ports::{BucketStore, ObjectConfirmation, ObjectQuery, ObjectRowPage, ObjectRowStore};
-#[cfg(any(test, feature = "mock"))]
+#[cfg(test)]
 pub use ports::{MockBucketStore, MockObjectRowStore};
 pub use service::{
     CreateBucket, Download, EtagMismatchHook, ListObjects, ManagedPolicy, ManagedService,

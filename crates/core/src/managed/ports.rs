@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 /// The `buckets` table.
-#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait BucketStore: Send + Sync {
     /// Inserts a new bucket.
@@ -96,7 +96,7 @@ pub struct ObjectRowPage {
 }
 
 /// The `objects` table.
-#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait ObjectRowStore: Send + Sync {
     /// Inserts a new row (normally `pending`).

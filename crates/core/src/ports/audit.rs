@@ -20,7 +20,7 @@ pub struct AuditEntry {
 }
 
 /// The security audit table.
-#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait AuditLog: Send + Sync {
     /// Appends one entry. Callers fail the request when this fails: an unaudited public

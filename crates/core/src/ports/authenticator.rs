@@ -23,7 +23,7 @@ impl Credentials {
 }
 
 /// Turns request credentials into a [`Principal`].
-#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait Authenticator: Send + Sync {
     /// # Errors

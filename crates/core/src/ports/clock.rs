@@ -1,7 +1,7 @@
 use time::OffsetDateTime;
 
 /// The current time; a port so expiry logic can be tested at fixed instants.
-#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 pub trait Clock: Send + Sync {
     /// The current instant.
     fn now(&self) -> OffsetDateTime;

@@ -97,7 +97,7 @@ pub struct MediaPage {
 }
 
 /// The media table.
-#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait MediaStore: Send + Sync {
     /// Inserts a new row.

@@ -18,15 +18,15 @@ pub use object_store::{
 };
 pub use signer::{HttpMethod, PresignRequest, PresignedUrl, UrlSigner};
 
-#[cfg(any(test, feature = "mock"))]
+#[cfg(test)]
 pub use audit::MockAuditLog;
-#[cfg(any(test, feature = "mock"))]
+#[cfg(test)]
 pub use authenticator::MockAuthenticator;
-#[cfg(any(test, feature = "mock"))]
+#[cfg(test)]
 pub use clock::MockClock;
-#[cfg(any(test, feature = "mock"))]
+#[cfg(test)]
 pub use media_store::MockMediaStore;
-#[cfg(any(test, feature = "mock"))]
+#[cfg(test)]
 pub use object_store::MockObjectStore;
-#[cfg(any(test, feature = "mock"))]
+#[cfg(test)]
 pub use signer::MockUrlSigner;

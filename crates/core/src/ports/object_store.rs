@@ -94,7 +94,7 @@ impl std::fmt::Debug for PutObject {
 }
 
 /// Object operations on an S3-compatible store.
-#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait ObjectStore: Send + Sync {
     /// Metadata of one object.

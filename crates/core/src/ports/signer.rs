@@ -61,7 +61,7 @@ pub struct PresignedUrl {
 
 /// Makes presigned (query-string SigV4) URLs. Implementations sign locally, without
 /// a network call.
-#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait UrlSigner: Send + Sync {
     /// Presigns one request.
