@@ -33,26 +33,45 @@ impl From<Error> for ApiError {
 }))]
 pub struct ErrorEnvelope {
     /// A human-readable message; generic for 5xx (the cause is only in the server log).
-    pub error: String,
+    error: String,
     /// Which check failed: `authentication`, `access`, `firewall`, `validation`, `guards`,
     /// `storage` or `internal`.
     #[schema(value_type = String)]
-    pub layer: &'static str,
+    layer: &'static str,
     /// Stable machine-readable code, e.g. `VALIDATION_FAILED`, `AUTH_MISSING`, `NOT_READY`.
     #[schema(value_type = String)]
-    pub code: &'static str,
+    code: &'static str,
     /// Structured detail when there is something to say (e.g. `fields`, `checks`).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
-    pub details: Option<Value>,
+    details: Option<Value>,
     /// What to do about it, when there is advice.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
-    pub hint: Option<&'static str>,
+    hint: Option<&'static str>,
     /// The request's `x-request-id`.
     #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = String, required = true)]
-    pub request_id: Option<String>,
+    request_id: Option<String>,
+}
+
+// Private fields: no envelope is written by hand outside this module.
+impl ErrorEnvelope {
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    #[must_use]
+    pub fn hint(&self) -> Option<&'static str> {
+        self.hint
+    }
+
+    /// For answers rendered outside the router (no [`attach_request_id`]).
+    #[must_use]
+    pub fn with_request_id(self, request_id: Option<String>) -> Self {
+        Self { request_id, ..self }
+    }
 }
 
 /// The status and envelope (without its request id) of an error.
@@ -186,10 +205,7 @@ pub async fn attach_request_id(req: Request, next: Next) -> Response {
     };
     let (mut parts, _) = res.into_parts();
     parts.headers.remove(http::header::CONTENT_LENGTH);
-    let body = ErrorEnvelope {
-        request_id,
-        ..envelope
-    };
+    let body = envelope.with_request_id(request_id);
     let mut out = (parts.status, Json(body)).into_response();
     for (k, v) in &parts.headers {
         if k != http::header::CONTENT_TYPE {

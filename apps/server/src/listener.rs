@@ -146,11 +146,10 @@ fn malformed_response(m: Malformed) -> Response {
         .as_ref()
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let (status, mut envelope) = envelope_of(&Error::MalformedRequest(FieldError::new(
+    let (status, envelope) = envelope_of(&Error::MalformedRequest(FieldError::new(
         m.field, m.message,
     )));
-    envelope.request_id = id_text;
-    let mut res = (status, axum::Json(envelope)).into_response();
+    let mut res = (status, axum::Json(envelope.with_request_id(id_text))).into_response();
     if let Some(id) = request_id {
         res.headers_mut().insert("x-request-id", id);
     }

@@ -1045,8 +1045,8 @@ mod tests {
                 .extensions()
                 .get::<ErrorEnvelope>()
                 .expect("an envelope");
-            assert_eq!(env.code, code);
-            assert!(env.hint.is_some());
+            assert_eq!(env.code(), code);
+            assert!(env.hint().is_some());
         }
     }
 }
