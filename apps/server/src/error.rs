@@ -216,14 +216,14 @@ pub async fn attach_request_id(req: Request, next: Next) -> Response {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use filegate_core::error::{FieldError, Resource};
     use std::collections::BTreeSet;
 
     /// One value of every variant. [`variant_index`] is exhaustive, so a new variant needs
     /// an index there, and the test below then fails until it has a sample here.
-    fn samples() -> Vec<Error> {
+    pub(crate) fn samples() -> Vec<Error> {
         vec![
             Error::AuthMissing,
             Error::AuthInvalidToken {

@@ -253,6 +253,50 @@ mod tests {
         }
     }
 
+    /// Every code an error response's description names is a real code, served with that
+    /// response's status (`Error::info` is the source of both).
+    #[test]
+    fn error_responses_name_codes_with_their_status() {
+        let served: BTreeSet<(String, String)> = crate::error::tests::samples()
+            .iter()
+            .map(|e| {
+                let info = e.info();
+                (info.status.to_string(), info.code.to_owned())
+            })
+            .collect();
+        let codes: BTreeSet<&str> = served.iter().map(|(_, c)| c.as_str()).collect();
+        let doc = json();
+        let mut named = 0;
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("path item") {
+                for (status, res) in op["responses"].as_object().expect("responses") {
+                    if !(status.starts_with('4') || status.starts_with('5')) {
+                        continue;
+                    }
+                    let description = res["description"].as_str().unwrap_or_default();
+                    for token in description.split('`').skip(1).step_by(2) {
+                        let code_like = token.len() > 3
+                            && token.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+                            && token.contains('_');
+                        if !code_like {
+                            continue;
+                        }
+                        assert!(
+                            codes.contains(token),
+                            "{method} {path} {status}: unknown code {token}"
+                        );
+                        assert!(
+                            served.contains(&(status.clone(), token.to_owned())),
+                            "{method} {path} {status}: {token} is served with another status"
+                        );
+                        named += 1;
+                    }
+                }
+            }
+        }
+        assert!(named > 100, "only {named} codes named");
+    }
+
     #[test]
     fn security_schemes_are_bearer_cookie_and_api_key() {
         let doc = json();
