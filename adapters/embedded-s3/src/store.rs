@@ -2,7 +2,7 @@
 
 use filegate_core::key_locks::KeyLocks;
 use s3s::dto::*;
-use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use std::path::{Component, Path, PathBuf};
 
 /// Delegates to [`s3s_fs::FileSystem`], fixing what differs from S3:
@@ -11,6 +11,8 @@ use std::path::{Component, Path, PathBuf};
 /// - a suffix range longer than the object returns the whole object (s3s-fs seeks before
 ///   the start and answers 500), and any suffix range on an empty object is
 ///   `InvalidRange` (s3s-fs underflows computing `Content-Range`);
+/// - an `InvalidRange` answer carries `Content-Range: bytes */<size>`, as RFC 9110 asks, so
+///   the client learns the size without another request;
 /// - PUTs of one key run one at a time, so `If-None-Match: *` (which s3s-fs checks before
 ///   writing) is atomic: of two creates at once, one gets 412 `PreconditionFailed`.
 pub(crate) struct GuardedFs {
@@ -50,6 +52,19 @@ impl GuardedFs {
             .ok()?;
         meta.is_file().then_some(meta.len())
     }
+}
+
+/// `InvalidRange`, with `Content-Range: bytes */<size>` when the size is known.
+fn invalid_range(size: Option<u64>) -> S3Error {
+    let mut err = s3_error!(InvalidRange);
+    if let Some(value) =
+        size.and_then(|n| http::HeaderValue::from_str(&format!("bytes */{n}")).ok())
+    {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::CONTENT_RANGE, value);
+        err.set_headers(headers);
+    }
+    err
 }
 
 #[async_trait::async_trait]
@@ -95,7 +110,7 @@ impl S3 for GuardedFs {
             && let Some(size) = self.object_size(&req.input.bucket, &req.input.key).await
         {
             if size == 0 {
-                return Err(s3_error!(InvalidRange));
+                return Err(invalid_range(Some(0)));
             }
             if length > size {
                 req.input.range = Some(Range::Int {
@@ -104,7 +119,14 @@ impl S3 for GuardedFs {
                 });
             }
         }
-        self.fs.get_object(req).await
+        let ranged = req.input.range.is_some();
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        match self.fs.get_object(req).await {
+            Err(e) if ranged && *e.code() == S3ErrorCode::InvalidRange => {
+                Err(invalid_range(self.object_size(&bucket, &key).await))
+            }
+            other => other,
+        }
     }
 
     // Everything below is plain delegation.

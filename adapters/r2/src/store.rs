@@ -174,8 +174,13 @@ impl ObjectStore for S3ObjectStore {
         key: &ObjectKey,
         range: Option<ByteRange>,
     ) -> Result<GetObject, Error> {
-        let header = range.map(range_header).transpose()?;
-        let out = self
+        let header = match range.map(range_header) {
+            None => None,
+            Some(Ok(header)) => Some(header),
+            // A reversed range or an empty suffix: no object satisfies it.
+            Some(Err(Unsatisfiable)) => return Err(self.unsatisfiable(bucket, key, None).await),
+        };
+        let out = match self
             .client
             .get_object()
             .bucket(bucket.as_str())
@@ -183,7 +188,16 @@ impl ObjectStore for S3ObjectStore {
             .set_range(header)
             .send()
             .await
-            .map_err(|e| map_error(e, Resource::Object))?;
+        {
+            Ok(out) => out,
+            Err(e) if is_invalid_range(&e) => {
+                let told = e
+                    .raw_response()
+                    .and_then(|r| told_size(r.headers().get("content-range"), r.body().bytes()));
+                return Err(self.unsatisfiable(bucket, key, told).await);
+            }
+            Err(e) => return Err(map_error(e, Resource::Object)),
+        };
 
         let length = non_negative(out.content_length);
         let (range, size) = match out.content_range.as_deref() {
@@ -326,13 +340,57 @@ fn to_offset(t: &DateTime) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(t.as_nanos()).ok()
 }
 
-fn range_header(range: ByteRange) -> Result<String, Error> {
+impl S3ObjectStore {
+    /// The port's 416 error, with the object's size: the one the refusing store told
+    /// (`told`), else a HEAD's (some stores say nothing; a reversed range never reaches one).
+    async fn unsatisfiable(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        told: Option<u64>,
+    ) -> Error {
+        if let Some(size) = told {
+            return Error::RangeNotSatisfiable { size };
+        }
+        match self.head(bucket, key).await {
+            Ok(meta) => Error::RangeNotSatisfiable { size: meta.size },
+            Err(e) => e,
+        }
+    }
+}
+
+/// A range no object satisfies.
+#[derive(Debug)]
+struct Unsatisfiable;
+
+fn range_header(range: ByteRange) -> Result<String, Unsatisfiable> {
     match range {
         ByteRange::FromTo(first, last) if first <= last => Ok(format!("bytes={first}-{last}")),
         ByteRange::From(first) => Ok(format!("bytes={first}-")),
         ByteRange::Suffix(n) if n > 0 => Ok(format!("bytes=-{n}")),
-        _ => Err(Error::invalid("range", "range is not satisfiable")),
+        _ => Err(Unsatisfiable),
     }
+}
+
+fn is_invalid_range<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    err.code() == Some("InvalidRange")
+        || err
+            .raw_response()
+            .is_some_and(|r| r.status().as_u16() == 416)
+}
+
+/// The object's size as a 416 tells it: `Content-Range: bytes */<size>`, or S3's
+/// `<ActualObjectSize>` in the error body.
+fn told_size(content_range: Option<&str>, body: Option<&[u8]>) -> Option<u64> {
+    let from_header = content_range
+        .and_then(|v| v.trim().strip_prefix("bytes */"))
+        .and_then(|n| n.trim().parse().ok());
+    from_header.or_else(|| {
+        let body = std::str::from_utf8(body?).ok()?;
+        let (_, rest) = body.split_once("<ActualObjectSize>")?;
+        let (n, _) = rest.split_once("</ActualObjectSize>")?;
+        n.trim().parse().ok()
+    })
 }
 
 /// `bytes first-last/total` (total may be `*`).
@@ -461,9 +519,6 @@ where
     match (err.code(), status) {
         (Some("NoSuchBucket"), _) => Error::NotFound(Resource::Bucket),
         (Some("NoSuchKey"), _) => Error::NotFound(Resource::Object),
-        (Some("InvalidRange"), _) | (_, Some(416)) => {
-            Error::invalid("range", "range is not satisfiable")
-        }
         (_, Some(404)) => Error::NotFound(missing),
         (Some("SlowDown" | "ServiceUnavailable" | "InternalError"), _)
         | (_, Some(500 | 502 | 503 | 504)) => Error::unavailable(err),
@@ -474,6 +529,15 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_416_tells_the_size_in_its_header_or_body() {
+        assert_eq!(told_size(Some("bytes */20"), None), Some(20));
+        let xml = b"<Error><Code>InvalidRange</Code><RangeRequested>bytes=30-</RangeRequested><ActualObjectSize>20</ActualObjectSize></Error>";
+        assert_eq!(told_size(None, Some(xml)), Some(20));
+        assert_eq!(told_size(Some("bytes 0-1/20"), Some(b"<Error/>")), None);
+        assert_eq!(told_size(None, None), None);
+    }
 
     #[test]
     fn content_ranges_are_parsed() {

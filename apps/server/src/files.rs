@@ -10,7 +10,7 @@
 //! Responses follow [`crate::serve`]. CORS: the trusted origins, GET/HEAD, with
 //! credentials, exposing `ETag`, `Content-Range`, `Content-Length`.
 
-use crate::error::{ApiError, Envelope};
+use crate::error::ApiError;
 use crate::extract::credentials;
 use crate::serve::{Corp, FileRequest, Open, Opened, serve};
 use crate::state::AppState;
@@ -25,7 +25,7 @@ use filegate_core::error::Resource;
 use filegate_core::managed::{ManagedService, ObjectRow};
 use futures::FutureExt;
 use http::request::Parts;
-use http::{HeaderName, Method, StatusCode, header};
+use http::{HeaderName, Method, header};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -204,14 +204,5 @@ async fn private_file(
 }
 
 fn bad_token() -> Response {
-    let mut res = StatusCode::FORBIDDEN.into_response();
-    res.extensions_mut().insert(Envelope {
-        error: "Invalid or expired file token".to_owned(),
-        layer: "authentication",
-        code: "FILES_TOKEN_INVALID",
-        details: None,
-        hint: Some("Ask POST /storage/v1/url for a fresh URL"),
-        request_id: None,
-    });
-    res
+    ApiError(Error::FilesTokenInvalid).into_response()
 }

@@ -1,14 +1,15 @@
 //! Cross-cutting HTTP layers: CORS from the trusted origins, per-IP rate limiting, and the
 //! `set-auth-token` header after a session authenticated a request.
 
-use crate::error::Envelope;
+use crate::error::ApiError;
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use filegate_core::Error;
 use filegate_core::domain::{AuthMethod, Principal};
-use http::{HeaderValue, Method, StatusCode, header};
+use http::{HeaderValue, Method, header};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tower_governor::GovernorError;
@@ -79,21 +80,12 @@ fn rate_limited(err: GovernorError) -> Response<Body> {
         // The peer address is always known with connect info; refuse rather than let through.
         _ => (1, None),
     };
-    let envelope = Envelope {
-        error: "Too many requests".to_owned(),
-        layer: "guards",
-        code: "RATE_LIMITED",
-        details: Some(serde_json::json!({ "retryAfter": retry_after })),
-        hint: Some("Slow down and retry after the number of seconds in Retry-After"),
-        request_id: None,
-    };
-    let mut res = StatusCode::TOO_MANY_REQUESTS.into_response();
+    let mut res = ApiError(Error::RateLimited { retry_after }).into_response();
     if let Some(h) = headers {
         res.headers_mut().extend(h);
     }
     res.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
-    res.extensions_mut().insert(envelope);
     res
 }
 

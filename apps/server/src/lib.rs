@@ -39,7 +39,7 @@ pub fn router(state: AppState) -> Router {
         api
     };
     let api = api
-        .layer(Extension(openapi::OpenApiJson::new(&doc)))
+        .layer(Extension(routes::ops::OpenApiJson::new(&doc)))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -10,12 +10,14 @@
 //! does and, for a malformed one, hands hyper a stand-in request that the connection's
 //! service answers with the envelope, then closes the connection (its framing is lost).
 
-use crate::error::Envelope;
+use crate::error::envelope_of;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, StatusCode, header};
+use filegate_core::Error;
+use filegate_core::error::FieldError;
+use http::{HeaderValue, header};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -125,15 +127,10 @@ fn malformed_response(m: Malformed) -> Response {
         .as_ref()
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let envelope = Envelope {
-        error: "Validation failed".to_owned(),
-        layer: "validation",
-        code: "VALIDATION_FAILED",
-        details: Some(serde_json::json!({ "fields": { m.field: m.message } })),
-        hint: Some("Send a well-formed HTTP/1.1 request (RFC 9112)"),
-        request_id: id_text,
-    };
-    let mut res = (StatusCode::BAD_REQUEST, axum::Json(envelope)).into_response();
+    let (status, envelope) = envelope_of(&Error::MalformedRequest(FieldError::new(
+        m.field, m.message,
+    )));
+    let mut res = (status, axum::Json(envelope.with_request_id(id_text))).into_response();
     if let Some(id) = request_id {
         res.headers_mut().insert("x-request-id", id);
     }

@@ -2,15 +2,15 @@
 //!
 //! [`api_router`] is the single list of routes: it builds both the axum router and the
 //! document (utoipa-axum's `routes!`), so a route cannot be served without being
-//! documented. The document is served at `GET /openapi.json`.
+//! documented. The document is served at `GET /openapi.json`. The only module that knows
+//! every route; routes take their error docs from `crate::error` and never import this.
 
+use crate::error::ErrorEnvelope;
 use crate::routes;
 use crate::state::AppState;
-use serde::Serialize;
-use std::sync::Arc;
 use utoipa::openapi::OpenApi as OpenApiDoc;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -18,51 +18,6 @@ use utoipa_axum::routes;
 pub const BEARER: &str = "bearer";
 pub const SESSION: &str = "session";
 pub const API_KEY: &str = "apiKey";
-
-/// The error envelope every error response carries (see docs/API.md, "Errors").
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({
-    "error": "Validation failed", "layer": "validation", "code": "VALIDATION_FAILED",
-    "details": {"fields": {"filename": "must be a file name, not a path"}},
-    "requestId": "0b6f3a52-8f3e-4a8e-9d0c-5a8f7d1e2c3b"
-}))]
-pub struct ErrorEnvelope {
-    /// A human-readable message; generic for 5xx (the cause is only in the server log).
-    pub error: String,
-    /// Which check failed: `authentication`, `access`, `firewall`, `validation`, `guards`,
-    /// `storage` or `internal`.
-    pub layer: String,
-    /// Stable machine-readable code, e.g. `VALIDATION_FAILED`, `AUTH_MISSING`, `NOT_READY`.
-    pub code: String,
-    /// Structured detail when there is something to say (e.g. `fields`, `checks`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub details: Option<serde_json::Value>,
-    /// What to do about it, when there is advice.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub hint: Option<String>,
-    /// The request's `x-request-id`.
-    #[serde(rename = "requestId")]
-    pub request_id: String,
-}
-
-/// Descriptions of the error statuses, shared by the operations.
-pub mod errors {
-    pub const BAD_REQUEST: &str = "`VALIDATION_FAILED`: bad JSON, missing or mistyped field, bad value (`details.fields` maps field to message)";
-    pub const UNAUTHORIZED: &str =
-        "`AUTH_MISSING` (no credentials), `AUTH_INVALID_TOKEN` or `AUTH_EXPIRED`";
-    pub const FORBIDDEN: &str = "`ACCESS_NO_ORG`, `ACCESS_ROLE_REQUIRED` (`details.required`, `details.current`), `FIREWALL_ORG_ISOLATION`, or `CSRF_ORIGIN_UNTRUSTED` (a write authenticated by the session cookie from an untrusted origin)";
-    pub const NOT_FOUND: &str =
-        "`FIREWALL_NOT_FOUND`: no such media id in the caller's organization";
-    pub const CONFLICT: &str = "`STORAGE_CONFLICT`: a unique value already exists";
-    pub const TOO_LARGE: &str = "`STORAGE_FILE_TOO_LARGE`: declared size over the limit (`details.size`, `details.maxSize`)";
-    pub const TOO_MANY: &str =
-        "`RATE_LIMITED` (per-IP budget; see `Retry-After`) or `AUTH_RATE_LIMITED`";
-    pub const INTERNAL: &str = "`INTERNAL_SERVER_ERROR`: generic message, cause in the server log";
-    pub const UNAVAILABLE: &str = "`STORAGE_UNAVAILABLE`: database or storage unreachable";
-    pub const NOT_READY: &str =
-        "`NOT_READY`: a dependency did not answer; `details.checks` names each check's outcome";
-}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -173,21 +128,6 @@ fn document_wildcards(doc: &mut OpenApiDoc) {
 #[must_use]
 pub fn document() -> OpenApiDoc {
     api_router().into_openapi()
-}
-
-/// The serialized document, handed to the `/openapi.json` handler as an extension.
-#[derive(Debug, Clone)]
-pub struct OpenApiJson(pub Arc<str>);
-
-impl OpenApiJson {
-    #[must_use]
-    pub fn new(doc: &OpenApiDoc) -> Self {
-        let json = doc.to_pretty_json().unwrap_or_else(|e| {
-            tracing::error!(error = %e, "could not serialize the OpenAPI document");
-            "{}".to_owned()
-        });
-        Self(json.into())
-    }
 }
 
 #[cfg(test)]
@@ -311,6 +251,50 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Every code an error response's description names is a real code, served with that
+    /// response's status (`Error::info` is the source of both).
+    #[test]
+    fn error_responses_name_codes_with_their_status() {
+        let served: BTreeSet<(String, String)> = crate::error::tests::samples()
+            .iter()
+            .map(|e| {
+                let info = e.info();
+                (info.status.to_string(), info.code.to_owned())
+            })
+            .collect();
+        let codes: BTreeSet<&str> = served.iter().map(|(_, c)| c.as_str()).collect();
+        let doc = json();
+        let mut named = 0;
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("path item") {
+                for (status, res) in op["responses"].as_object().expect("responses") {
+                    if !(status.starts_with('4') || status.starts_with('5')) {
+                        continue;
+                    }
+                    let description = res["description"].as_str().unwrap_or_default();
+                    for token in description.split('`').skip(1).step_by(2) {
+                        let code_like = token.len() > 3
+                            && token.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+                            && token.contains('_');
+                        if !code_like {
+                            continue;
+                        }
+                        assert!(
+                            codes.contains(token),
+                            "{method} {path} {status}: unknown code {token}"
+                        );
+                        assert!(
+                            served.contains(&(status.clone(), token.to_owned())),
+                            "{method} {path} {status}: {token} is served with another status"
+                        );
+                        named += 1;
+                    }
+                }
+            }
+        }
+        assert!(named > 100, "only {named} codes named");
     }
 
     #[test]

@@ -23,7 +23,7 @@
 //!   client goes away hyper drops it, and with it the storage stream
 //!   ([`Metrics::open_stream`] counts open bodies).
 
-use crate::error::Envelope;
+use crate::error::ApiError;
 use crate::metrics::{Metrics, OpenStream};
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
@@ -177,7 +177,8 @@ pub type Open<'a> =
 /// Opens the object the request asks for and answers with full HTTP semantics.
 ///
 /// # Errors
-/// The opener's errors, except an unsatisfiable range (416 here).
+/// The opener's errors, except an unsatisfiable range: 416 here, with the size the
+/// refusing open reported (nothing is opened twice).
 pub async fn serve(
     metrics: &Metrics,
     req: &FileRequest,
@@ -189,30 +190,19 @@ pub async fn serve(
     let range = req.range();
     let opened = match open(range).await {
         Ok(o) => o,
-        Err(Error::Validation(f)) if range.is_some() && f.iter().any(|f| f.field == "range") => {
-            // The size, for `Content-Range: bytes */<size>`; the body is dropped unread.
-            let whole = open(None).await?;
-            return Ok(unsatisfiable(whole.body.meta.size, req.corp));
-        }
-        Err(e) => Err(e)?,
+        Err(Error::RangeNotSatisfiable { size }) => return Ok(unsatisfiable(size, req.corp)),
+        Err(e) => return Err(e),
     };
     Ok(respond(metrics, req, opened))
 }
 
+/// 416 with `Content-Range: bytes */<size>` and the protective headers of user bytes.
 fn unsatisfiable(size: u64, corp: Corp) -> Response {
-    let mut res = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+    let mut res = ApiError(Error::RangeNotSatisfiable { size }).into_response();
     let h = res.headers_mut();
     h.insert(header::CONTENT_RANGE, value(&format!("bytes */{size}")));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     protect(h, corp);
-    res.extensions_mut().insert(Envelope {
-        error: "Range not satisfiable".to_owned(),
-        layer: "validation",
-        code: "RANGE_NOT_SATISFIABLE",
-        details: Some(serde_json::json!({ "size": size })),
-        hint: Some("Ask for a range that starts before the end of the object"),
-        request_id: None,
-    });
     res
 }
 

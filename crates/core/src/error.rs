@@ -1,5 +1,7 @@
-//! The one error type of the domain. Every variant knows the envelope `layer` and machine
-//! `code` it is reported with; the HTTP status is chosen by the server from the variant.
+//! The one error type of filegate, the domain's and the HTTP layer's alike. [`Error::info`]
+//! is the one table of how each variant is reported: HTTP status, envelope `layer`, machine
+//! `code`, public message and hint, in one exhaustive match (a new variant without a row
+//! does not compile). The server renders it; core stays free of HTTP types.
 
 use serde::Serialize;
 use std::error::Error as StdError;
@@ -62,8 +64,9 @@ pub enum Resource {
     Bucket,
 }
 
+/// Every failure, with its report in [`Error::info`]. Not `#[non_exhaustive]`: the server
+/// matches it exhaustively too (the envelope's `details`).
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum Error {
     /// No credential was presented.
     #[error("authentication required")]
@@ -87,8 +90,10 @@ pub enum Error {
         required: String,
         current: Vec<String>,
     },
-    /// Input rejected field by field.
-    #[error("validation failed")]
+    /// Input rejected field by field. Its Display names every field (`invalid input:
+    /// name: too short; readScope: unknown`); clients see "Validation failed" and the fields
+    /// in `details`.
+    #[error("invalid input: {}", describe_fields(.0))]
     Validation(Vec<FieldError>),
     /// The resource exists but belongs to another organization (firewall, reveal mode).
     #[error("this resource belongs to another organization")]
@@ -147,6 +152,53 @@ pub enum Error {
         #[source]
         source: Source,
     },
+    /// The byte range asked for starts at or past the end of the object; `size` is the
+    /// object's, from the GET that refused the range (for `Content-Range: bytes */<size>`).
+    #[error("range not satisfiable: the object has {size} bytes")]
+    RangeNotSatisfiable { size: u64 },
+    /// A streamed upload came without `Content-Length` (e.g. chunked).
+    #[error("Content-Length required")]
+    LengthRequired,
+    /// A managed-mode route was called while managed mode is off.
+    #[error("managed mode is off")]
+    ManagedModeOff,
+    /// A readiness check failed: `(name, outcome)` of every check, in the order they ran;
+    /// outcome `ok` passed, anything else (`failed`, `timeout`) did not.
+    #[error("not ready: {} did not answer", failing_checks(checks))]
+    NotReady {
+        checks: Vec<(&'static str, &'static str)>,
+    },
+    /// No route matches the path.
+    #[error("route not found")]
+    RouteNotFound,
+    /// The route exists, the method does not.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The client's address is over its request budget; retry after `retry_after` seconds.
+    #[error("too many requests")]
+    RateLimited { retry_after: u64 },
+    /// A files-origin token (`?token=`) is forged, expired, or for another object version.
+    #[error("invalid or expired file token")]
+    FilesTokenInvalid,
+    /// A request head the HTTP layer refuses before routing (malformed `Content-Length`,
+    /// unparsable request line or header); the connection is closed after the answer.
+    #[error("malformed request: {}: {}", .0.field, .0.message)]
+    MalformedRequest(FieldError),
+}
+
+/// How an error is reported: the HTTP status, the envelope's `layer`, `code`, `error`
+/// (public message) and `hint`. `details` are rendered by the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorInfo {
+    /// The HTTP status, e.g. 404.
+    pub status: u16,
+    pub layer: Layer,
+    /// Stable machine-readable code, e.g. `VALIDATION_FAILED`.
+    pub code: &'static str,
+    /// What clients read; never an internal cause.
+    pub message: String,
+    /// What to do about it, when there is advice.
+    pub hint: Option<&'static str>,
 }
 
 impl Error {
@@ -167,83 +219,234 @@ impl Error {
         Self::Validation(vec![FieldError::new(field, message)])
     }
 
+    /// The one table of how each variant is reported. Exhaustive by design: a new variant
+    /// needs its row here before anything compiles.
     #[must_use]
-    pub fn layer(&self) -> Layer {
+    pub fn info(&self) -> ErrorInfo {
+        use Layer::{Access, Authentication, Firewall, Guards, Internal, Storage, Validation};
+        let sentence = || sentence_case(self.to_string());
+        let row = |status, layer, code, message: String, hint| ErrorInfo {
+            status,
+            layer,
+            code,
+            message,
+            hint,
+        };
         match self {
-            Self::AuthMissing
-            | Self::AuthInvalidToken { .. }
-            | Self::AuthExpired
-            | Self::AuthRateLimited => Layer::Authentication,
-            Self::AccessNoOrg
-            | Self::AccessRoleRequired { .. }
-            | Self::AccessAdminRequired
-            | Self::CsrfOriginUntrusted => Layer::Access,
-            Self::Validation(_) => Layer::Validation,
-            Self::NotFound(Resource::Media)
-            | Self::FirewallOrgIsolation
-            | Self::FirewallUserIsolation => Layer::Firewall,
-            Self::NotFound(_)
-            | Self::Conflict { .. }
-            | Self::Unavailable { .. }
-            | Self::ObjectChanged
-            | Self::ObjectExists
-            | Self::NotUploaded
-            | Self::BucketExists
-            | Self::BucketNotEmpty => Layer::Storage,
-            Self::TooLarge { .. } | Self::MimeNotAllowed { .. } => Layer::Guards,
-            Self::Internal { .. } => Layer::Internal,
+            Self::AuthMissing => row(
+                401,
+                Authentication,
+                "AUTH_MISSING",
+                sentence(),
+                Some(
+                    "Send 'Authorization: Bearer <token>'; 'filegate-admin token' mints a development token",
+                ),
+            ),
+            Self::AuthInvalidToken { .. } => {
+                row(401, Authentication, "AUTH_INVALID_TOKEN", sentence(), None)
+            }
+            Self::AuthExpired => row(
+                401,
+                Authentication,
+                "AUTH_EXPIRED",
+                sentence(),
+                Some("Get a fresh token and retry"),
+            ),
+            Self::AuthRateLimited => {
+                row(429, Authentication, "AUTH_RATE_LIMITED", sentence(), None)
+            }
+            Self::AccessNoOrg => row(
+                403,
+                Access,
+                "ACCESS_NO_ORG",
+                sentence(),
+                Some("Select an active organization for this session or token"),
+            ),
+            Self::AccessRoleRequired { .. } => {
+                row(403, Access, "ACCESS_ROLE_REQUIRED", sentence(), None)
+            }
+            Self::AccessAdminRequired => {
+                row(403, Access, "ACCESS_ADMIN_REQUIRED", sentence(), None)
+            }
+            Self::CsrfOriginUntrusted => row(
+                403,
+                Access,
+                "CSRF_ORIGIN_UNTRUSTED",
+                sentence(),
+                Some(
+                    "Send the request from a trusted origin (FILEGATE_CORS_ORIGINS), or authenticate with a bearer token instead of the cookie",
+                ),
+            ),
+            Self::Validation(_) => row(
+                400,
+                Validation,
+                "VALIDATION_FAILED",
+                "Validation failed".to_owned(),
+                None,
+            ),
+            Self::MalformedRequest(_) => row(
+                400,
+                Validation,
+                "VALIDATION_FAILED",
+                "Validation failed".to_owned(),
+                Some("Send a well-formed HTTP/1.1 request (RFC 9112)"),
+            ),
+            Self::FirewallOrgIsolation => {
+                row(403, Firewall, "FIREWALL_ORG_ISOLATION", sentence(), None)
+            }
+            Self::FirewallUserIsolation => {
+                row(403, Firewall, "FIREWALL_USER_ISOLATION", sentence(), None)
+            }
+            Self::NotFound(Resource::Media) => row(
+                404,
+                Firewall,
+                "FIREWALL_NOT_FOUND",
+                "Media not found".to_owned(),
+                Some("The id does not exist in your organization"),
+            ),
+            Self::NotFound(Resource::Object) => row(
+                404,
+                Storage,
+                "STORAGE_OBJECT_NOT_FOUND",
+                "Object not found".to_owned(),
+                None,
+            ),
+            Self::NotFound(Resource::Bucket) => row(
+                404,
+                Storage,
+                "STORAGE_BUCKET_NOT_FOUND",
+                "Bucket not found".to_owned(),
+                None,
+            ),
+            Self::TooLarge { .. } => row(
+                413,
+                Guards,
+                "STORAGE_FILE_TOO_LARGE",
+                sentence(),
+                Some(
+                    "Upload a smaller file; the limit is the bucket's or FILEGATE_MAX_UPLOAD_SIZE",
+                ),
+            ),
+            Self::MimeNotAllowed { .. } => {
+                row(415, Guards, "STORAGE_MIME_NOT_ALLOWED", sentence(), None)
+            }
+            Self::Conflict { .. } => row(409, Storage, "STORAGE_CONFLICT", sentence(), None),
+            Self::ObjectExists => row(409, Storage, "STORAGE_OBJECT_EXISTS", sentence(), None),
+            Self::NotUploaded => row(409, Storage, "STORAGE_NOT_UPLOADED", sentence(), None),
+            Self::BucketExists => row(409, Storage, "STORAGE_BUCKET_EXISTS", sentence(), None),
+            Self::BucketNotEmpty => row(409, Storage, "STORAGE_BUCKET_NOT_EMPTY", sentence(), None),
+            Self::ObjectChanged => row(503, Storage, "STORAGE_OBJECT_CHANGED", sentence(), None),
+            Self::Unavailable { .. } => row(
+                503,
+                Storage,
+                "STORAGE_UNAVAILABLE",
+                "Storage is temporarily unavailable".to_owned(),
+                None,
+            ),
+            Self::Internal { .. } => row(
+                500,
+                Internal,
+                "INTERNAL_SERVER_ERROR",
+                "Internal server error".to_owned(),
+                None,
+            ),
+            Self::RangeNotSatisfiable { .. } => row(
+                416,
+                Validation,
+                "RANGE_NOT_SATISFIABLE",
+                "Range not satisfiable".to_owned(),
+                Some("Ask for a range that starts before the end of the object"),
+            ),
+            Self::LengthRequired => row(
+                411,
+                Validation,
+                "LENGTH_REQUIRED",
+                sentence(),
+                Some(
+                    "Send the body with a Content-Length (not chunked): it is streamed to storage, which needs the size up front",
+                ),
+            ),
+            Self::ManagedModeOff => row(
+                404,
+                Validation,
+                "MANAGED_MODE_OFF",
+                sentence(),
+                Some("Start the server with FILEGATE_MANAGED=true to serve /storage/v1"),
+            ),
+            Self::NotReady { .. } => row(
+                503,
+                Storage,
+                "NOT_READY",
+                sentence(),
+                Some("See the server log for the cause; retry when the dependency is back"),
+            ),
+            Self::RouteNotFound => row(
+                404,
+                Validation,
+                "ROUTE_NOT_FOUND",
+                sentence(),
+                Some("See docs/API.md for the routes"),
+            ),
+            Self::MethodNotAllowed => row(405, Validation, "METHOD_NOT_ALLOWED", sentence(), None),
+            Self::RateLimited { .. } => row(
+                429,
+                Guards,
+                "RATE_LIMITED",
+                sentence(),
+                Some("Slow down and retry after the number of seconds in Retry-After"),
+            ),
+            Self::FilesTokenInvalid => row(
+                403,
+                Authentication,
+                "FILES_TOKEN_INVALID",
+                sentence(),
+                Some("Ask POST /storage/v1/url for a fresh URL"),
+            ),
         }
     }
 
     #[must_use]
+    pub fn layer(&self) -> Layer {
+        self.info().layer
+    }
+
+    #[must_use]
     pub fn code(&self) -> &'static str {
-        match self {
-            Self::AuthMissing => "AUTH_MISSING",
-            Self::AuthInvalidToken { .. } => "AUTH_INVALID_TOKEN",
-            Self::AuthExpired => "AUTH_EXPIRED",
-            Self::AuthRateLimited => "AUTH_RATE_LIMITED",
-            Self::AccessNoOrg => "ACCESS_NO_ORG",
-            Self::AccessRoleRequired { .. } => "ACCESS_ROLE_REQUIRED",
-            Self::Validation(_) => "VALIDATION_FAILED",
-            Self::FirewallOrgIsolation => "FIREWALL_ORG_ISOLATION",
-            Self::FirewallUserIsolation => "FIREWALL_USER_ISOLATION",
-            Self::NotFound(Resource::Media) => "FIREWALL_NOT_FOUND",
-            Self::NotFound(Resource::Object) => "STORAGE_OBJECT_NOT_FOUND",
-            Self::NotFound(Resource::Bucket) => "STORAGE_BUCKET_NOT_FOUND",
-            Self::TooLarge { .. } => "STORAGE_FILE_TOO_LARGE",
-            Self::Conflict { .. } => "STORAGE_CONFLICT",
-            Self::AccessAdminRequired => "ACCESS_ADMIN_REQUIRED",
-            Self::CsrfOriginUntrusted => "CSRF_ORIGIN_UNTRUSTED",
-            Self::MimeNotAllowed { .. } => "STORAGE_MIME_NOT_ALLOWED",
-            Self::ObjectExists => "STORAGE_OBJECT_EXISTS",
-            Self::NotUploaded => "STORAGE_NOT_UPLOADED",
-            Self::BucketExists => "STORAGE_BUCKET_EXISTS",
-            Self::BucketNotEmpty => "STORAGE_BUCKET_NOT_EMPTY",
-            Self::Unavailable { .. } => "STORAGE_UNAVAILABLE",
-            Self::ObjectChanged => "STORAGE_OBJECT_CHANGED",
-            Self::Internal { .. } => "INTERNAL_SERVER_ERROR",
-        }
+        self.info().code
     }
 
     /// The message clients see. Internal causes are never included.
     #[must_use]
     pub fn public_message(&self) -> String {
-        match self {
-            Self::Internal { .. } => "Internal server error".to_owned(),
-            Self::Unavailable { .. } => "Storage is temporarily unavailable".to_owned(),
-            Self::NotFound(Resource::Media) => "Media not found".to_owned(),
-            Self::NotFound(Resource::Object) => "Object not found".to_owned(),
-            Self::NotFound(Resource::Bucket) => "Bucket not found".to_owned(),
-            Self::Validation(_) => "Validation failed".to_owned(),
-            other => {
-                let mut s = other.to_string();
-                if let Some(first) = s.get_mut(0..1) {
-                    first.make_ascii_uppercase();
-                }
-                s
-            }
-        }
+        self.info().message
     }
+}
+
+/// The Display text as a sentence: its first letter upper case.
+fn sentence_case(mut s: String) -> String {
+    if let Some(first) = s.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    s
+}
+
+/// `name: too short; readScope: unknown`.
+fn describe_fields(fields: &[FieldError]) -> String {
+    let parts: Vec<String> = fields
+        .iter()
+        .map(|f| format!("{}: {}", f.field, f.message))
+        .collect();
+    parts.join("; ")
+}
+
+/// The names of the checks that did not pass, `, `-separated.
+fn failing_checks(checks: &[(&'static str, &'static str)]) -> String {
+    let failing: Vec<&str> = checks
+        .iter()
+        .filter(|(_, outcome)| *outcome != "ok")
+        .map(|(name, _)| *name)
+        .collect();
+    failing.join(", ")
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -271,6 +474,95 @@ mod tests {
         assert_eq!(err.public_message(), "Internal server error");
         assert_eq!(err.code(), "INTERNAL_SERVER_ERROR");
         assert_eq!(err.layer(), Layer::Internal);
+    }
+
+    #[test]
+    fn validation_display_names_every_field_and_clients_see_a_generic_message() {
+        let err = Error::Validation(vec![
+            FieldError::new("name", "too short"),
+            FieldError::new("readScope", "unknown"),
+        ]);
+        assert_eq!(
+            err.to_string(),
+            "invalid input: name: too short; readScope: unknown"
+        );
+        assert_eq!(err.public_message(), "Validation failed");
+    }
+
+    #[test]
+    fn errors_of_the_http_layer_have_their_rows() {
+        for (err, status, code, layer) in [
+            (
+                Error::RangeNotSatisfiable { size: 3 },
+                416,
+                "RANGE_NOT_SATISFIABLE",
+                Layer::Validation,
+            ),
+            (
+                Error::LengthRequired,
+                411,
+                "LENGTH_REQUIRED",
+                Layer::Validation,
+            ),
+            (
+                Error::ManagedModeOff,
+                404,
+                "MANAGED_MODE_OFF",
+                Layer::Validation,
+            ),
+            (
+                Error::RouteNotFound,
+                404,
+                "ROUTE_NOT_FOUND",
+                Layer::Validation,
+            ),
+            (
+                Error::MethodNotAllowed,
+                405,
+                "METHOD_NOT_ALLOWED",
+                Layer::Validation,
+            ),
+            (
+                Error::RateLimited { retry_after: 1 },
+                429,
+                "RATE_LIMITED",
+                Layer::Guards,
+            ),
+            (
+                Error::FilesTokenInvalid,
+                403,
+                "FILES_TOKEN_INVALID",
+                Layer::Authentication,
+            ),
+            (
+                Error::NotReady {
+                    checks: vec![("database", "ok"), ("storage", "failed")],
+                },
+                503,
+                "NOT_READY",
+                Layer::Storage,
+            ),
+            (
+                Error::MalformedRequest(FieldError::new("request", "bad")),
+                400,
+                "VALIDATION_FAILED",
+                Layer::Validation,
+            ),
+        ] {
+            let info = err.info();
+            assert_eq!((info.status, info.code, info.layer), (status, code, layer));
+        }
+        assert_eq!(
+            Error::NotReady {
+                checks: vec![
+                    ("database", "timeout"),
+                    ("storage", "ok"),
+                    ("auth", "failed")
+                ]
+            }
+            .public_message(),
+            "Not ready: database, auth did not answer"
+        );
     }
 
     #[test]

@@ -4,9 +4,8 @@
 //! ids, the older "files" API), both through core's [`FileAccess`]: it checks once and
 //! says where the bytes are; this module only speaks HTTP.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorEnvelope, responses};
 use crate::extract::{MaybeAuthenticated, Request};
-use crate::openapi::{ErrorEnvelope, errors};
 use crate::serve::{FileRequest, Open, Opened, serve};
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
@@ -65,14 +64,14 @@ fn file_request(state: &AppState, parts: &Parts, query: &HashMap<String, String>
         (status = 200, description = FILE_RESPONSES),
         (status = 206, description = "One range: `Content-Range: bytes <first>-<last>/<size>`"),
         (status = 304, description = "Not modified (`If-None-Match` / `If-Modified-Since`)"),
-        (status = 400, description = errors::BAD_REQUEST, body = ErrorEnvelope),
-        (status = 401, description = errors::UNAUTHORIZED, body = ErrorEnvelope),
-        (status = 403, description = errors::FORBIDDEN, body = ErrorEnvelope),
+        (status = 400, description = responses::BAD_REQUEST, body = ErrorEnvelope),
+        (status = 401, description = responses::UNAUTHORIZED, body = ErrorEnvelope),
+        (status = 403, description = responses::FORBIDDEN, body = ErrorEnvelope),
         (status = 404, description = "`STORAGE_BUCKET_NOT_FOUND` or `STORAGE_OBJECT_NOT_FOUND`", body = ErrorEnvelope),
         (status = 416, description = "`RANGE_NOT_SATISFIABLE`, with `Content-Range: bytes */<size>`", body = ErrorEnvelope),
-        (status = 429, description = errors::TOO_MANY, body = ErrorEnvelope),
-        (status = 500, description = errors::INTERNAL, body = ErrorEnvelope),
-        (status = 503, description = errors::UNAVAILABLE, body = ErrorEnvelope),
+        (status = 429, description = responses::TOO_MANY, body = ErrorEnvelope),
+        (status = 500, description = responses::INTERNAL, body = ErrorEnvelope),
+        (status = 503, description = responses::UNAVAILABLE, body = ErrorEnvelope),
     ),
     security(("bearer" = []), ("session" = []), ("apiKey" = [])),
 )]
@@ -121,14 +120,14 @@ pub async fn download_object(
         (status = 206, description = "One range: `Content-Range: bytes <first>-<last>/<size>`"),
         (status = 302, description = "`?redirect=true`: `Location` is a presigned GET"),
         (status = 304, description = "Not modified (`If-None-Match` / `If-Modified-Since`)"),
-        (status = 400, description = errors::BAD_REQUEST, body = ErrorEnvelope),
-        (status = 401, description = errors::UNAUTHORIZED, body = ErrorEnvelope),
-        (status = 403, description = errors::FORBIDDEN, body = ErrorEnvelope),
+        (status = 400, description = responses::BAD_REQUEST, body = ErrorEnvelope),
+        (status = 401, description = responses::UNAUTHORIZED, body = ErrorEnvelope),
+        (status = 403, description = responses::FORBIDDEN, body = ErrorEnvelope),
         (status = 404, description = "`FIREWALL_NOT_FOUND` (`med_`) or `STORAGE_OBJECT_NOT_FOUND` (`obj_`): no such id in the caller's organization", body = ErrorEnvelope),
         (status = 416, description = "`RANGE_NOT_SATISFIABLE`, with `Content-Range: bytes */<size>`", body = ErrorEnvelope),
-        (status = 429, description = errors::TOO_MANY, body = ErrorEnvelope),
-        (status = 500, description = errors::INTERNAL, body = ErrorEnvelope),
-        (status = 503, description = errors::UNAVAILABLE, body = ErrorEnvelope),
+        (status = 429, description = responses::TOO_MANY, body = ErrorEnvelope),
+        (status = 500, description = responses::INTERNAL, body = ErrorEnvelope),
+        (status = 503, description = responses::UNAVAILABLE, body = ErrorEnvelope),
     ),
     security(("bearer" = []), ("session" = []), ("apiKey" = [])),
 )]

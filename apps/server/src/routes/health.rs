@@ -1,12 +1,11 @@
 //! `GET /healthz` (the process is up) and `GET /readyz` (its dependencies answer).
 
-use crate::error::Envelope;
-use crate::openapi::{ErrorEnvelope, errors};
+use crate::error::{ApiError, ErrorEnvelope, responses};
 use crate::state::{AppState, CheckOutcome};
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use http::StatusCode;
+use filegate_core::Error;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
@@ -28,7 +27,7 @@ pub struct HealthResponse {
     description = "200 while the process serves requests; checks no dependency.",
     responses(
         (status = 200, description = "The process is up", body = HealthResponse),
-        (status = 429, description = errors::TOO_MANY, body = ErrorEnvelope),
+        (status = 429, description = responses::TOO_MANY, body = ErrorEnvelope),
     ),
 )]
 pub async fn healthz() -> Json<HealthResponse> {
@@ -56,40 +55,31 @@ pub struct ReadyResponse {
     description = "Pings the media database and object storage concurrently, each within 2 s. 503 `NOT_READY` names the failing checks in `details.checks`.",
     responses(
         (status = 200, description = "Every dependency answered", body = ReadyResponse),
-        (status = 429, description = errors::TOO_MANY, body = ErrorEnvelope),
-        (status = 503, description = errors::NOT_READY, body = ErrorEnvelope),
+        (status = 429, description = responses::TOO_MANY, body = ErrorEnvelope),
+        (status = 503, description = responses::NOT_READY, body = ErrorEnvelope),
     ),
 )]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let results = state.readiness.run().await;
-    let checks: BTreeMap<&'static str, &'static str> = results
+    let checks: Vec<(&'static str, &'static str)> = results
         .iter()
         .map(|(name, outcome)| (*name, outcome.as_str()))
         .collect();
-    let failing: Vec<&str> = results
+    if results
         .iter()
-        .filter(|(_, outcome)| *outcome != CheckOutcome::Ok)
-        .map(|(name, _)| *name)
-        .collect();
-    if failing.is_empty() {
+        .all(|(_, outcome)| *outcome == CheckOutcome::Ok)
+    {
         return Json(ReadyResponse {
             status: "ready",
-            checks,
+            checks: checks.into_iter().collect(),
         })
         .into_response();
     }
-    if failing.contains(&"storage") {
+    if results
+        .iter()
+        .any(|(name, outcome)| *name == "storage" && *outcome != CheckOutcome::Ok)
+    {
         state.metrics.storage_error("ping");
     }
-    let envelope = Envelope {
-        error: format!("Not ready: {} did not answer", failing.join(", ")),
-        layer: "storage",
-        code: "NOT_READY",
-        details: Some(serde_json::json!({ "checks": checks })),
-        hint: Some("See the server log for the cause; retry when the dependency is back"),
-        request_id: None,
-    };
-    let mut res = StatusCode::SERVICE_UNAVAILABLE.into_response();
-    res.extensions_mut().insert(envelope);
-    res
+    ApiError(Error::NotReady { checks }).into_response()
 }

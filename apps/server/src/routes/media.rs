@@ -1,8 +1,7 @@
 //! Presign-only media routes: `/api/v1/media/*`.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorEnvelope, responses};
 use crate::extract::{ApiJson, ApiQuery, MaybeAuthenticated, Request};
-use crate::openapi::{ErrorEnvelope, errors};
 use crate::state::AppState;
 use axum::Json;
 use axum::body::Bytes;
@@ -65,14 +64,14 @@ pub struct SignUploadResponse {
     request_body = SignUploadBody,
     responses(
         (status = 200, description = "The presigned PUT", body = SignUploadResponse),
-        (status = 400, description = errors::BAD_REQUEST, body = ErrorEnvelope),
-        (status = 401, description = errors::UNAUTHORIZED, body = ErrorEnvelope),
-        (status = 403, description = errors::FORBIDDEN, body = ErrorEnvelope),
-        (status = 409, description = errors::CONFLICT, body = ErrorEnvelope),
-        (status = 413, description = errors::TOO_LARGE, body = ErrorEnvelope),
-        (status = 429, description = errors::TOO_MANY, body = ErrorEnvelope),
-        (status = 500, description = errors::INTERNAL, body = ErrorEnvelope),
-        (status = 503, description = errors::UNAVAILABLE, body = ErrorEnvelope),
+        (status = 400, description = responses::BAD_REQUEST, body = ErrorEnvelope),
+        (status = 401, description = responses::UNAUTHORIZED, body = ErrorEnvelope),
+        (status = 403, description = responses::FORBIDDEN, body = ErrorEnvelope),
+        (status = 409, description = responses::CONFLICT, body = ErrorEnvelope),
+        (status = 413, description = responses::TOO_LARGE, body = ErrorEnvelope),
+        (status = 429, description = responses::TOO_MANY, body = ErrorEnvelope),
+        (status = 500, description = responses::INTERNAL, body = ErrorEnvelope),
+        (status = 503, description = responses::UNAVAILABLE, body = ErrorEnvelope),
     ),
     security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
 )]
@@ -145,15 +144,15 @@ pub struct SignDownloadResponse {
     request_body(content = Option<SignDownloadBody>, description = "Optional; an empty body uses the defaults"),
     responses(
         (status = 200, description = "The presigned GET", body = SignDownloadResponse),
-        (status = 400, description = errors::BAD_REQUEST, body = ErrorEnvelope),
-        (status = 401, description = errors::UNAUTHORIZED, body = ErrorEnvelope),
-        (status = 403, description = errors::FORBIDDEN, body = ErrorEnvelope),
-        (status = 404, description = errors::NOT_FOUND, body = ErrorEnvelope),
+        (status = 400, description = responses::BAD_REQUEST, body = ErrorEnvelope),
+        (status = 401, description = responses::UNAUTHORIZED, body = ErrorEnvelope),
+        (status = 403, description = responses::FORBIDDEN, body = ErrorEnvelope),
+        (status = 404, description = responses::NOT_FOUND, body = ErrorEnvelope),
         (status = 409, description = "`STORAGE_NOT_UPLOADED`: a pending upload whose object is not in storage yet", body = ErrorEnvelope),
         (status = 413, description = "A pending upload whose object is over the size limit (object and row deleted)", body = ErrorEnvelope),
-        (status = 429, description = errors::TOO_MANY, body = ErrorEnvelope),
-        (status = 500, description = errors::INTERNAL, body = ErrorEnvelope),
-        (status = 503, description = errors::UNAVAILABLE, body = ErrorEnvelope),
+        (status = 429, description = responses::TOO_MANY, body = ErrorEnvelope),
+        (status = 500, description = responses::INTERNAL, body = ErrorEnvelope),
+        (status = 503, description = responses::UNAVAILABLE, body = ErrorEnvelope),
     ),
     security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
 )]
@@ -290,12 +289,12 @@ pub struct ListResponse {
     params(ListQuery),
     responses(
         (status = 200, description = "One page", body = ListResponse),
-        (status = 400, description = errors::BAD_REQUEST, body = ErrorEnvelope),
-        (status = 401, description = errors::UNAUTHORIZED, body = ErrorEnvelope),
-        (status = 403, description = errors::FORBIDDEN, body = ErrorEnvelope),
-        (status = 429, description = errors::TOO_MANY, body = ErrorEnvelope),
-        (status = 500, description = errors::INTERNAL, body = ErrorEnvelope),
-        (status = 503, description = errors::UNAVAILABLE, body = ErrorEnvelope),
+        (status = 400, description = responses::BAD_REQUEST, body = ErrorEnvelope),
+        (status = 401, description = responses::UNAUTHORIZED, body = ErrorEnvelope),
+        (status = 403, description = responses::FORBIDDEN, body = ErrorEnvelope),
+        (status = 429, description = responses::TOO_MANY, body = ErrorEnvelope),
+        (status = 500, description = responses::INTERNAL, body = ErrorEnvelope),
+        (status = 503, description = responses::UNAVAILABLE, body = ErrorEnvelope),
     ),
     security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
 )]
@@ -335,14 +334,14 @@ pub async fn list(
     responses(
         (status = 200, description = "The confirmed row", body = MediaView),
         (status = 400, description = "`VALIDATION_FAILED` on `size` or `contentType`: the object was not what was signed (object and row deleted)", body = ErrorEnvelope),
-        (status = 401, description = errors::UNAUTHORIZED, body = ErrorEnvelope),
-        (status = 403, description = errors::FORBIDDEN, body = ErrorEnvelope),
-        (status = 404, description = errors::NOT_FOUND, body = ErrorEnvelope),
+        (status = 401, description = responses::UNAUTHORIZED, body = ErrorEnvelope),
+        (status = 403, description = responses::FORBIDDEN, body = ErrorEnvelope),
+        (status = 404, description = responses::NOT_FOUND, body = ErrorEnvelope),
         (status = 409, description = "`STORAGE_NOT_UPLOADED`: nothing in storage yet; the row stays pending", body = ErrorEnvelope),
         (status = 413, description = "The object is over the size limit (object and row deleted)", body = ErrorEnvelope),
-        (status = 429, description = errors::TOO_MANY, body = ErrorEnvelope),
-        (status = 500, description = errors::INTERNAL, body = ErrorEnvelope),
-        (status = 503, description = errors::UNAVAILABLE, body = ErrorEnvelope),
+        (status = 429, description = responses::TOO_MANY, body = ErrorEnvelope),
+        (status = 500, description = responses::INTERNAL, body = ErrorEnvelope),
+        (status = 503, description = responses::UNAVAILABLE, body = ErrorEnvelope),
     ),
     security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
 )]

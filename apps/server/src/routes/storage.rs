@@ -13,15 +13,13 @@
 //!   preferring the static `list` segment. So no bucket may be named `list` (refused at
 //!   creation): its objects would be shadowed by the listing.
 
-use crate::error::{ApiError, Envelope};
+use crate::error::{ApiError, ErrorEnvelope, responses};
 use crate::extract::{ApiJson, ApiQuery, MaybeAuthenticated};
 use crate::form_upload;
-use crate::openapi::{ErrorEnvelope, errors};
 use crate::state::AppState;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, State};
-use axum::response::{IntoResponse, Response};
 use filegate_core::Error;
 use filegate_core::managed::{
     Bucket, CreateBucket, ListObjects, ManagedService, ObjectInfo, ObjectPage, ObjectUrl,
@@ -57,77 +55,22 @@ mod docs {
 }
 
 // ---------------------------------------------------------------------------------------
-// Errors and the managed-mode guard
+// The managed-mode guard
 // ---------------------------------------------------------------------------------------
-
-/// The errors of these routes: the domain's, and two of the HTTP layer's own.
-#[derive(Debug)]
-pub enum StorageError {
-    Api(ApiError),
-    /// 404 `MANAGED_MODE_OFF`.
-    ManagedOff,
-    /// 411 `LENGTH_REQUIRED`.
-    LengthRequired,
-}
-
-impl From<Error> for StorageError {
-    fn from(e: Error) -> Self {
-        Self::Api(ApiError(e))
-    }
-}
-
-impl From<ApiError> for StorageError {
-    fn from(e: ApiError) -> Self {
-        Self::Api(e)
-    }
-}
-
-fn envelope(status: StatusCode, error: &str, code: &'static str, hint: &'static str) -> Response {
-    let mut res = status.into_response();
-    res.extensions_mut().insert(Envelope {
-        error: error.to_owned(),
-        layer: "validation",
-        code,
-        details: None,
-        hint: Some(hint),
-        request_id: None,
-    });
-    res
-}
-
-impl IntoResponse for StorageError {
-    fn into_response(self) -> Response {
-        match self {
-            Self::Api(e) => e.into_response(),
-            Self::ManagedOff => envelope(
-                StatusCode::NOT_FOUND,
-                "Managed mode is off",
-                "MANAGED_MODE_OFF",
-                "Start the server with FILEGATE_MANAGED=true to serve /storage/v1",
-            ),
-            Self::LengthRequired => envelope(
-                StatusCode::LENGTH_REQUIRED,
-                "Content-Length required",
-                "LENGTH_REQUIRED",
-                "Send the body with a Content-Length (not chunked): it is streamed to storage, which needs the size up front",
-            ),
-        }
-    }
-}
 
 /// The managed-mode service; its rejection is 404 `MANAGED_MODE_OFF`. Put it first among a
 /// handler's extractors so the answer does not depend on the credentials.
 pub struct Managed(pub Arc<ManagedService>);
 
 impl FromRequestParts<AppState> for Managed {
-    type Rejection = StorageError;
+    type Rejection = ApiError;
 
     async fn from_request_parts(_: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         state
             .managed
             .clone()
             .map(Self)
-            .ok_or(StorageError::ManagedOff)
+            .ok_or(ApiError(Error::ManagedModeOff))
     }
 }
 
@@ -386,9 +329,9 @@ fn read_scope_of(
         (status = 403, description = docs::FORBIDDEN, body = ErrorEnvelope),
         (status = 404, description = docs::NOT_FOUND, body = ErrorEnvelope),
         (status = 409, description = docs::BUCKET_CONFLICT, body = ErrorEnvelope),
-        (status = 429, description = errors::TOO_MANY, body = ErrorEnvelope),
-        (status = 500, description = errors::INTERNAL, body = ErrorEnvelope),
-        (status = 503, description = errors::UNAVAILABLE, body = ErrorEnvelope),
+        (status = 429, description = responses::TOO_MANY, body = ErrorEnvelope),
+        (status = 500, description = responses::INTERNAL, body = ErrorEnvelope),
+        (status = 503, description = responses::UNAVAILABLE, body = ErrorEnvelope),
     ),
     security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
 )]
@@ -396,7 +339,7 @@ pub async fn create_bucket(
     Managed(svc): Managed,
     MaybeAuthenticated(principal): MaybeAuthenticated,
     ApiJson(body): ApiJson<CreateBucketBody>,
-) -> Result<(StatusCode, Json<BucketView>), StorageError> {
+) -> Result<(StatusCode, Json<BucketView>), ApiError> {
     // After authentication, like the domain's own validation.
     if principal.is_some() && RESERVED_BUCKET_NAMES.contains(&body.name.as_str()) {
         return Err(Error::invalid(
@@ -435,16 +378,16 @@ pub async fn create_bucket(
         (status = 200, description = "The buckets", body = Vec<BucketView>),
         (status = 401, description = docs::UNAUTHORIZED, body = ErrorEnvelope),
         (status = 404, description = docs::NOT_FOUND, body = ErrorEnvelope),
-        (status = 429, description = errors::TOO_MANY, body = ErrorEnvelope),
-        (status = 500, description = errors::INTERNAL, body = ErrorEnvelope),
-        (status = 503, description = errors::UNAVAILABLE, body = ErrorEnvelope),
+        (status = 429, description = responses::TOO_MANY, body = ErrorEnvelope),
+        (status = 500, description = responses::INTERNAL, body = ErrorEnvelope),
+        (status = 503, description = responses::UNAVAILABLE, body = ErrorEnvelope),
     ),
     security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
 )]
 pub async fn list_buckets(
     Managed(svc): Managed,
     MaybeAuthenticated(principal): MaybeAuthenticated,
-) -> Result<Json<Vec<BucketView>>, StorageError> {
+) -> Result<Json<Vec<BucketView>>, ApiError> {
     let buckets = svc.list_buckets(principal.as_ref()).await?;
     Ok(Json(buckets.into_iter().map(BucketView::from).collect()))
 }
@@ -463,9 +406,9 @@ pub async fn list_buckets(
         (status = 401, description = docs::UNAUTHORIZED, body = ErrorEnvelope),
         (status = 403, description = docs::FORBIDDEN, body = ErrorEnvelope),
         (status = 404, description = docs::NOT_FOUND, body = ErrorEnvelope),
-        (status = 429, description = errors::TOO_MANY, body = ErrorEnvelope),
-        (status = 500, description = errors::INTERNAL, body = ErrorEnvelope),
-        (status = 503, description = errors::UNAVAILABLE, body = ErrorEnvelope),
+        (status = 429, description = responses::TOO_MANY, body = ErrorEnvelope),
+        (status = 500, description = responses::INTERNAL, body = ErrorEnvelope),
+        (status = 503, description = responses::UNAVAILABLE, body = ErrorEnvelope),
     ),
     security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
 )]
@@ -473,7 +416,7 @@ pub async fn get_bucket(
     Managed(svc): Managed,
     MaybeAuthenticated(principal): MaybeAuthenticated,
     Path(name): Path<String>,
-) -> Result<Json<BucketView>, StorageError> {
+) -> Result<Json<BucketView>, ApiError> {
     let bucket = svc.get_bucket(principal.as_ref(), &name).await?;
     Ok(Json(bucket.into()))
 }
@@ -520,9 +463,9 @@ pub struct UpdateBucketBody {
         (status = 401, description = docs::UNAUTHORIZED, body = ErrorEnvelope),
         (status = 403, description = docs::FORBIDDEN, body = ErrorEnvelope),
         (status = 404, description = docs::NOT_FOUND, body = ErrorEnvelope),
-        (status = 429, description = errors::TOO_MANY, body = ErrorEnvelope),
-        (status = 500, description = errors::INTERNAL, body = ErrorEnvelope),
-        (status = 503, description = errors::UNAVAILABLE, body = ErrorEnvelope),
+        (status = 429, description = responses::TOO_MANY, body = ErrorEnvelope),
+        (status = 500, description = responses::INTERNAL, body = ErrorEnvelope),
+        (status = 503, description = responses::UNAVAILABLE, body = ErrorEnvelope),
     ),
     security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
 )]
@@ -531,7 +474,7 @@ pub async fn update_bucket(
     MaybeAuthenticated(principal): MaybeAuthenticated,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<UpdateBucketBody>,
-) -> Result<Json<BucketView>, StorageError> {
+) -> Result<Json<BucketView>, ApiError> {
     let read_scope = match read_scope_of(body.public, body.read_scope)? {
         // `public: false` alone makes a public bucket organization-readable.
         None if body.public == Some(false) => {
@@ -581,9 +524,9 @@ pub struct DeleteBucketQuery {
         (status = 403, description = docs::FORBIDDEN, body = ErrorEnvelope),
         (status = 404, description = docs::NOT_FOUND, body = ErrorEnvelope),
         (status = 409, description = docs::BUCKET_CONFLICT, body = ErrorEnvelope),
-        (status = 429, description = errors::TOO_MANY, body = ErrorEnvelope),
-        (status = 500, description = errors::INTERNAL, body = ErrorEnvelope),
-        (status = 503, description = errors::UNAVAILABLE, body = ErrorEnvelope),
+        (status = 429, description = responses::TOO_MANY, body = ErrorEnvelope),
+        (status = 500, description = responses::INTERNAL, body = ErrorEnvelope),
+        (status = 503, description = responses::UNAVAILABLE, body = ErrorEnvelope),
     ),
     security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
 )]
@@ -592,7 +535,7 @@ pub async fn delete_bucket(
     MaybeAuthenticated(principal): MaybeAuthenticated,
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<DeleteBucketQuery>,
-) -> Result<Json<DeletedView>, StorageError> {
+) -> Result<Json<DeletedView>, ApiError> {
     svc.delete_bucket(principal.as_ref(), &name, q.empty.unwrap_or(false))
         .await?;
     tracing::info!(bucket = %name, "deleted bucket");
@@ -604,14 +547,14 @@ pub async fn delete_bucket(
 // ---------------------------------------------------------------------------------------
 
 /// The body's declared length: absent is 411.
-fn content_length(headers: &HeaderMap) -> Result<u64, StorageError> {
+fn content_length(headers: &HeaderMap) -> Result<u64, Error> {
     let raw = headers
         .get(header::CONTENT_LENGTH)
-        .ok_or(StorageError::LengthRequired)?;
+        .ok_or(Error::LengthRequired)?;
     raw.to_str()
         .ok()
         .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| Error::invalid("Content-Length", "must be a whole number of bytes").into())
+        .ok_or_else(|| Error::invalid("Content-Length", "must be a whole number of bytes"))
 }
 
 /// How much of a refused chunked body is read (and dropped) before the 411 is sent, and for
@@ -686,9 +629,9 @@ pub struct RawBody(#[allow(dead_code)] Vec<u8>);
         (status = 411, description = docs::LENGTH_REQUIRED, body = ErrorEnvelope),
         (status = 413, description = docs::TOO_LARGE, body = ErrorEnvelope),
         (status = 415, description = docs::MIME, body = ErrorEnvelope),
-        (status = 429, description = errors::TOO_MANY, body = ErrorEnvelope),
-        (status = 500, description = errors::INTERNAL, body = ErrorEnvelope),
-        (status = 503, description = errors::UNAVAILABLE, body = ErrorEnvelope),
+        (status = 429, description = responses::TOO_MANY, body = ErrorEnvelope),
+        (status = 500, description = responses::INTERNAL, body = ErrorEnvelope),
+        (status = 503, description = responses::UNAVAILABLE, body = ErrorEnvelope),
     ),
     security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
 )]
@@ -699,11 +642,11 @@ pub async fn upload(
     Path((bucket, path)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<ObjectView>, StorageError> {
+) -> Result<Json<ObjectView>, ApiError> {
     let content_length = match content_length(&headers) {
-        Err(StorageError::LengthRequired) => {
+        Err(Error::LengthRequired) => {
             drain(body).await;
-            return Err(StorageError::LengthRequired);
+            return Err(Error::LengthRequired.into());
         }
         other => other?,
     };
@@ -776,9 +719,9 @@ pub async fn upload(
         (status = 401, description = docs::UNAUTHORIZED, body = ErrorEnvelope),
         (status = 403, description = docs::FORBIDDEN, body = ErrorEnvelope),
         (status = 404, description = docs::NOT_FOUND, body = ErrorEnvelope),
-        (status = 429, description = errors::TOO_MANY, body = ErrorEnvelope),
-        (status = 500, description = errors::INTERNAL, body = ErrorEnvelope),
-        (status = 503, description = errors::UNAVAILABLE, body = ErrorEnvelope),
+        (status = 429, description = responses::TOO_MANY, body = ErrorEnvelope),
+        (status = 500, description = responses::INTERNAL, body = ErrorEnvelope),
+        (status = 503, description = responses::UNAVAILABLE, body = ErrorEnvelope),
     ),
     security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
 )]
@@ -786,7 +729,7 @@ pub async fn delete_object(
     Managed(svc): Managed,
     MaybeAuthenticated(principal): MaybeAuthenticated,
     Path((bucket, path)): Path<(String, String)>,
-) -> Result<Json<DeletedView>, StorageError> {
+) -> Result<Json<DeletedView>, ApiError> {
     svc.delete(principal.as_ref(), &bucket, &path).await?;
     tracing::info!(bucket = %bucket, path = %path, "deleted object");
     Ok(Json(DeletedView { deleted: true }))
@@ -819,9 +762,9 @@ pub struct ListObjectsQuery {
         (status = 401, description = docs::UNAUTHORIZED, body = ErrorEnvelope),
         (status = 403, description = docs::FORBIDDEN, body = ErrorEnvelope),
         (status = 404, description = docs::NOT_FOUND, body = ErrorEnvelope),
-        (status = 429, description = errors::TOO_MANY, body = ErrorEnvelope),
-        (status = 500, description = errors::INTERNAL, body = ErrorEnvelope),
-        (status = 503, description = errors::UNAVAILABLE, body = ErrorEnvelope),
+        (status = 429, description = responses::TOO_MANY, body = ErrorEnvelope),
+        (status = 500, description = responses::INTERNAL, body = ErrorEnvelope),
+        (status = 503, description = responses::UNAVAILABLE, body = ErrorEnvelope),
     ),
     security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
 )]
@@ -830,7 +773,7 @@ pub async fn list_objects(
     MaybeAuthenticated(principal): MaybeAuthenticated,
     Path(bucket): Path<String>,
     ApiQuery(q): ApiQuery<ListObjectsQuery>,
-) -> Result<Json<ObjectPageView>, StorageError> {
+) -> Result<Json<ObjectPageView>, ApiError> {
     let page = svc
         .list(
             principal.as_ref(),
@@ -879,9 +822,9 @@ pub struct PresignBody {
         (status = 409, description = docs::OBJECT_EXISTS, body = ErrorEnvelope),
         (status = 413, description = docs::TOO_LARGE, body = ErrorEnvelope),
         (status = 415, description = docs::MIME, body = ErrorEnvelope),
-        (status = 429, description = errors::TOO_MANY, body = ErrorEnvelope),
-        (status = 500, description = errors::INTERNAL, body = ErrorEnvelope),
-        (status = 503, description = errors::UNAVAILABLE, body = ErrorEnvelope),
+        (status = 429, description = responses::TOO_MANY, body = ErrorEnvelope),
+        (status = 500, description = responses::INTERNAL, body = ErrorEnvelope),
+        (status = 503, description = responses::UNAVAILABLE, body = ErrorEnvelope),
     ),
     security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
 )]
@@ -891,7 +834,7 @@ pub async fn presign(
     MaybeAuthenticated(principal): MaybeAuthenticated,
     Path((bucket, path)): Path<(String, String)>,
     ApiJson(body): ApiJson<PresignBody>,
-) -> Result<Json<PresignView>, StorageError> {
+) -> Result<Json<PresignView>, ApiError> {
     let out = svc
         .presign(
             principal.as_ref(),
@@ -927,9 +870,9 @@ pub async fn presign(
         (status = 403, description = docs::FORBIDDEN, body = ErrorEnvelope),
         (status = 404, description = docs::NOT_FOUND, body = ErrorEnvelope),
         (status = 409, description = docs::NOT_UPLOADED, body = ErrorEnvelope),
-        (status = 429, description = errors::TOO_MANY, body = ErrorEnvelope),
-        (status = 500, description = errors::INTERNAL, body = ErrorEnvelope),
-        (status = 503, description = errors::UNAVAILABLE, body = ErrorEnvelope),
+        (status = 429, description = responses::TOO_MANY, body = ErrorEnvelope),
+        (status = 500, description = responses::INTERNAL, body = ErrorEnvelope),
+        (status = 503, description = responses::UNAVAILABLE, body = ErrorEnvelope),
     ),
     security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
 )]
@@ -937,7 +880,7 @@ pub async fn confirm(
     Managed(svc): Managed,
     MaybeAuthenticated(principal): MaybeAuthenticated,
     Path((bucket, path)): Path<(String, String)>,
-) -> Result<Json<ObjectView>, StorageError> {
+) -> Result<Json<ObjectView>, ApiError> {
     let object = svc.confirm(principal.as_ref(), &bucket, &path).await?;
     tracing::info!(key = %object.key, size = object.size, "confirmed managed upload");
     Ok(Json(object.into()))
@@ -967,9 +910,9 @@ pub struct UrlBody {
         (status = 401, description = docs::UNAUTHORIZED, body = ErrorEnvelope),
         (status = 403, description = docs::FORBIDDEN, body = ErrorEnvelope),
         (status = 404, description = docs::NOT_FOUND, body = ErrorEnvelope),
-        (status = 429, description = errors::TOO_MANY, body = ErrorEnvelope),
-        (status = 500, description = errors::INTERNAL, body = ErrorEnvelope),
-        (status = 503, description = errors::UNAVAILABLE, body = ErrorEnvelope),
+        (status = 429, description = responses::TOO_MANY, body = ErrorEnvelope),
+        (status = 500, description = responses::INTERNAL, body = ErrorEnvelope),
+        (status = 503, description = responses::UNAVAILABLE, body = ErrorEnvelope),
     ),
     security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
 )]
@@ -978,7 +921,7 @@ pub async fn url(
     Managed(svc): Managed,
     MaybeAuthenticated(principal): MaybeAuthenticated,
     ApiJson(body): ApiJson<UrlBody>,
-) -> Result<Json<UrlView>, StorageError> {
+) -> Result<Json<UrlView>, ApiError> {
     let out = svc.url(principal.as_ref(), &body.key).await?;
     // A signed storage GET is a presigned URL; the files listener's token URLs are not.
     if out.expires_at.is_some() && !out.url.starts_with(svc.policy().files_url.as_str()) {
@@ -991,6 +934,7 @@ pub async fn url(
 mod tests {
     use super::*;
     use axum::Router;
+    use axum::response::IntoResponse;
     use axum::routing::{get, post};
     use tower::ServiceExt;
 
@@ -1153,10 +1097,7 @@ mod tests {
     #[test]
     fn upload_headers_are_parsed_strictly() {
         let mut h = HeaderMap::new();
-        assert!(matches!(
-            content_length(&h),
-            Err(StorageError::LengthRequired)
-        ));
+        assert!(matches!(content_length(&h), Err(Error::LengthRequired)));
         h.insert(header::CONTENT_LENGTH, "12".parse().unwrap());
         assert_eq!(content_length(&h).unwrap(), 12);
         assert!(!upsert(&h).unwrap());
@@ -1170,21 +1111,24 @@ mod tests {
     fn managed_off_and_length_required_are_envelopes() {
         for (err, status, code) in [
             (
-                StorageError::ManagedOff,
+                ApiError(Error::ManagedModeOff),
                 StatusCode::NOT_FOUND,
                 "MANAGED_MODE_OFF",
             ),
             (
-                StorageError::LengthRequired,
+                ApiError(Error::LengthRequired),
                 StatusCode::LENGTH_REQUIRED,
                 "LENGTH_REQUIRED",
             ),
         ] {
             let res = err.into_response();
             assert_eq!(res.status(), status);
-            let env = res.extensions().get::<Envelope>().expect("an envelope");
-            assert_eq!(env.code, code);
-            assert!(env.hint.is_some());
+            let env = res
+                .extensions()
+                .get::<ErrorEnvelope>()
+                .expect("an envelope");
+            assert_eq!(env.code(), code);
+            assert!(env.hint().is_some());
         }
     }
 }

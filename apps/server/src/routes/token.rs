@@ -1,6 +1,5 @@
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorEnvelope, responses};
 use crate::extract::Authenticated;
-use crate::openapi::{ErrorEnvelope, errors};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -27,10 +26,10 @@ pub struct TokenResponse {
     description = "Only a Better Auth session (cookie, or its token as bearer) can mint one; a JWT or API key gets 401 `AUTH_INVALID_TOKEN`.",
     responses(
         (status = 200, description = "A JWT for the same user, organization and role", body = TokenResponse),
-        (status = 401, description = errors::UNAUTHORIZED, body = ErrorEnvelope),
-        (status = 429, description = errors::TOO_MANY, body = ErrorEnvelope),
-        (status = 500, description = errors::INTERNAL, body = ErrorEnvelope),
-        (status = 503, description = errors::UNAVAILABLE, body = ErrorEnvelope),
+        (status = 401, description = responses::UNAUTHORIZED, body = ErrorEnvelope),
+        (status = 429, description = responses::TOO_MANY, body = ErrorEnvelope),
+        (status = 500, description = responses::INTERNAL, body = ErrorEnvelope),
+        (status = 503, description = responses::UNAVAILABLE, body = ErrorEnvelope),
     ),
     security(("session" = []), ("bearer" = [])),
 )]

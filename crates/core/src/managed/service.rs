@@ -318,7 +318,7 @@ impl ManagedService {
     /// # Errors
     /// [`Error::AuthMissing`], [`Error::NotFound`]`(Bucket)`, [`Error::AccessNoOrg`],
     /// [`Error::Validation`] on `path`, [`Error::NotFound`]`(Object)`, the firewall per
-    /// read scope, [`Error::Validation`] on `range` when not satisfiable.
+    /// read scope, [`Error::RangeNotSatisfiable`] when not satisfiable.
     pub async fn download(
         &self,
         caller: Option<&Principal>,
@@ -421,7 +421,7 @@ impl ManagedService {
     /// `GET /<key>`). Anonymous callers get public objects only.
     ///
     /// # Errors
-    /// As [`ManagedService::url`], then [`Error::Validation`] on `range`.
+    /// As [`ManagedService::url`], then [`Error::RangeNotSatisfiable`].
     pub async fn download_key(
         &self,
         caller: Option<&Principal>,
@@ -437,7 +437,7 @@ impl ManagedService {
     ///
     /// # Errors
     /// [`Error::NotFound`]`(Object)` for a missing or malformed key or a row `granted`
-    /// refuses, then storage errors ([`Error::Validation`] on `range`).
+    /// refuses, then storage errors ([`Error::RangeNotSatisfiable`]).
     pub async fn download_key_granted(
         &self,
         key: &str,
@@ -461,7 +461,7 @@ impl ManagedService {
     /// missing or malformed id is 404), then the bucket's read scope as the access rule.
     ///
     /// # Errors
-    /// As above, then [`Error::Validation`] on `range` when not satisfiable.
+    /// As above, then [`Error::RangeNotSatisfiable`] when not satisfiable.
     pub async fn download_by_id(
         &self,
         caller: Option<&Principal>,

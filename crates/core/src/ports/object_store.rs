@@ -107,8 +107,8 @@ pub trait ObjectStore: Send + Sync {
     /// Streams an object, or one range of it (a ranged request to storage, not a cut).
     ///
     /// # Errors
-    /// As [`ObjectStore::head`]; [`Error::Validation`] on field `range` when the range is
-    /// not satisfiable.
+    /// As [`ObjectStore::head`]; [`Error::RangeNotSatisfiable`] with the object's size when
+    /// the range is not satisfiable (the caller answers 416 with it, opening nothing again).
     async fn get(
         &self,
         bucket: &BucketName,
