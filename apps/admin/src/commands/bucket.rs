@@ -7,7 +7,7 @@ use filegate_bootstrap::config::Config;
 use filegate_core::domain::{AuthMethod, Principal};
 use filegate_core::managed::{Bucket, CreateBucket, ManagedService, UpdateBucket};
 
-use super::{ConfigOpts, EXIT_OK, close_storage, confirm, describe, managed_service};
+use super::{ConfigOpts, EXIT_OK, close_storage, confirm, managed_service};
 
 /// The admin's user id in what it does through the service.
 pub const ADMIN_USER: &str = "filegate-admin";
@@ -151,7 +151,7 @@ async fn act(
 ) -> anyhow::Result<u8> {
     let p = principal(config, org);
     let caller = Some(&p);
-    let err = |e: filegate_core::Error| anyhow::anyhow!(describe(&e));
+    let err = anyhow::Error::new;
     match action {
         Action::Create {
             name,

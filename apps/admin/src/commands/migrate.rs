@@ -9,7 +9,7 @@ use filegate_sqlite::{
     MigrationStatus, files_migration_status, migrate, migrate_files, migration_status,
 };
 
-use super::{ConfigOpts, FILES_DB_FILE, describe};
+use super::{ConfigOpts, FILES_DB_FILE};
 
 /// Name of the media database inside the data directory.
 pub use filegate_bootstrap::services::MEDIA_DB_FILE;
@@ -62,7 +62,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<u8> {
             } else {
                 migrate(&path).await
             }
-            .map_err(|e| anyhow::anyhow!(describe(&e)))
+            .map_err(anyhow::Error::new)
             .with_context(|| format!("cannot migrate {shown}"))?;
             if applied.is_empty() {
                 eprintln!("{shown} is up to date");
@@ -75,7 +75,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<u8> {
         } else {
             migration_status(&path).await
         }
-        .map_err(|e| anyhow::anyhow!(describe(&e)))
+        .map_err(anyhow::Error::new)
         .with_context(|| format!("cannot read the migration status of {shown}"))?;
         if opts.status {
             let pending = status.iter().filter(|m| m.applied_at.is_none()).count();

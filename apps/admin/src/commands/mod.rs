@@ -14,7 +14,6 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use filegate_bootstrap::config::Config;
 use filegate_bootstrap::storage::{OpenedStorage, open_storage};
-use filegate_core::Error;
 use filegate_core::managed::ManagedService;
 use filegate_core::ports::{Clock, SystemClock};
 use filegate_sqlite::{SqliteFilesDb, SqliteMediaStore};
@@ -80,7 +79,7 @@ pub async fn open_files_db(config: &Config) -> anyhow::Result<SqliteFilesDb> {
     }
     SqliteFilesDb::open(&path)
         .await
-        .map_err(|e| anyhow::anyhow!(describe(&e)))
+        .map_err(anyhow::Error::new)
         .with_context(|| format!("opening FILES_DB {}", path.display()))
 }
 
@@ -97,7 +96,7 @@ pub async fn open_media_db(config: &Config) -> anyhow::Result<Option<SqliteMedia
     SqliteMediaStore::open(&path)
         .await
         .map(Some)
-        .map_err(|e| anyhow::anyhow!(describe(&e)))
+        .map_err(anyhow::Error::new)
         .with_context(|| format!("opening the media database {}", path.display()))
 }
 
@@ -138,30 +137,6 @@ pub fn managed_service(
     )
 }
 
-/// A readable message for a domain error, with every field of a validation error.
-#[must_use]
-pub fn describe(e: &Error) -> String {
-    match e {
-        Error::Validation(fields) => {
-            let parts: Vec<String> = fields
-                .iter()
-                .map(|f| format!("{}: {}", f.field, f.message))
-                .collect();
-            format!("invalid input: {}", parts.join("; "))
-        }
-        other => {
-            let mut msg = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(s) = source {
-                msg.push_str(": ");
-                msg.push_str(&s.to_string());
-                source = s.source();
-            }
-            msg
-        }
-    }
-}
-
 /// Asks `question` on the terminal unless `yes`; off a terminal the answer is yes
 /// (scripts pass `--yes` anyway). Returns whether to go on.
 ///
@@ -189,6 +164,7 @@ pub fn parse_age(s: &str) -> Result<std::time::Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use filegate_core::Error;
 
     #[test]
     fn ages_parse() {
@@ -203,8 +179,9 @@ mod tests {
             filegate_core::error::FieldError::new("name", "too short"),
             filegate_core::error::FieldError::new("readScope", "unknown"),
         ]);
+        // As `main` prints it.
         assert_eq!(
-            describe(&e),
+            format!("{:#}", anyhow::Error::new(e)),
             "invalid input: name: too short; readScope: unknown"
         );
     }

@@ -10,7 +10,7 @@ use filegate_core::reconcile::{
 };
 use time::OffsetDateTime;
 
-use super::{ConfigOpts, EXIT_OK, close_storage, confirm, describe, open_files_db, open_media_db};
+use super::{ConfigOpts, EXIT_OK, close_storage, confirm, open_files_db, open_media_db};
 
 #[derive(Debug, clap::Args)]
 pub struct Opts {
@@ -79,7 +79,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<u8> {
     )
     .await;
     close_storage(storage).await;
-    let report = result.map_err(|e| anyhow::anyhow!("purge stopped: {}", describe(&e)))?;
+    let report = result.map_err(|e| anyhow::Error::new(e).context("purge stopped"))?;
     if opts.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

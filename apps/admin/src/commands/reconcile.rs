@@ -16,8 +16,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use time::OffsetDateTime;
 
 use super::{
-    ConfigOpts, EXIT_DIFFERENCES, EXIT_OK, close_storage, confirm, describe, open_files_db,
-    open_media_db, parse_age,
+    ConfigOpts, EXIT_DIFFERENCES, EXIT_OK, close_storage, confirm, open_files_db, open_media_db,
+    parse_age,
 };
 
 #[derive(Debug, clap::Args)]
@@ -99,7 +99,7 @@ async fn reconcile(
         buckets: db
             .bucket_names()
             .await
-            .map_err(|e| anyhow::anyhow!(describe(&e)))?
+            .map_err(anyhow::Error::new)?
             .into_iter()
             .collect(),
     };
@@ -151,9 +151,8 @@ async fn reconcile(
                 .as_deref()
                 .map(|k| format!("; resume with --start-after {k:?}"))
                 .unwrap_or_default();
-            bail!(
-                "reconcile stopped: {}{resume}",
-                describe(&interrupted.error)
+            return Err(
+                anyhow::Error::new(interrupted.error).context(format!("reconcile stopped{resume}"))
             );
         }
     };

@@ -6,7 +6,7 @@ use filegate_core::reconcile::{Usage, stats};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-use super::{ConfigOpts, EXIT_OK, describe, open_files_db, open_media_db};
+use super::{ConfigOpts, EXIT_OK, open_files_db, open_media_db};
 
 #[derive(Debug, clap::Args)]
 pub struct Opts {
@@ -47,14 +47,11 @@ pub async fn run(opts: Opts) -> anyhow::Result<u8> {
         1000,
     )
     .await
-    .map_err(|e| anyhow::anyhow!(describe(&e)))?;
+    .map_err(anyhow::Error::new)?;
     let mut buckets = Vec::with_capacity(s.by_bucket.len());
     for (id, usage) in s.by_bucket {
         let found = match BucketId::parse(&id) {
-            Ok(bid) => db
-                .find_bucket(&bid)
-                .await
-                .map_err(|e| anyhow::anyhow!(describe(&e)))?,
+            Ok(bid) => db.find_bucket(&bid).await.map_err(anyhow::Error::new)?,
             Err(_) => None,
         };
         buckets.push(BucketUsage {
