@@ -166,8 +166,6 @@ pub struct Services {
     /// `None` when managed mode is off.
     pub managed: Option<ManagedService>,
     pub auth: QuickbackAuthenticator,
-    /// The object store as the services use it (after [`Hooks::objects`]).
-    pub objects: Arc<dyn ObjectStore>,
     /// `database`, `storage` and, in managed mode, `files_db`.
     pub readiness: Readiness,
     /// The files listener's URL tokens (the managed service mints them).
@@ -292,7 +290,6 @@ impl Opened {
             media,
             managed,
             auth,
-            objects,
             readiness,
             file_tokens,
             session_jwt: jwt_config(config, &auth_secret),

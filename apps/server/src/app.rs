@@ -8,6 +8,7 @@ use anyhow::Context;
 use filegate_auth::JwtConfig;
 use filegate_bootstrap::config::{Config, LogFormat};
 use filegate_bootstrap::services::{Hooks, Opened, Services};
+use filegate_core::files::FileAccess;
 use filegate_core::managed::ManagedService;
 use filegate_embedded_s3::EmbeddedS3;
 use secrecy::SecretString;
@@ -163,10 +164,12 @@ fn app_state(
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<AppState> {
     metrics.set_pool_probe(services.media_pool);
+    let media = Arc::new(services.media);
+    let managed = services.managed.map(Arc::new);
     Ok(AppState {
-        media: Arc::new(services.media),
+        reads: Arc::new(FileAccess::new(media.clone(), managed.clone())),
+        media,
         auth: Arc::new(services.auth),
-        objects: services.objects,
         bucket: config.bucket.clone(),
         tokens: Arc::new(TokenMinter {
             config: services.session_jwt,
@@ -179,7 +182,7 @@ fn app_state(
         }),
         metrics,
         readiness: Arc::new(services.readiness),
-        managed: services.managed.map(Arc::new),
+        managed,
         files: Arc::new(FilesOptions {
             public_max_age: config.public_max_age,
             tokens: services.file_tokens,

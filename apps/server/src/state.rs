@@ -5,7 +5,8 @@ use crate::options::{FilesOptions, HttpOptions, TokenMinter};
 use filegate_core::domain::BucketName;
 use filegate_core::managed::ManagedService;
 use filegate_core::media::MediaService;
-use filegate_core::ports::{Authenticator, ObjectStore};
+use filegate_core::files::FileAccess;
+use filegate_core::ports::Authenticator;
 use std::sync::Arc;
 
 // Built by bootstrap; re-exported where handlers and tests already look for them.
@@ -16,7 +17,8 @@ pub use filegate_bootstrap::readiness::{CheckOutcome, ProbeFuture, Readiness};
 pub struct AppState {
     pub media: Arc<MediaService>,
     pub auth: Arc<dyn Authenticator>,
-    pub objects: Arc<dyn ObjectStore>,
+    /// Reads by id in either mode (`med_…` and `obj_…`): one access check, then the bytes.
+    pub reads: Arc<FileAccess>,
     pub bucket: BucketName,
     pub tokens: Arc<TokenMinter>,
     pub http: Arc<HttpOptions>,

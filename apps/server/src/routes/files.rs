@@ -1,7 +1,7 @@
 //! Downloads through the API listener, with the HTTP semantics of [`crate::serve`]:
 //! `GET|HEAD /storage/v1/object/{bucket}/{*path}` (managed mode) and
 //! `GET|HEAD /api/v1/files/{id}/download` (managed `obj_…` ids and presign-only `med_…`
-//! ids, the older "files" API), both through core's [`FileAccess`]: it checks once and
+//! ids, the older "files" API), both through core's [`FileAccess`](filegate_core::files::FileAccess): it checks once and
 //! says where the bytes are; this module only speaks HTTP.
 
 use crate::error::{ApiError, ErrorEnvelope, responses};
@@ -12,7 +12,6 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use filegate_core::Error;
 use filegate_core::error::Resource;
-use filegate_core::files::FileAccess;
 use filegate_core::managed::ManagedService;
 use futures::FutureExt;
 use http::request::Parts;
@@ -144,7 +143,7 @@ pub async fn download_file(
         .is_some_and(|v| matches!(v.as_str(), "true" | "1" | ""));
     let req = file_request(&state, &parts, &query);
     let caller = principal.as_ref();
-    let files = FileAccess::new(state.media.clone(), state.managed.clone());
+    let files = state.reads.as_ref();
     if redirect {
         let url = files
             .sign_read(caller, &info, &id, req.download.clone().flatten())
@@ -153,7 +152,7 @@ pub async fn download_file(
         return Ok(found(&url));
     }
     let file = files.authorize_read(caller, &info, &id).await?;
-    let (files, file) = (&files, &file);
+    let file = &file;
     let open: Open<'_> = Box::new(move |range| {
         async move {
             Ok(Opened {
