@@ -3,9 +3,9 @@
 use crate::metrics::Metrics;
 use crate::options::{FilesOptions, HttpOptions, TokenMinter};
 use filegate_core::domain::BucketName;
+use filegate_core::files::FileAccess;
 use filegate_core::managed::ManagedService;
 use filegate_core::media::MediaService;
-use filegate_core::files::FileAccess;
 use filegate_core::ports::Authenticator;
 use std::sync::Arc;
 

@@ -6,6 +6,8 @@ use anyhow::bail;
 use filegate_bootstrap::config::Config;
 use filegate_core::domain::{AuthMethod, Principal};
 use filegate_core::managed::{Bucket, CreateBucket, ManagedService, UpdateBucket};
+// `--json` writes the HTTP API's bucket, so scripts can use either.
+use filegate_views::BucketView;
 
 use super::{ConfigOpts, EXIT_OK, close_storage, confirm, managed_service};
 
@@ -239,47 +241,15 @@ async fn act(
     Ok(EXIT_OK)
 }
 
-/// `--json`: the fields and names of the HTTP API's bucket, so scripts can use either.
-#[derive(Debug, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct BucketJson<'a> {
-    id: &'a str,
-    name: &'a str,
-    organization_id: Option<&'a str>,
-    public: bool,
-    read_scope: &'a str,
-    write_scope: String,
-    file_size_limit: Option<u64>,
-    allowed_mime_types: Vec<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    created_at: time::OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    updated_at: time::OffsetDateTime,
-}
-
-impl<'a> From<&'a Bucket> for BucketJson<'a> {
-    fn from(b: &'a Bucket) -> Self {
-        Self {
-            id: b.id.as_str(),
-            name: b.name.as_str(),
-            organization_id: b.organization_id.as_deref(),
-            public: b.is_public(),
-            read_scope: b.read_scope.as_str(),
-            write_scope: b.write_scope.to_string(),
-            file_size_limit: b.file_size_limit.map(|l| l.bytes()),
-            allowed_mime_types: b.allowed_mime_strings(),
-            created_at: b.created_at,
-            updated_at: b.updated_at,
-        }
-    }
-}
-
 fn show(buckets: &[Bucket], json: bool, list: bool) -> anyhow::Result<()> {
     if json {
         if let (false, [one]) = (list, buckets) {
-            println!("{}", serde_json::to_string_pretty(&BucketJson::from(one))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&BucketView::from(one.clone()))?
+            );
         } else {
-            let all: Vec<BucketJson<'_>> = buckets.iter().map(BucketJson::from).collect();
+            let all: Vec<BucketView> = buckets.iter().cloned().map(BucketView::from).collect();
             println!("{}", serde_json::to_string_pretty(&all)?);
         }
         return Ok(());

@@ -22,10 +22,11 @@ use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, State};
 use filegate_core::Error;
 use filegate_core::managed::{
-    Bucket, CreateBucket, ListObjects, ManagedService, ObjectInfo, ObjectPage, ObjectUrl,
-    PresignUpload, PresignedUpload, ReadScope, UpdateBucket, Upload,
+    CreateBucket, ListObjects, ManagedService, ObjectInfo, ObjectPage, ObjectUrl, PresignUpload,
+    PresignedUpload, ReadScope, UpdateBucket, Upload,
 };
 use filegate_core::ports::ByteStream;
+pub use filegate_views::BucketView;
 use futures::StreamExt;
 use http::request::Parts;
 use http::{HeaderMap, StatusCode, header};
@@ -88,56 +89,6 @@ pub fn unlimited_body(
 // ---------------------------------------------------------------------------------------
 // Views
 // ---------------------------------------------------------------------------------------
-
-/// A bucket.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct BucketView {
-    /// `bkt_…`
-    id: String,
-    #[schema(example = "avatars")]
-    name: String,
-    /// Null for a project-wide bucket (visible from every organization).
-    organization_id: Option<String>,
-    /// `readScope` is `public`: objects are served without credentials at
-    /// `<FILES_URL>/public/<key>`.
-    public: bool,
-    /// `public`, `authenticated`, `org` or `user`.
-    #[schema(example = "public")]
-    read_scope: String,
-    /// `org`, `user` (keys under the uploader's user id) or an access rule (`admin+`).
-    #[schema(example = "user")]
-    write_scope: String,
-    /// Bytes; null: the server-wide maximum (`FILEGATE_MAX_UPLOAD_SIZE`).
-    #[schema(example = 5242880)]
-    file_size_limit: Option<u64>,
-    /// MIME types or patterns (`image/*`); empty: any type.
-    #[schema(example = json!(["image/*"]))]
-    allowed_mime_types: Vec<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    updated_at: OffsetDateTime,
-}
-
-impl From<Bucket> for BucketView {
-    fn from(b: Bucket) -> Self {
-        Self {
-            public: b.is_public(),
-            allowed_mime_types: b.allowed_mime_strings(),
-            id: b.id.to_string(),
-            name: b.name.as_str().to_owned(),
-            organization_id: b.organization_id,
-            read_scope: b.read_scope.as_str().to_owned(),
-            write_scope: b.write_scope.to_string(),
-            file_size_limit: b.file_size_limit.map(|l| l.bytes()),
-            created_at: b.created_at,
-            updated_at: b.updated_at,
-        }
-    }
-}
 
 /// An object.
 #[derive(Debug, Serialize, ToSchema)]
@@ -957,7 +908,7 @@ mod tests {
     fn views_write_the_api_shapes() {
         use filegate_core::domain::{BucketName, ByteSize, ContentType, ObjectKey};
         use filegate_core::managed::{
-            BucketId, ObjectId, ObjectPath, ObjectRow, ObjectStatus, WriteScope,
+            Bucket, BucketId, ObjectId, ObjectPath, ObjectRow, ObjectStatus, WriteScope,
         };
         let epoch = OffsetDateTime::UNIX_EPOCH;
         let mut b = Bucket {
