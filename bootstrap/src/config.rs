@@ -103,7 +103,7 @@ impl Default for ListenerLimits {
     fn default() -> Self {
         Self {
             header_read_timeout: Duration::from_secs(30),
-            idle_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_mins(1),
             max_connections: 512,
         }
     }
@@ -500,7 +500,7 @@ mod tests {
         );
         // Defaults where neither says anything.
         assert_eq!(c.s3_listen.to_string(), DEFAULT_S3_LISTEN);
-        assert_eq!(c.session_jwt_ttl, Duration::from_secs(180));
+        assert_eq!(c.session_jwt_ttl, Duration::from_mins(3));
         // A nested key of the file stays when the environment sets a sibling.
         let c = load(
             &[

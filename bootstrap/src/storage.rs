@@ -35,8 +35,8 @@ pub async fn open_storage(
     config: &Config,
     embedded_listen: SocketAddr,
 ) -> anyhow::Result<OpenedStorage> {
-    let (r2, embedded) = match &config.remote {
-        Some(remote) => (
+    let (r2, embedded) = if let Some(remote) = &config.remote {
+        (
             R2Config {
                 account_id: remote.account_id.clone(),
                 access_key_id: remote.access_key_id.clone(),
@@ -46,33 +46,31 @@ pub async fn open_storage(
                 region: remote.region.clone(),
             },
             None,
-        ),
-        None => {
-            let creds = EmbeddedCredentials::load_or_create(
-                &config.data_dir.join(EMBEDDED_CREDENTIALS_FILE),
-            )
-            .context("loading the embedded S3 credentials")?;
-            let embedded = EmbeddedS3::start(EmbeddedS3Config {
-                root: config.data_dir.join(EMBEDDED_OBJECTS_DIR),
-                addr: embedded_listen,
-                access_key_id: creds.access_key_id.clone(),
-                secret_access_key: creds.secret_access_key.clone(),
-                allowed_origins: config.cors_origins.clone(),
-            })
-            .await
-            .with_context(|| format!("starting the embedded S3 endpoint on {embedded_listen}"))?;
-            (
-                R2Config {
-                    account_id: None,
-                    access_key_id: creds.access_key_id,
-                    secret_access_key: SecretString::from(creds.secret_access_key),
-                    bucket: config.bucket.clone(),
-                    endpoint: Some(embedded.endpoint()),
-                    region: "auto".to_owned(),
-                },
-                Some(embedded),
-            )
-        }
+        )
+    } else {
+        let creds =
+            EmbeddedCredentials::load_or_create(&config.data_dir.join(EMBEDDED_CREDENTIALS_FILE))
+                .context("loading the embedded S3 credentials")?;
+        let embedded = EmbeddedS3::start(EmbeddedS3Config {
+            root: config.data_dir.join(EMBEDDED_OBJECTS_DIR),
+            addr: embedded_listen,
+            access_key_id: creds.access_key_id.clone(),
+            secret_access_key: creds.secret_access_key.clone(),
+            allowed_origins: config.cors_origins.clone(),
+        })
+        .await
+        .with_context(|| format!("starting the embedded S3 endpoint on {embedded_listen}"))?;
+        (
+            R2Config {
+                account_id: None,
+                access_key_id: creds.access_key_id,
+                secret_access_key: SecretString::from(creds.secret_access_key),
+                bucket: config.bucket.clone(),
+                endpoint: Some(embedded.endpoint()),
+                region: "auto".to_owned(),
+            },
+            Some(embedded),
+        )
     };
     let objects = S3ObjectStore::new(&r2).context("configuring the object store")?;
     if embedded.is_some() {

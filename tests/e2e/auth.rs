@@ -29,7 +29,7 @@ async fn expired_token_is_auth_expired() {
         Some("o"),
         Some("member"),
         two_hours_ago,
-        Duration::from_secs(60),
+        Duration::from_mins(1),
     );
     let res = app
         .post_json("/api/v1/media/sign-upload", Some(&token), &upload_body())

@@ -9,7 +9,7 @@ async fn a_burst_over_the_per_ip_budget_gets_429_with_retry_after() {
         c.rate_limit = Some(RateLimit {
             per_second: 1,
             burst: 3,
-        })
+        });
     })
     .await;
     let mut statuses = Vec::new();

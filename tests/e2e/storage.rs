@@ -27,7 +27,7 @@ fn platform_admin(app: &TestApp, user: &str, org: Option<&str>) -> String {
         org,
         Some("owner"),
         Some("admin"),
-        Duration::from_secs(3600),
+        Duration::from_hours(1),
         time::OffsetDateTime::now_utc(),
     )
     .expect("mint token")

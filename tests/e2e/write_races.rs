@@ -421,7 +421,7 @@ async fn a_client_hanging_up_mid_body_leaves_no_pending_row() {
     let db = filegate_sqlite::SqliteFilesDb::open(&app.running.data_dir.join("files.db"))
         .await
         .expect("FILES_DB");
-    let far = time::OffsetDateTime::now_utc() + Duration::from_secs(86_400);
+    let far = time::OffsetDateTime::now_utc() + Duration::from_hours(24);
     let mut pending = Vec::new();
     for _ in 0..100 {
         pending = filegate_core::managed::ObjectRowStore::pending_objects(&db, far, 10)

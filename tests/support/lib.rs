@@ -78,6 +78,7 @@ impl TestApp {
     }
 
     /// The server's data folder (databases, objects, secrets).
+    #[must_use]
     pub fn data_dir(&self) -> &std::path::Path {
         self.dir.path()
     }
@@ -92,16 +93,18 @@ impl TestApp {
     }
 
     /// A token for `user` in `org` with `role`, valid for an hour.
+    #[must_use]
     pub fn token(&self, user: &str, org: Option<&str>, role: Option<&str>) -> String {
         self.token_at(
             user,
             org,
             role,
             time::OffsetDateTime::now_utc(),
-            Duration::from_secs(3600),
+            Duration::from_hours(1),
         )
     }
 
+    #[must_use]
     pub fn token_at(
         &self,
         user: &str,

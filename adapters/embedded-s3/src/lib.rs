@@ -237,7 +237,7 @@ fn cors_layer(origins: &[String]) -> Result<CorsLayer, EmbeddedS3Error> {
             http::header::CONTENT_RANGE,
             HeaderName::from_static("x-amz-request-id"),
         ])
-        .max_age(Duration::from_secs(3600)))
+        .max_age(Duration::from_hours(1)))
 }
 
 async fn serve<S>(listener: TcpListener, service: S, mut stop: oneshot::Receiver<()>)

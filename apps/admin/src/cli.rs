@@ -9,13 +9,13 @@ use crate::commands::{bucket, migrate, purge, reconcile, stats, token};
     about = "filegate administration: migrations, buckets, reconcile, purge, stats and development tokens",
     after_help = "Exit codes: 0 success; 1 error; 2 usage error; 3 reconcile found differences (dry run) or left some unfixed (--apply)."
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Apply pending migrations of the media database and FILES_DB, or show their status.
     Migrate(migrate::Opts),
     /// Manage managed-mode buckets (create, list, show, update, delete).
@@ -32,7 +32,7 @@ pub enum Command {
 
 impl Command {
     /// Runs the command; the result is the process exit code.
-    pub async fn run(self) -> anyhow::Result<u8> {
+    pub(crate) async fn run(self) -> anyhow::Result<u8> {
         match self {
             Self::Migrate(opts) => migrate::run(opts).await,
             Self::Bucket(opts) => bucket::run(opts).await,
@@ -61,7 +61,7 @@ mod tests {
             panic!("expected token");
         };
         assert_eq!(opts.user, "u1");
-        assert_eq!(opts.ttl, std::time::Duration::from_secs(3600));
+        assert_eq!(opts.ttl, std::time::Duration::from_hours(1));
     }
 
     #[test]
@@ -102,7 +102,7 @@ mod tests {
             panic!("expected reconcile");
         };
         assert!(!opts.apply && !opts.delete_orphans && !opts.json);
-        assert_eq!(opts.older_than, std::time::Duration::from_secs(86_400));
+        assert_eq!(opts.older_than, std::time::Duration::from_hours(24));
         assert_eq!(opts.page_size, 1000);
     }
 
@@ -130,7 +130,7 @@ mod tests {
             panic!("expected reconcile");
         };
         assert!(opts.apply && opts.delete_orphans && opts.json && opts.yes);
-        assert_eq!(opts.older_than, std::time::Duration::from_secs(7 * 86_400));
+        assert_eq!(opts.older_than, std::time::Duration::from_hours(168));
         assert_eq!(opts.start_after.as_deref(), Some("u/b/x"));
     }
 

@@ -161,7 +161,7 @@ async fn seed(dir: &Path) -> (Config, OpenedStorage, SqliteFilesDb) {
         .unwrap();
     // A pending row presigned two hours ago, never uploaded: its 10-minute URL expired
     // well over the 1-hour grace ago, so it is abandoned (not kept for the 7-day maximum).
-    let old = service(&config, &storage, &db, now - Duration::from_secs(2 * 3600));
+    let old = service(&config, &storage, &db, now - Duration::from_hours(2));
     old.presign(Some(&p), "docs", "abandoned.txt", presign())
         .await
         .unwrap();
@@ -494,11 +494,11 @@ async fn media_file(
             filename: name.into(),
             content_type: ContentType::parse("text/plain").unwrap(),
             declared_size: Some(5),
-            created_at: OffsetDateTime::now_utc() - Duration::from_secs(3 * 86_400),
+            created_at: OffsetDateTime::now_utc() - Duration::from_hours(72),
             status,
             size: (status == MediaStatus::Confirmed).then_some(5),
             etag: None,
-            upload_expires_at: Some(OffsetDateTime::now_utc() + Duration::from_secs(600)),
+            upload_expires_at: Some(OffsetDateTime::now_utc() + Duration::from_mins(10)),
         })
         .await
         .unwrap();

@@ -281,7 +281,7 @@ fn print_banner(running: &Running) {
                 Some("dev-org"),
                 Some("owner"),
                 None,
-                std::time::Duration::from_secs(3600),
+                std::time::Duration::from_hours(1),
                 time::OffsetDateTime::now_utc(),
             );
             let token = token.unwrap_or_else(|e| format!("<could not mint: {e}>"));

@@ -88,7 +88,7 @@ fn cors(origins: &[String]) -> CorsLayer {
             header::CONTENT_DISPOSITION,
             HeaderName::from_static("x-request-id"),
         ])
-        .max_age(Duration::from_secs(600))
+        .max_age(Duration::from_mins(10))
 }
 
 fn managed(state: &AppState) -> Result<Arc<ManagedService>, Error> {

@@ -38,11 +38,10 @@ pub async fn session_token_header(
     if let Some(p) = slot.0.get()
         && p.method == AuthMethod::Session
     {
-        match state.tokens.mint(p).map(HeaderValue::try_from) {
-            Ok(Ok(v)) => {
-                res.headers_mut().insert("set-auth-token", v);
-            }
-            _ => tracing::warn!("could not mint the set-auth-token JWT"),
+        if let Ok(Ok(v)) = state.tokens.mint(p).map(HeaderValue::try_from) {
+            res.headers_mut().insert("set-auth-token", v);
+        } else {
+            tracing::warn!("could not mint the set-auth-token JWT")
         }
     }
     res
@@ -71,7 +70,7 @@ pub fn cors(origins: &[String]) -> CorsLayer {
             header::ETAG,
             header::HeaderName::from_static("x-request-id"),
         ])
-        .max_age(Duration::from_secs(600))
+        .max_age(Duration::from_mins(10))
 }
 
 fn rate_limited(err: GovernorError) -> Response<Body> {
@@ -104,7 +103,7 @@ pub fn rate_limiter(
     let limiter = config.limiter().clone();
     if let Ok(handle) = tokio::runtime::Handle::try_current() {
         handle.spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            let mut tick = tokio::time::interval(Duration::from_mins(1));
             loop {
                 tick.tick().await;
                 limiter.retain_recent();

@@ -12,7 +12,7 @@ pub mod listener;
 pub mod metrics;
 pub mod openapi;
 pub mod options;
-pub mod routes;
+pub(crate) mod routes;
 pub mod serve;
 pub mod state;
 
@@ -178,7 +178,7 @@ mod tests {
             Some("log-org"),
             Some("owner"),
             None,
-            std::time::Duration::from_secs(600),
+            std::time::Duration::from_mins(10),
             time::OffsetDateTime::now_utc(),
         )
         .expect("mint");

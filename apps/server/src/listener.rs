@@ -122,7 +122,7 @@ fn malformed_response(m: Malformed) -> Response {
     let probe = http::Request::new(());
     let request_id = MakeRequestUuid
         .make_request_id(&probe)
-        .map(|id| id.into_header_value());
+        .map(tower_http::request_id::RequestId::into_header_value);
     let id_text = request_id
         .as_ref()
         .and_then(|v| v.to_str().ok())

@@ -184,7 +184,7 @@ mod tests {
         let mut n = 0;
         for (path, method, op) in spec.operations() {
             n += 1;
-            let declared = op.responses.as_ref().map_or(0, |r| r.len());
+            let declared = op.responses.as_ref().map_or(0, oas3::Map::len);
             let resolved = op.responses(&spec);
             assert!(declared > 0, "{method} {path}: no responses");
             assert_eq!(

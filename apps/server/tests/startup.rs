@@ -56,7 +56,7 @@ fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
     });
     // A guard against a hung start-up, far above the few seconds it takes.
     let stdout = rx
-        .recv_timeout(Duration::from_secs(120))
+        .recv_timeout(Duration::from_mins(2))
         .expect("the banner within two minutes");
     assert!(stdout.contains(BANNER_END), "no banner: {stdout}");
     Server { child, stdout }

@@ -50,7 +50,9 @@ impl From<Bucket> for BucketView {
             organization_id: b.organization_id,
             read_scope: b.read_scope.as_str().to_owned(),
             write_scope: b.write_scope.to_string(),
-            file_size_limit: b.file_size_limit.map(|l| l.bytes()),
+            file_size_limit: b
+                .file_size_limit
+                .map(filegate_core::domain::ByteSize::bytes),
             created_at: b.created_at,
             updated_at: b.updated_at,
         }

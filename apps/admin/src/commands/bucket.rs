@@ -12,17 +12,17 @@ use filegate_views::BucketView;
 use super::{ConfigOpts, EXIT_OK, close_storage, confirm, managed_service};
 
 /// The admin's user id in what it does through the service.
-pub const ADMIN_USER: &str = "filegate-admin";
+pub(crate) const ADMIN_USER: &str = "filegate-admin";
 
 #[derive(Debug, clap::Args)]
-pub struct Opts {
+pub(crate) struct Opts {
     #[command(subcommand)]
     pub action: Action,
 }
 
 /// Who to act as.
 #[derive(Debug, Clone, Default, clap::Args)]
-pub struct ActAs {
+pub(crate) struct ActAs {
     /// Act for this organization (as its highest role); without it, as a platform admin
     /// on project-wide buckets.
     #[arg(long, value_name = "ORG")]
@@ -32,7 +32,7 @@ pub struct ActAs {
 }
 
 #[derive(Debug, clap::Subcommand)]
-pub enum Action {
+pub(crate) enum Action {
     /// Create a bucket: project-wide, or the organization's with --org.
     Create {
         name: String,
@@ -87,7 +87,7 @@ pub enum Action {
 
 /// A bucket's settings; unset ones keep their value (update) or default (create).
 #[derive(Debug, Clone, Default, clap::Args)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// public, authenticated, org or user [create default: org].
     #[arg(long, value_name = "SCOPE")]
     pub read_scope: Option<String>,
@@ -113,7 +113,7 @@ fn mime_list(raw: Option<&str>) -> Option<Vec<String>> {
 }
 
 /// The principal the admin acts as.
-pub fn principal(config: &Config, org: Option<&str>) -> Principal {
+pub(crate) fn principal(config: &Config, org: Option<&str>) -> Principal {
     Principal {
         user_id: ADMIN_USER.to_owned(),
         active_org_id: org.map(str::to_owned),
@@ -126,7 +126,7 @@ pub fn principal(config: &Config, org: Option<&str>) -> Principal {
     }
 }
 
-pub async fn run(opts: Opts) -> anyhow::Result<u8> {
+pub(crate) async fn run(opts: Opts) -> anyhow::Result<u8> {
     let who = match &opts.action {
         Action::Create { who, .. }
         | Action::List { who, .. }

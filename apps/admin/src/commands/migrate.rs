@@ -12,10 +12,10 @@ use filegate_sqlite::{
 use super::{ConfigOpts, FILES_DB_FILE};
 
 /// Name of the media database inside the data directory.
-pub use filegate_bootstrap::services::MEDIA_DB_FILE;
+pub(crate) use filegate_bootstrap::services::MEDIA_DB_FILE;
 
 #[derive(Debug, clap::Args)]
-pub struct Opts {
+pub(crate) struct Opts {
     /// Only show which migrations are applied and which are pending (creates nothing).
     #[arg(long)]
     pub status: bool,
@@ -30,13 +30,13 @@ pub struct Opts {
 }
 
 impl Opts {
-    pub fn db_path(&self, data_dir: &Path) -> PathBuf {
+    pub(crate) fn db_path(&self, data_dir: &Path) -> PathBuf {
         self.db
             .clone()
             .unwrap_or_else(|| data_dir.join(MEDIA_DB_FILE))
     }
 
-    pub fn files_db_path(&self, data_dir: &Path) -> PathBuf {
+    pub(crate) fn files_db_path(&self, data_dir: &Path) -> PathBuf {
         self.files_db
             .clone()
             .unwrap_or_else(|| data_dir.join(FILES_DB_FILE))
@@ -51,7 +51,7 @@ fn databases(opts: &Opts, data_dir: &Path) -> [(&'static str, PathBuf, bool); 2]
     ]
 }
 
-pub async fn run(opts: Opts) -> anyhow::Result<u8> {
+pub(crate) async fn run(opts: Opts) -> anyhow::Result<u8> {
     let config = opts.config.load()?;
     let mut rows: Vec<(&'static str, MigrationStatus)> = Vec::new();
     for (label, path, files) in databases(&opts, &config.data_dir) {

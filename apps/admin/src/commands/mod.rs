@@ -1,11 +1,11 @@
 //! One module per subcommand, each with its `Opts` and `run`; shared set-up here.
 
-pub mod bucket;
-pub mod migrate;
-pub mod purge;
-pub mod reconcile;
-pub mod stats;
-pub mod token;
+pub(crate) mod bucket;
+pub(crate) mod migrate;
+pub(crate) mod purge;
+pub(crate) mod reconcile;
+pub(crate) mod stats;
+pub(crate) mod token;
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::PathBuf;
@@ -19,18 +19,18 @@ use filegate_core::ports::{Clock, SystemClock};
 use filegate_sqlite::{SqliteFilesDb, SqliteMediaStore};
 
 /// Exit code: success, and nothing left to fix.
-pub const EXIT_OK: u8 = 0;
+pub(crate) const EXIT_OK: u8 = 0;
 /// Exit code: an error (bad configuration, storage or database unreachable, …).
-pub const EXIT_ERROR: u8 = 1;
+pub(crate) const EXIT_ERROR: u8 = 1;
 /// Exit code: reconcile found differences (dry run), or some were left unfixed (`--apply`).
-pub const EXIT_DIFFERENCES: u8 = 3;
+pub(crate) const EXIT_DIFFERENCES: u8 = 3;
 
 /// Name of FILES_DB inside the data directory (as the server names it).
-pub use filegate_bootstrap::services::FILES_DB_FILE;
+pub(crate) use filegate_bootstrap::services::FILES_DB_FILE;
 
 /// Where the server keeps its state; shared by the commands.
 #[derive(Debug, Clone, clap::Args)]
-pub struct DataDirOpts {
+pub(crate) struct DataDirOpts {
     /// The server's data directory.
     #[arg(
         long = "data-dir",
@@ -44,7 +44,7 @@ pub struct DataDirOpts {
 /// The server's configuration (environment, `FILEGATE_CONFIG` or `./filegate.toml`),
 /// with the data directory optionally overridden.
 #[derive(Debug, Clone, Default, clap::Args)]
-pub struct ConfigOpts {
+pub(crate) struct ConfigOpts {
     /// The server's data directory [default: as the server: FILEGATE_DATA_DIR, the
     /// config file's data_dir, else ./data].
     #[arg(long = "data-dir", value_name = "DIR")]
@@ -56,7 +56,7 @@ impl ConfigOpts {
     ///
     /// # Errors
     /// An invalid setting, named.
-    pub fn load(&self) -> anyhow::Result<Config> {
+    pub(crate) fn load(&self) -> anyhow::Result<Config> {
         let mut config = Config::load().context("reading the server configuration")?;
         if let Some(dir) = &self.data_dir {
             config.data_dir.clone_from(dir);
@@ -69,7 +69,7 @@ impl ConfigOpts {
 ///
 /// # Errors
 /// A missing or unopenable database.
-pub async fn open_files_db(config: &Config) -> anyhow::Result<SqliteFilesDb> {
+pub(crate) async fn open_files_db(config: &Config) -> anyhow::Result<SqliteFilesDb> {
     let path = config.data_dir.join(FILES_DB_FILE);
     if !path.exists() {
         bail!(
@@ -88,7 +88,7 @@ pub async fn open_files_db(config: &Config) -> anyhow::Result<SqliteFilesDb> {
 ///
 /// # Errors
 /// An unopenable database.
-pub async fn open_media_db(config: &Config) -> anyhow::Result<Option<SqliteMediaStore>> {
+pub(crate) async fn open_media_db(config: &Config) -> anyhow::Result<Option<SqliteMediaStore>> {
     let path = config.data_dir.join(migrate::MEDIA_DB_FILE);
     if !path.exists() {
         return Ok(None);
@@ -105,12 +105,12 @@ pub async fn open_media_db(config: &Config) -> anyhow::Result<Option<SqliteMedia
 ///
 /// # Errors
 /// As [`open_storage`].
-pub async fn storage(config: &Config) -> anyhow::Result<OpenedStorage> {
+pub(crate) async fn storage(config: &Config) -> anyhow::Result<OpenedStorage> {
     open_storage(config, std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await
 }
 
 /// Stops the embedded endpoint, if any.
-pub async fn close_storage(storage: OpenedStorage) {
+pub(crate) async fn close_storage(storage: OpenedStorage) {
     if let Some(e) = storage.embedded {
         e.shutdown().await;
     }
@@ -120,7 +120,7 @@ pub async fn close_storage(storage: OpenedStorage) {
 ///
 /// # Errors
 /// An invalid policy.
-pub fn managed_service(
+pub(crate) fn managed_service(
     config: &Config,
     storage: &OpenedStorage,
     db: &SqliteFilesDb,
@@ -142,7 +142,7 @@ pub fn managed_service(
 ///
 /// # Errors
 /// Reading the terminal failed.
-pub fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
+pub(crate) fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
     if yes || !std::io::stdin().is_terminal() {
         return Ok(true);
     }
@@ -157,7 +157,7 @@ pub fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
 ///
 /// # Errors
 /// A readable message.
-pub fn parse_age(s: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn parse_age(s: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(s.trim()).map_err(|e| format!("{e} (use e.g. 0s, 90m, 24h, 7d)"))
 }
 
@@ -168,7 +168,7 @@ mod tests {
 
     #[test]
     fn ages_parse() {
-        assert_eq!(parse_age("24h"), Ok(std::time::Duration::from_secs(86_400)));
+        assert_eq!(parse_age("24h"), Ok(std::time::Duration::from_hours(24)));
         assert_eq!(parse_age("0s"), Ok(std::time::Duration::ZERO));
         assert!(parse_age("soon").is_err());
     }

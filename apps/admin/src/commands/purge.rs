@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use super::{ConfigOpts, EXIT_OK, close_storage, confirm, open_files_db, open_media_db};
 
 #[derive(Debug, clap::Args)]
-pub struct Opts {
+pub(crate) struct Opts {
     /// Only report what would be purged.
     #[arg(long)]
     pub dry_run: bool,
@@ -30,7 +30,7 @@ pub struct Opts {
     pub config: ConfigOpts,
 }
 
-pub async fn run(opts: Opts) -> anyhow::Result<u8> {
+pub(crate) async fn run(opts: Opts) -> anyhow::Result<u8> {
     let config = opts.config.load()?;
     let db = open_files_db(&config).await?;
     let media = open_media_db(&config).await?;

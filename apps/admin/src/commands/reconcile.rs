@@ -21,7 +21,7 @@ use super::{
 };
 
 #[derive(Debug, clap::Args)]
-pub struct Opts {
+pub(crate) struct Opts {
     /// Only keys of this managed bucket (`<owner>/<NAME>/…`), in every organization.
     #[arg(long, value_name = "NAME")]
     pub bucket: Option<String>,
@@ -57,7 +57,7 @@ pub struct Opts {
     pub config: ConfigOpts,
 }
 
-pub async fn run(opts: Opts) -> anyhow::Result<u8> {
+pub(crate) async fn run(opts: Opts) -> anyhow::Result<u8> {
     let config = opts.config.load()?;
     let db = open_files_db(&config).await?;
     let media = open_media_db(&config).await?;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use super::{ConfigOpts, EXIT_OK, open_files_db, open_media_db};
 
 #[derive(Debug, clap::Args)]
-pub struct Opts {
+pub(crate) struct Opts {
     /// Print JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -35,7 +35,7 @@ struct Output {
     organizations: BTreeMap<String, Usage>,
 }
 
-pub async fn run(opts: Opts) -> anyhow::Result<u8> {
+pub(crate) async fn run(opts: Opts) -> anyhow::Result<u8> {
     let config = opts.config.load()?;
     let db = open_files_db(&config).await?;
     let media = open_media_db(&config).await?;

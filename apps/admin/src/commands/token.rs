@@ -11,13 +11,13 @@ use time::OffsetDateTime;
 use super::DataDirOpts;
 
 /// Longest TTL a development token may have.
-pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+pub(crate) const MAX_TTL: Duration = Duration::from_hours(720);
 
 /// File in the data directory where the server keeps its generated development secret.
-pub const DEV_SECRET_FILE: &str = "dev-secret";
+pub(crate) const DEV_SECRET_FILE: &str = "dev-secret";
 
 #[derive(Debug, clap::Args)]
-pub struct Opts {
+pub(crate) struct Opts {
     /// User id (`sub`).
     #[arg(long, value_name = "USER")]
     pub user: String,
@@ -52,7 +52,7 @@ pub struct Opts {
     pub data: DataDirOpts,
 }
 
-pub async fn run(opts: Opts) -> anyhow::Result<()> {
+pub(crate) async fn run(opts: Opts) -> anyhow::Result<()> {
     let secret = resolve_secret(opts.secret, &opts.data.data_dir).await?;
     let config = JwtConfig {
         issuer: opts.issuer,
@@ -74,7 +74,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
 }
 
 /// Parses a TTL such as `90s`, `15m`, `1h` or `7d`, between one second and [`MAX_TTL`].
-pub fn parse_ttl(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_ttl(s: &str) -> Result<Duration, String> {
     let ttl = humantime::parse_duration(s.trim())
         .map_err(|e| format!("{e} (use e.g. 90s, 15m, 1h, 7d)"))?;
     if ttl < Duration::from_secs(1) {

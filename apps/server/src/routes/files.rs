@@ -74,7 +74,7 @@ fn file_request(state: &AppState, parts: &Parts, query: &HashMap<String, String>
     ),
     security(("bearer" = []), ("session" = []), ("apiKey" = [])),
 )]
-pub async fn download_object(
+pub(crate) async fn download_object(
     State(state): State<AppState>,
     MaybeAuthenticated(principal): MaybeAuthenticated,
     Path((bucket, path)): Path<(String, String)>,
@@ -130,7 +130,7 @@ pub async fn download_object(
     ),
     security(("bearer" = []), ("session" = []), ("apiKey" = [])),
 )]
-pub async fn download_file(
+pub(crate) async fn download_file(
     State(state): State<AppState>,
     MaybeAuthenticated(principal): MaybeAuthenticated,
     Request(info): Request,

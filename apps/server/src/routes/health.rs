@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 /// The process is up.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct HealthResponse {
+pub(crate) struct HealthResponse {
     #[schema(example = "ok")]
     status: &'static str,
 }
@@ -30,14 +30,14 @@ pub struct HealthResponse {
         (status = 429, description = responses::TOO_MANY, body = ErrorEnvelope),
     ),
 )]
-pub async fn healthz() -> Json<HealthResponse> {
+pub(crate) async fn healthz() -> Json<HealthResponse> {
     Json(HealthResponse { status: "ok" })
 }
 
 /// Every dependency answered.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"status": "ready", "checks": {"database": "ok", "storage": "ok"}}))]
-pub struct ReadyResponse {
+pub(crate) struct ReadyResponse {
     /// Always `ready`.
     #[schema(example = "ready")]
     status: &'static str,
@@ -59,7 +59,7 @@ pub struct ReadyResponse {
         (status = 503, description = responses::NOT_READY, body = ErrorEnvelope),
     ),
 )]
-pub async fn readyz(State(state): State<AppState>) -> Response {
+pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     let results = state.readiness.run().await;
     let checks: Vec<(&'static str, &'static str)> = results
         .iter()

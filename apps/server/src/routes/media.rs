@@ -19,7 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 /// What to upload.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct SignUploadBody {
+pub(crate) struct SignUploadBody {
     /// 1–255 bytes, no `/` or `\`, no control characters, not `.` or `..`.
     #[schema(example = "report.pdf")]
     filename: String,
@@ -35,7 +35,7 @@ pub struct SignUploadBody {
 /// A presigned PUT.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct SignUploadResponse {
+pub(crate) struct SignUploadResponse {
     /// The media id (`med_…`).
     id: String,
     /// Where to PUT the bytes.
@@ -75,7 +75,7 @@ pub struct SignUploadResponse {
     ),
     security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
 )]
-pub async fn sign_upload(
+pub(crate) async fn sign_upload(
     State(state): State<AppState>,
     MaybeAuthenticated(principal): MaybeAuthenticated,
     Request(info): Request,
@@ -108,7 +108,7 @@ pub async fn sign_upload(
 /// Options of a download URL; the body may be empty.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct SignDownloadBody {
+pub(crate) struct SignDownloadBody {
     /// 1–604800 seconds, default 600.
     #[schema(minimum = 1, maximum = 604800, example = 600)]
     expires_in: Option<u64>,
@@ -120,7 +120,7 @@ pub struct SignDownloadBody {
 /// A presigned GET.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct SignDownloadResponse {
+pub(crate) struct SignDownloadResponse {
     url: String,
     /// Always `GET`.
     #[schema(value_type = String, example = "GET")]
@@ -156,7 +156,7 @@ pub struct SignDownloadResponse {
     ),
     security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
 )]
-pub async fn sign_download(
+pub(crate) async fn sign_download(
     State(state): State<AppState>,
     MaybeAuthenticated(principal): MaybeAuthenticated,
     Request(info): Request,
@@ -186,7 +186,7 @@ pub async fn sign_download(
 
 /// A JSON body that may be empty: no body at all (with or without `Content-Length: 0`)
 /// and no `Content-Type` gives `T::default()`; anything else goes through [`ApiJson`].
-pub struct OptionalJson<T>(pub T);
+pub(crate) struct OptionalJson<T>(pub T);
 
 impl<T, S> FromRequest<S> for OptionalJson<T>
 where
@@ -214,7 +214,7 @@ where
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ListQuery {
+pub(crate) struct ListQuery {
     /// 1–200, default 50.
     #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
@@ -228,7 +228,7 @@ pub struct ListQuery {
 /// One media row.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct MediaView {
+pub(crate) struct MediaView {
     id: String,
     key: String,
     bucket: String,
@@ -272,7 +272,7 @@ impl From<Media> for MediaView {
 /// One page of the caller organization's media, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ListResponse {
+pub(crate) struct ListResponse {
     items: Vec<MediaView>,
     /// Pass as `cursor` for the next page; null on the last page.
     next_cursor: Option<String>,
@@ -298,7 +298,7 @@ pub struct ListResponse {
     ),
     security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
 )]
-pub async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     MaybeAuthenticated(principal): MaybeAuthenticated,
     Request(info): Request,
@@ -345,7 +345,7 @@ pub async fn list(
     ),
     security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
 )]
-pub async fn confirm(
+pub(crate) async fn confirm(
     State(state): State<AppState>,
     MaybeAuthenticated(principal): MaybeAuthenticated,
     Request(info): Request,

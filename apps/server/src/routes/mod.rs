@@ -1,7 +1,7 @@
-pub mod files;
-pub mod health;
-pub mod media;
-pub mod ops;
-pub mod storage;
-pub mod token;
-pub mod ui;
+pub(crate) mod files;
+pub(crate) mod health;
+pub(crate) mod media;
+pub(crate) mod ops;
+pub(crate) mod storage;
+pub(crate) mod token;
+pub(crate) mod ui;

@@ -11,11 +11,11 @@ use utoipa::openapi::OpenApi as OpenApiDoc;
 
 /// The serialized document, handed to the `/openapi.json` handler as an extension.
 #[derive(Debug, Clone)]
-pub struct OpenApiJson(pub Arc<str>);
+pub(crate) struct OpenApiJson(pub Arc<str>);
 
 impl OpenApiJson {
     #[must_use]
-    pub fn new(doc: &OpenApiDoc) -> Self {
+    pub(crate) fn new(doc: &OpenApiDoc) -> Self {
         let json = doc.to_pretty_json().unwrap_or_else(|e| {
             tracing::error!(error = %e, "could not serialize the OpenAPI document");
             "{}".to_owned()
@@ -37,7 +37,7 @@ impl OpenApiJson {
         (status = 429, description = responses::TOO_MANY, body = ErrorEnvelope),
     ),
 )]
-pub async fn metrics(State(state): State<AppState>) -> Response {
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     crate::metrics::exposition(&state.metrics)
 }
 
@@ -53,7 +53,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         (status = 429, description = responses::TOO_MANY, body = ErrorEnvelope),
     ),
 )]
-pub async fn openapi_json(Extension(doc): Extension<OpenApiJson>) -> Response {
+pub(crate) async fn openapi_json(Extension(doc): Extension<OpenApiJson>) -> Response {
     (
         [(
             header::CONTENT_TYPE,

@@ -26,7 +26,7 @@ use filegate_core::managed::{
     PresignedUpload, ReadScope, UpdateBucket, Upload,
 };
 use filegate_core::ports::ByteStream;
-pub use filegate_views::BucketView;
+pub(crate) use filegate_views::BucketView;
 use futures::StreamExt;
 use http::request::Parts;
 use http::{HeaderMap, StatusCode, header};
@@ -42,17 +42,17 @@ const RESERVED_BUCKET_NAMES: &[&str] = &["list"];
 
 /// Descriptions of the error statuses of these routes.
 mod docs {
-    pub const BAD_REQUEST: &str = "`VALIDATION_FAILED`: bad JSON, header, query or value (`details.fields` maps field to message)";
-    pub const UNAUTHORIZED: &str =
+    pub(super) const BAD_REQUEST: &str = "`VALIDATION_FAILED`: bad JSON, header, query or value (`details.fields` maps field to message)";
+    pub(super) const UNAUTHORIZED: &str =
         "`AUTH_MISSING` (no credentials), `AUTH_INVALID_TOKEN` or `AUTH_EXPIRED`";
-    pub const FORBIDDEN: &str = "`ACCESS_NO_ORG`, `ACCESS_ROLE_REQUIRED` (`details.required`, `details.current`), `ACCESS_ADMIN_REQUIRED` (project-wide buckets) or `FIREWALL_ORG_ISOLATION` / `FIREWALL_USER_ISOLATION` (reveal mode), or `CSRF_ORIGIN_UNTRUSTED` (a write authenticated by the session cookie from an untrusted page)";
-    pub const NOT_FOUND: &str = "`STORAGE_BUCKET_NOT_FOUND` (\"Bucket not found\"), `STORAGE_OBJECT_NOT_FOUND`, or `MANAGED_MODE_OFF` (managed mode is off: `FILEGATE_MANAGED=true`)";
-    pub const BUCKET_CONFLICT: &str = "`STORAGE_BUCKET_EXISTS` (create) or `STORAGE_BUCKET_NOT_EMPTY` (delete without `empty=true`)";
-    pub const OBJECT_EXISTS: &str = "`STORAGE_OBJECT_EXISTS`: an object is at this path (upload: send `x-upsert: true` to replace it)";
-    pub const NOT_UPLOADED: &str = "`STORAGE_NOT_UPLOADED`: nothing was PUT to the presigned URL yet; the upload stays pending";
-    pub const LENGTH_REQUIRED: &str = "`LENGTH_REQUIRED`: no `Content-Length` (e.g. a chunked body); the body is streamed to storage, which needs the length up front";
-    pub const TOO_LARGE: &str = "`STORAGE_FILE_TOO_LARGE`: over the bucket's size limit (`details.size`, `details.maxSize`); nothing is stored";
-    pub const MIME: &str = "`STORAGE_MIME_NOT_ALLOWED`: the content type is outside the bucket's allow-list (`details.contentType`, `details.allowed`)";
+    pub(super) const FORBIDDEN: &str = "`ACCESS_NO_ORG`, `ACCESS_ROLE_REQUIRED` (`details.required`, `details.current`), `ACCESS_ADMIN_REQUIRED` (project-wide buckets) or `FIREWALL_ORG_ISOLATION` / `FIREWALL_USER_ISOLATION` (reveal mode), or `CSRF_ORIGIN_UNTRUSTED` (a write authenticated by the session cookie from an untrusted page)";
+    pub(super) const NOT_FOUND: &str = "`STORAGE_BUCKET_NOT_FOUND` (\"Bucket not found\"), `STORAGE_OBJECT_NOT_FOUND`, or `MANAGED_MODE_OFF` (managed mode is off: `FILEGATE_MANAGED=true`)";
+    pub(super) const BUCKET_CONFLICT: &str = "`STORAGE_BUCKET_EXISTS` (create) or `STORAGE_BUCKET_NOT_EMPTY` (delete without `empty=true`)";
+    pub(super) const OBJECT_EXISTS: &str = "`STORAGE_OBJECT_EXISTS`: an object is at this path (upload: send `x-upsert: true` to replace it)";
+    pub(super) const NOT_UPLOADED: &str = "`STORAGE_NOT_UPLOADED`: nothing was PUT to the presigned URL yet; the upload stays pending";
+    pub(super) const LENGTH_REQUIRED: &str = "`LENGTH_REQUIRED`: no `Content-Length` (e.g. a chunked body); the body is streamed to storage, which needs the length up front";
+    pub(super) const TOO_LARGE: &str = "`STORAGE_FILE_TOO_LARGE`: over the bucket's size limit (`details.size`, `details.maxSize`); nothing is stored";
+    pub(super) const MIME: &str = "`STORAGE_MIME_NOT_ALLOWED`: the content type is outside the bucket's allow-list (`details.contentType`, `details.allowed`)";
 }
 
 // ---------------------------------------------------------------------------------------
@@ -61,7 +61,7 @@ mod docs {
 
 /// The managed-mode service; its rejection is 404 `MANAGED_MODE_OFF`. Put it first among a
 /// handler's extractors so the answer does not depend on the credentials.
-pub struct Managed(pub Arc<ManagedService>);
+pub(crate) struct Managed(pub Arc<ManagedService>);
 
 impl FromRequestParts<AppState> for Managed {
     type Rejection = ApiError;
@@ -76,7 +76,7 @@ impl FromRequestParts<AppState> for Managed {
 }
 
 /// Lifts the API's JSON body limit from a route: for the streamed upload.
-pub fn unlimited_body(
+pub(crate) fn unlimited_body(
     (schemas, paths, method_router): UtoipaMethodRouter<AppState>,
 ) -> UtoipaMethodRouter<AppState> {
     (
@@ -93,7 +93,7 @@ pub fn unlimited_body(
 /// An object.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ObjectView {
+pub(crate) struct ObjectView {
     /// `obj_…`
     id: String,
     /// The storage key: `<userId or orgId>/<bucket>/<path>`; pass it to `POST /storage/v1/url`.
@@ -136,7 +136,7 @@ impl From<ObjectInfo> for ObjectView {
 /// One page of a bucket's objects, by path.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ObjectPageView {
+pub(crate) struct ObjectPageView {
     items: Vec<ObjectView>,
     /// Pass as `cursor` for the next page; null on the last page.
     next_cursor: Option<String>,
@@ -154,7 +154,7 @@ impl From<ObjectPage> for ObjectPageView {
 /// A presigned PUT; send it, then `POST /storage/v1/confirm/{bucket}/{path}`.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct PresignView {
+pub(crate) struct PresignView {
     /// The object id (`obj_…`), pending until confirmed.
     id: String,
     key: String,
@@ -187,7 +187,7 @@ impl From<PresignedUpload> for PresignView {
 /// Where to read an object.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct UrlView {
+pub(crate) struct UrlView {
     /// `<FILES_URL>/public/<key>` for a public bucket (no credentials, no expiry), else a
     /// short-lived one: `<FILES_URL>/<key>?token=…` (files listener) or a signed storage GET.
     #[schema(
@@ -214,7 +214,7 @@ impl From<ObjectUrl> for UrlView {
 
 /// A delete succeeded (also when there was nothing to delete, for objects).
 #[derive(Debug, Serialize, ToSchema)]
-pub struct DeletedView {
+pub(crate) struct DeletedView {
     /// Always `true`.
     deleted: bool,
 }
@@ -226,7 +226,7 @@ pub struct DeletedView {
 /// A new bucket.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct CreateBucketBody {
+pub(crate) struct CreateBucketBody {
     /// 3–63 characters: lower-case letters, digits, `-`; unique in the organization (or
     /// among project-wide buckets). `list` is reserved.
     #[schema(example = "invoices")]
@@ -286,7 +286,7 @@ fn read_scope_of(
     ),
     security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
 )]
-pub async fn create_bucket(
+pub(crate) async fn create_bucket(
     Managed(svc): Managed,
     MaybeAuthenticated(principal): MaybeAuthenticated,
     ApiJson(body): ApiJson<CreateBucketBody>,
@@ -335,7 +335,7 @@ pub async fn create_bucket(
     ),
     security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
 )]
-pub async fn list_buckets(
+pub(crate) async fn list_buckets(
     Managed(svc): Managed,
     MaybeAuthenticated(principal): MaybeAuthenticated,
 ) -> Result<Json<Vec<BucketView>>, ApiError> {
@@ -363,7 +363,7 @@ pub async fn list_buckets(
     ),
     security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
 )]
-pub async fn get_bucket(
+pub(crate) async fn get_bucket(
     Managed(svc): Managed,
     MaybeAuthenticated(principal): MaybeAuthenticated,
     Path(name): Path<String>,
@@ -384,7 +384,7 @@ where
 /// Changes to a bucket; omitted fields stay as they are. The name and organization are fixed.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct UpdateBucketBody {
+pub(crate) struct UpdateBucketBody {
     /// `true`: `readScope: "public"`; `false` on a public bucket: `readScope: "org"`.
     public: Option<bool>,
     read_scope: Option<String>,
@@ -420,7 +420,7 @@ pub struct UpdateBucketBody {
     ),
     security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
 )]
-pub async fn update_bucket(
+pub(crate) async fn update_bucket(
     Managed(svc): Managed,
     MaybeAuthenticated(principal): MaybeAuthenticated,
     Path(name): Path<String>,
@@ -454,7 +454,7 @@ pub async fn update_bucket(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct DeleteBucketQuery {
+pub(crate) struct DeleteBucketQuery {
     /// `true`: delete every object of the bucket first; otherwise a non-empty bucket is 409.
     empty: Option<bool>,
 }
@@ -481,7 +481,7 @@ pub struct DeleteBucketQuery {
     ),
     security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
 )]
-pub async fn delete_bucket(
+pub(crate) async fn delete_bucket(
     Managed(svc): Managed,
     MaybeAuthenticated(principal): MaybeAuthenticated,
     Path(name): Path<String>,
@@ -553,7 +553,7 @@ fn byte_stream(body: Body) -> ByteStream {
 /// The raw bytes of an upload (any content type).
 #[derive(ToSchema)]
 #[schema(value_type = String, format = Binary)]
-pub struct RawBody(#[allow(dead_code)] Vec<u8>);
+pub(crate) struct RawBody(#[expect(dead_code)] Vec<u8>);
 
 /// `POST /storage/v1/object/{bucket}/{path}`
 #[utoipa::path(
@@ -586,7 +586,7 @@ pub struct RawBody(#[allow(dead_code)] Vec<u8>);
     ),
     security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
 )]
-pub async fn upload(
+pub(crate) async fn upload(
     State(state): State<AppState>,
     Managed(svc): Managed,
     MaybeAuthenticated(principal): MaybeAuthenticated,
@@ -676,7 +676,7 @@ pub async fn upload(
     ),
     security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
 )]
-pub async fn delete_object(
+pub(crate) async fn delete_object(
     Managed(svc): Managed,
     MaybeAuthenticated(principal): MaybeAuthenticated,
     Path((bucket, path)): Path<(String, String)>,
@@ -688,7 +688,7 @@ pub async fn delete_object(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ListObjectsQuery {
+pub(crate) struct ListObjectsQuery {
     /// Only paths starting with this.
     prefix: Option<String>,
     /// 1–1000, default 100.
@@ -719,7 +719,7 @@ pub struct ListObjectsQuery {
     ),
     security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
 )]
-pub async fn list_objects(
+pub(crate) async fn list_objects(
     Managed(svc): Managed,
     MaybeAuthenticated(principal): MaybeAuthenticated,
     Path(bucket): Path<String>,
@@ -742,7 +742,7 @@ pub async fn list_objects(
 /// What will be PUT.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct PresignBody {
+pub(crate) struct PresignBody {
     /// Signed: the PUT must send exactly this `Content-Type`.
     #[schema(example = "image/jpeg")]
     content_type: String,
@@ -779,7 +779,7 @@ pub struct PresignBody {
     ),
     security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
 )]
-pub async fn presign(
+pub(crate) async fn presign(
     State(state): State<AppState>,
     Managed(svc): Managed,
     MaybeAuthenticated(principal): MaybeAuthenticated,
@@ -827,7 +827,7 @@ pub async fn presign(
     ),
     security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
 )]
-pub async fn confirm(
+pub(crate) async fn confirm(
     Managed(svc): Managed,
     MaybeAuthenticated(principal): MaybeAuthenticated,
     Path((bucket, path)): Path<(String, String)>,
@@ -840,7 +840,7 @@ pub async fn confirm(
 /// Which object.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct UrlBody {
+pub(crate) struct UrlBody {
     /// The `key` an upload returned.
     #[schema(example = "user_1/avatars/user_1/avatar-1718000000000.jpg")]
     key: String,
@@ -867,7 +867,7 @@ pub struct UrlBody {
     ),
     security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
 )]
-pub async fn url(
+pub(crate) async fn url(
     State(state): State<AppState>,
     Managed(svc): Managed,
     MaybeAuthenticated(principal): MaybeAuthenticated,

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 /// A short-lived JWT for the session's user, organization and role.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct TokenResponse {
+pub(crate) struct TokenResponse {
     /// Send as `Authorization: Bearer <token>`; valid for `FILEGATE_JWT_EXPIRES_IN` seconds.
     token: String,
 }
@@ -33,7 +33,7 @@ pub struct TokenResponse {
     ),
     security(("session" = []), ("bearer" = [])),
 )]
-pub async fn mint(
+pub(crate) async fn mint(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
 ) -> Result<Json<TokenResponse>, ApiError> {

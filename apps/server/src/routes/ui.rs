@@ -18,7 +18,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 
 /// `GET /`, `GET /app` and the page's assets under `/ui/`. Stateless, so it merges into
 /// the API router whatever its state type.
-pub fn ui_router<S>() -> Router<S>
+pub(crate) fn ui_router<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {

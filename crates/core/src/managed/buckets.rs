@@ -83,7 +83,7 @@ impl BucketCatalogue {
     ///
     /// # Errors
     /// Store errors ([`Error::Unavailable`]).
-    pub async fn seed_default_buckets(&self) -> Result<Vec<Bucket>, Error> {
+    pub(super) async fn seed_default_buckets(&self) -> Result<Vec<Bucket>, Error> {
         let mut out = Vec::with_capacity(DEFAULT_BUCKETS.len());
         for d in DEFAULT_BUCKETS {
             let name = BucketName::parse(d.name)?;
@@ -129,7 +129,7 @@ impl BucketCatalogue {
     /// unless a platform admin; [`Error::AccessNoOrg`] / [`Error::AccessRoleRequired`]
     /// (manage rule) for an organization's; [`Error::Validation`] naming every bad field;
     /// [`Error::BucketExists`].
-    pub async fn create_bucket(
+    pub(super) async fn create_bucket(
         &self,
         caller: Option<&Principal>,
         input: CreateBucket,
@@ -179,7 +179,10 @@ impl BucketCatalogue {
     ///
     /// # Errors
     /// [`Error::AuthMissing`]; store errors.
-    pub async fn list_buckets(&self, caller: Option<&Principal>) -> Result<Vec<Bucket>, Error> {
+    pub(super) async fn list_buckets(
+        &self,
+        caller: Option<&Principal>,
+    ) -> Result<Vec<Bucket>, Error> {
         let p = self.access.authenticated(caller)?;
         self.buckets.list_buckets(p.active_org_id.clone()).await
     }
@@ -189,7 +192,7 @@ impl BucketCatalogue {
     /// # Errors
     /// [`Error::AuthMissing`]; [`Error::NotFound`]`(Bucket)` (also for another
     /// organization's id in hide mode; [`Error::FirewallOrgIsolation`] in reveal mode).
-    pub async fn get_bucket(
+    pub(super) async fn get_bucket(
         &self,
         caller: Option<&Principal>,
         bucket: &str,
@@ -204,7 +207,7 @@ impl BucketCatalogue {
     /// As [`BucketCatalogue::get_bucket`], then [`Error::AccessAdminRequired`] /
     /// [`Error::AccessRoleRequired`], [`Error::Validation`] (also on `writeScope` when it
     /// would switch between per-user and per-organization keys while objects exist).
-    pub async fn update_bucket(
+    pub(super) async fn update_bucket(
         &self,
         caller: Option<&Principal>,
         bucket: &str,

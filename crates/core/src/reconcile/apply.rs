@@ -1,6 +1,6 @@
 //! The applier: one fix per finding, each re-checked first and idempotent.
 
-use super::*;
+use super::{Applied, Finding, Fix, media_is_stale};
 use crate::domain::{BucketName, ByteSize, ContentType, ObjectKey};
 use crate::error::{Error, Resource};
 use crate::managed::arrival::{Arrival, Declared, confirmation, stored_content_type};

@@ -70,7 +70,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 /// Added to the presigned URL maximum before a pending row counts as abandoned.
-pub const STALE_PENDING_MARGIN: Duration = Duration::from_secs(3600);
+pub const STALE_PENDING_MARGIN: Duration = Duration::from_hours(1);
 
 /// How old a pending row must be before it is treated as abandoned: the longest a
 /// presigned upload URL can live ([`Expiry::MAX`], 7 days) plus [`STALE_PENDING_MARGIN`],
@@ -140,10 +140,10 @@ impl KeySpaces {
 }
 
 /// Default minimum age of an orphan object before `--delete-orphans` removes it.
-pub const DEFAULT_ORPHAN_MIN_AGE: Duration = Duration::from_secs(24 * 3600);
+pub const DEFAULT_ORPHAN_MIN_AGE: Duration = Duration::from_hours(24);
 
 /// Soft-deleted rows younger than this are left to the server's own Delete path.
-pub const SOFT_DELETE_GRACE: Duration = Duration::from_secs(300);
+pub const SOFT_DELETE_GRACE: Duration = Duration::from_mins(5);
 
 /// How many example keys a report keeps per category.
 pub const EXAMPLES_PER_CATEGORY: usize = 10;

@@ -1,6 +1,6 @@
 //! The planner: a streaming merge of the bucket listing and the rows of both tables.
 
-use super::*;
+use super::{Finding, KeySpaces, default_stale_after, media_is_stale};
 use crate::domain::{BucketName, ObjectKey};
 use crate::error::Error;
 use crate::managed::{ObjectRow, ObjectRowStore, ObjectStatus};

@@ -1,6 +1,6 @@
 //! Purge: soft-deleted rows and stale pending uploads, object then row.
 
-use super::*;
+use super::{EXAMPLES_PER_CATEGORY, Tally, media_is_stale};
 use crate::domain::{BucketName, ObjectKey};
 use crate::error::Error;
 use crate::managed::{ObjectRowStore, ObjectStatus};

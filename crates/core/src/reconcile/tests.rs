@@ -23,7 +23,7 @@ fn obj(key: &str, size: u64) -> ObjectSummary {
         key: key.to_owned(),
         size,
         etag: None,
-        last_modified: Some(NOW - Duration::from_secs(48 * 3600)),
+        last_modified: Some(NOW - Duration::from_hours(48)),
     }
 }
 
@@ -47,11 +47,11 @@ fn row(key: &str, status: ObjectStatus, size: u64, age: Duration) -> ObjectRow {
 }
 
 fn confirmed(key: &str, size: u64) -> ObjectRow {
-    row(key, ObjectStatus::Confirmed, size, Duration::from_secs(60))
+    row(key, ObjectStatus::Confirmed, size, Duration::from_mins(1))
 }
 
-const OLD: Duration = Duration::from_secs(8 * 24 * 3600);
-const YOUNG: Duration = Duration::from_secs(3600);
+const OLD: Duration = Duration::from_hours(192);
+const YOUNG: Duration = Duration::from_hours(1);
 
 /// A listing over `objects` (sorted here, by bytes), `empty_every`: every n-th call
 /// returns an empty page that still has a continuation token.
@@ -198,7 +198,7 @@ fn media_row(key: &str, status: MediaStatus, expires: Option<OffsetDateTime>) ->
         filename: "f.txt".into(),
         content_type: ContentType::parse("text/plain").unwrap(),
         declared_size: None,
-        created_at: NOW - Duration::from_secs(30 * 86_400),
+        created_at: NOW - Duration::from_hours(720),
         status,
         size: (status == MediaStatus::Confirmed).then_some(5),
         etag: None,
@@ -234,7 +234,7 @@ async fn media_rows_own_their_keys_and_uncovered_keys_are_not_orphans() {
         0,
     );
     let db = table(vec![]);
-    let hour = Duration::from_secs(3600);
+    let hour = Duration::from_hours(1);
     let media = media_table(vec![
         media_row("org/o1/a-kept.txt", MediaStatus::Confirmed, None),
         media_row("org/o1/b-arrived.txt", MediaStatus::Pending, Some(NOW)),
@@ -378,7 +378,7 @@ async fn an_arrived_media_object_over_the_limit_is_rejected_like_confirm() {
 
 #[tokio::test]
 async fn purge_removes_stale_media_rows_with_their_objects() {
-    let hour = Duration::from_secs(3600);
+    let hour = Duration::from_hours(1);
     let stale = media_row("org/o1/stale", MediaStatus::Pending, Some(NOW - 2 * hour));
     let young = media_row("org/o1/young", MediaStatus::Pending, Some(NOW));
     let kept = media_row("org/o1/kept", MediaStatus::Confirmed, None);
@@ -556,7 +556,7 @@ async fn orphans_are_kept_without_the_flag_and_when_young() {
     ));
     let mut a = Applier::new(&store, &db, &buckets, apply_opts(true));
     let mut young = obj("o/b/x", 1);
-    young.last_modified = Some(NOW - Duration::from_secs(60));
+    young.last_modified = Some(NOW - Duration::from_mins(1));
     assert_eq!(
         a.apply(&Finding::Orphan(young)).await.unwrap(),
         Applied::Skipped("younger than --older-than")
@@ -571,7 +571,7 @@ async fn an_old_orphan_is_deleted_after_rechecking() {
             size: 1,
             etag: None,
             content_type: None,
-            last_modified: Some(NOW - Duration::from_secs(48 * 3600)),
+            last_modified: Some(NOW - Duration::from_hours(48)),
         })
     });
     store.expect_delete().times(1).returning(|_, _| Ok(()));
