@@ -50,7 +50,9 @@ enum Mode {
 /// A file the caller may read: where its bytes are and what a response says about them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadableFile {
+    /// The physical bucket holding the bytes.
     pub bucket: BucketName,
+    /// The object key of the bytes.
     pub key: ObjectKey,
     /// The recorded content type.
     pub content_type: String,
@@ -108,6 +110,8 @@ pub struct FileAccess {
 }
 
 impl FileAccess {
+    /// Reads through `media`, and through `managed` while managed mode is on (`None`: every
+    /// id is a media id or unknown).
     #[must_use]
     pub fn new(media: Arc<MediaService>, managed: Option<Arc<ManagedService>>) -> Self {
         Self { media, managed }

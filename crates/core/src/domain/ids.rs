@@ -10,6 +10,7 @@ macro_rules! prefixed_id {
         pub struct $name(String);
 
         impl $name {
+            #[doc = concat!("What every id of this type starts with: `", $prefix, "`.")]
             pub const PREFIX: &'static str = $prefix;
 
             /// A fresh random id.
@@ -38,6 +39,7 @@ macro_rules! prefixed_id {
                 }
             }
 
+            /// The id as text, prefix included.
             #[must_use]
             pub fn as_str(&self) -> &str {
                 &self.0
