@@ -28,6 +28,8 @@ pub enum FileId {
 }
 
 impl FileId {
+    /// Reads a file id: a media id (`med_…`) or an object id (`obj_…`).
+    ///
     /// # Errors
     /// [`Error::Validation`] on `id` unless it is a media or an object id.
     pub fn parse(raw: &str) -> Result<Self, Error> {

@@ -23,6 +23,8 @@ impl Default for RoleHierarchy {
 }
 
 impl RoleHierarchy {
+    /// A hierarchy of `roles`, lowest privilege first.
+    ///
     /// # Errors
     /// [`Error::Validation`] on field `roleHierarchy` when empty, with duplicates, or with
     /// a name that could not be written in a rule (see [`AccessRule`]).

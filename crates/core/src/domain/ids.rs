@@ -19,6 +19,8 @@ macro_rules! prefixed_id {
                 Self(format!("{}{}", Self::PREFIX, uuid::Uuid::new_v4().simple()))
             }
 
+            /// Reads an id back from its text form.
+            ///
             /// # Errors
             /// [`Error::Validation`](crate::error::Error::Validation) on field `id` unless it is the prefix and 32 lowercase
             /// hex digits.

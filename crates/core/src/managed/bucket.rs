@@ -31,6 +31,8 @@ impl ReadScope {
         }
     }
 
+    /// Reads a scope as the API writes it ([`ReadScope::as_str`]).
+    ///
     /// # Errors
     /// [`Error::Validation`] on field `readScope`.
     pub fn parse(raw: &str) -> Result<Self, Error> {

@@ -16,6 +16,8 @@ use time::OffsetDateTime;
 pub struct ObjectPath(String);
 
 impl ObjectPath {
+    /// Validates a path a client sent; nothing is rewritten.
+    ///
     /// # Errors
     /// [`Error::Validation`] on field `path`.
     pub fn parse(raw: impl Into<String>) -> Result<Self, Error> {
@@ -134,6 +136,8 @@ impl ObjectStatus {
         }
     }
 
+    /// Reads a status as FILES_DB stores it ([`ObjectStatus::as_str`]).
+    ///
     /// # Errors
     /// [`Error::Validation`] on `status`.
     pub fn parse(raw: &str) -> Result<Self, Error> {

@@ -155,6 +155,8 @@ impl std::fmt::Debug for MediaService {
 }
 
 impl MediaService {
+    /// A service over these ports, applying `policy`.
+    ///
     /// # Errors
     /// [`Error::Validation`] on `access.<operation>` when a `role+` rule names a role
     /// missing from `policy.shared.roles` (it would admit nobody).

@@ -22,6 +22,8 @@ impl MediaStatus {
         }
     }
 
+    /// Reads a status as the media table stores it ([`MediaStatus::as_str`]).
+    ///
     /// # Errors
     /// [`Error::Validation`] on field `status` for anything but `pending` or `confirmed`.
     pub fn parse(raw: &str) -> Result<Self, Error> {
@@ -92,6 +94,8 @@ impl MediaCursor {
         format!("{}.{}", self.created_at.unix_timestamp_nanos(), self.id)
     }
 
+    /// Reads back the text form [`MediaCursor::encode`] made.
+    ///
     /// # Errors
     /// [`Error::Validation`] on field `cursor` for anything [`MediaCursor::encode`] did not make.
     pub fn decode(raw: &str) -> Result<Self, Error> {
