@@ -89,8 +89,8 @@ impl RequestInfo {
 /// Input of [`MediaService::sign_upload`], as the client sent it.
 #[derive(Debug, Clone, Default)]
 pub struct SignUpload {
-    /// The file's name: 1–255 bytes, no `/`, `\`, control or bidirectional control
-    /// characters; kept verbatim in the row, made key-safe in the key.
+    /// The file's name, checked by [`validate_filename`]; kept verbatim in the row, and
+    /// as [`key_safe_filename`] makes it in the key.
     pub filename: String,
     /// The media type the PUT must send (normalised, then signed).
     pub content_type: String,

@@ -340,9 +340,9 @@ pub enum Applied {
 /// Count and bytes of one category.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Tally {
-    /// Findings of this category.
+    /// Findings of this category (rows, in a [`PurgeReport`]).
     pub count: u64,
-    /// Their bytes, each counted as [`Finding::bytes`] does.
+    /// Their bytes: [`Finding::bytes`] of each finding (a purge adds up the rows' sizes).
     pub bytes: u64,
     /// Fixed by `--apply` (including [`Fix::AlreadyResolved`]).
     pub fixed: u64,
