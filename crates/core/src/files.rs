@@ -28,6 +28,8 @@ pub enum FileId {
 }
 
 impl FileId {
+    /// Reads a file id: a media id (`med_…`) or an object id (`obj_…`).
+    ///
     /// # Errors
     /// [`Error::Validation`] on `id` unless it is a media or an object id.
     pub fn parse(raw: &str) -> Result<Self, Error> {
@@ -50,7 +52,9 @@ enum Mode {
 /// A file the caller may read: where its bytes are and what a response says about them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadableFile {
+    /// The physical bucket holding the bytes.
     pub bucket: BucketName,
+    /// The object key of the bytes.
     pub key: ObjectKey,
     /// The recorded content type.
     pub content_type: String,
@@ -108,6 +112,8 @@ pub struct FileAccess {
 }
 
 impl FileAccess {
+    /// Reads through `media`, and through `managed` while managed mode is on (`None`: every
+    /// id is a media id or unknown).
     #[must_use]
     pub fn new(media: Arc<MediaService>, managed: Option<Arc<ManagedService>>) -> Self {
         Self { media, managed }

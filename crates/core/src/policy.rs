@@ -39,13 +39,16 @@ impl Default for AccessPolicy {
 /// uploader's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileOwner<'a> {
+    /// An organization's file (the organization's id).
     Org(&'a str),
+    /// A file uploaded without an organization (its uploader's user id).
     User(&'a str),
 }
 
 /// A caller past authentication and the organization context.
 #[derive(Debug, Clone, Copy)]
 pub struct Scoped<'p> {
+    /// The authenticated caller.
     pub principal: &'p Principal,
     /// The caller's active organization.
     pub org: &'p str,
@@ -58,11 +61,13 @@ pub struct AccessChecker {
 }
 
 impl AccessChecker {
+    /// A checker applying `policy`.
     #[must_use]
     pub fn new(policy: AccessPolicy) -> Self {
         Self { policy }
     }
 
+    /// The policy it applies.
     #[must_use]
     pub fn policy(&self) -> &AccessPolicy {
         &self.policy

@@ -23,6 +23,8 @@ impl Default for RoleHierarchy {
 }
 
 impl RoleHierarchy {
+    /// A hierarchy of `roles`, lowest privilege first.
+    ///
     /// # Errors
     /// [`Error::Validation`] on field `roleHierarchy` when empty, with duplicates, or with
     /// a name that could not be written in a rule (see [`AccessRule`]).
@@ -114,7 +116,9 @@ impl fmt::Display for RoleTerm {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
 pub enum AccessRule {
+    /// `PUBLIC`: anyone, with or without credentials; every call is audit-logged.
     Public,
+    /// `authenticated`: any authenticated principal, whatever its roles.
     Authenticated,
     /// Any of these terms; an empty list admits only platform admins.
     AnyOf(Vec<RoleTerm>),
@@ -124,7 +128,9 @@ pub enum AccessRule {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid access rule '{input}': {reason}")]
 pub struct InvalidAccessRule {
+    /// The refused rule, as written.
     pub input: String,
+    /// Why it was refused.
     pub reason: &'static str,
 }
 
@@ -147,6 +153,7 @@ impl AccessRule {
         Self::AnyOf(vec![RoleTerm::AtLeast(role.into())])
     }
 
+    /// Whether the rule is `PUBLIC` (authentication skipped, calls audit-logged).
     #[must_use]
     pub fn is_public(&self) -> bool {
         matches!(self, Self::Public)
@@ -276,8 +283,11 @@ impl fmt::Display for AccessRule {
 /// The operations of the presign-only media routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MediaOperation {
+    /// `POST /api/v1/media/sign-upload`, and the confirm of an upload.
     SignUpload,
+    /// `POST /api/v1/media/{id}/sign-download`, and downloads by id through the server.
     SignDownload,
+    /// `GET /api/v1/media`: the organization's files.
     List,
 }
 
@@ -298,8 +308,11 @@ impl MediaOperation {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AccessRules {
+    /// Who may sign uploads and confirm them (`[access] sign_upload`).
     pub sign_upload: AccessRule,
+    /// Who may sign downloads and download by id (`[access] sign_download`).
     pub sign_download: AccessRule,
+    /// Who may list the organization's files (`[access] list`).
     pub list: AccessRule,
 }
 
@@ -314,6 +327,7 @@ impl Default for AccessRules {
 }
 
 impl AccessRules {
+    /// The rule of `op`.
     #[must_use]
     pub fn rule(&self, op: MediaOperation) -> &AccessRule {
         match op {

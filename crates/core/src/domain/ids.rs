@@ -10,6 +10,7 @@ macro_rules! prefixed_id {
         pub struct $name(String);
 
         impl $name {
+            #[doc = concat!("What every id of this type starts with: `", $prefix, "`.")]
             pub const PREFIX: &'static str = $prefix;
 
             /// A fresh random id.
@@ -18,6 +19,8 @@ macro_rules! prefixed_id {
                 Self(format!("{}{}", Self::PREFIX, uuid::Uuid::new_v4().simple()))
             }
 
+            /// Reads an id back from its text form.
+            ///
             /// # Errors
             /// [`Error::Validation`](crate::error::Error::Validation) on field `id` unless it is the prefix and 32 lowercase
             /// hex digits.
@@ -38,6 +41,7 @@ macro_rules! prefixed_id {
                 }
             }
 
+            /// The id as text, prefix included.
             #[must_use]
             pub fn as_str(&self) -> &str {
                 &self.0

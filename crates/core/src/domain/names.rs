@@ -14,6 +14,8 @@ pub const MAX_KEY_BYTES: usize = 1024;
 pub struct ObjectKey(String);
 
 impl ObjectKey {
+    /// Validates a key; nothing is rewritten.
+    ///
     /// # Errors
     /// [`Error::Validation`] on field `key` when the rules above are broken.
     pub fn parse(raw: impl Into<String>) -> Result<Self, Error> {
@@ -70,6 +72,8 @@ impl Serialize for ObjectKey {
 pub struct BucketName(String);
 
 impl BucketName {
+    /// Validates a bucket name.
+    ///
     /// # Errors
     /// [`Error::Validation`] on field `bucket`.
     pub fn parse(raw: impl Into<String>) -> Result<Self, Error> {
@@ -109,6 +113,8 @@ impl fmt::Display for BucketName {
 pub struct ContentType(MediaType);
 
 impl ContentType {
+    /// Parses a media type and keeps its normalised form.
+    ///
     /// # Errors
     /// [`Error::Validation`] on field `contentType` unless it is an RFC 9110 media type
     /// (`type/subtype` tokens, `; name=value` parameters with token or quoted-string

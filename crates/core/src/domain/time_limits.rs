@@ -15,6 +15,8 @@ impl Expiry {
     /// The longest expiry, as a value.
     pub const MAX: Self = Self(604_800);
 
+    /// An expiry of `secs` seconds.
+    ///
     /// # Errors
     /// [`Error::Validation`] on field `expiresIn` outside 1..=604800.
     pub fn from_secs(secs: u64) -> Result<Self, Error> {

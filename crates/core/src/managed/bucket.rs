@@ -20,6 +20,7 @@ pub enum ReadScope {
 }
 
 impl ReadScope {
+    /// The scope as the API and FILES_DB write it (`public`, `authenticated`, `org`, `user`).
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -30,6 +31,8 @@ impl ReadScope {
         }
     }
 
+    /// Reads a scope as the API writes it ([`ReadScope::as_str`]).
+    ///
     /// # Errors
     /// [`Error::Validation`] on field `readScope`.
     pub fn parse(raw: &str) -> Result<Self, Error> {
@@ -110,6 +113,7 @@ impl fmt::Display for WriteScope {
 /// One entry of a MIME allow-list: `type/subtype`, `type/*` or `*/*`, in lower case.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum MimePattern {
+    /// `*/*`: any type.
     Any,
     /// `image/*`: every subtype of this type.
     Type(String),
@@ -176,27 +180,34 @@ pub fn mime_allowed(allowed: &[MimePattern], content_type: &ContentType) -> bool
 /// A row of the `buckets` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bucket {
+    /// The bucket's id (`bkt_…`).
     pub id: BucketId,
     /// Unique within its organization, or among project-wide buckets.
     pub name: BucketName,
     /// `None`: a project-wide bucket, visible from every organization.
     pub organization_id: Option<String>,
+    /// Who may read its objects.
     pub read_scope: ReadScope,
+    /// Who may write its objects, and whose segment their keys are filed under.
     pub write_scope: WriteScope,
     /// `None`: the service-wide maximum.
     pub file_size_limit: Option<ByteSize>,
     /// Empty: any type.
     pub allowed_mime_types: Vec<MimePattern>,
+    /// When the bucket was created.
     pub created_at: OffsetDateTime,
+    /// When its settings last changed.
     pub updated_at: OffsetDateTime,
 }
 
 impl Bucket {
+    /// Whether the bucket belongs to no organization (it is visible from every one).
     #[must_use]
     pub fn is_project_wide(&self) -> bool {
         self.organization_id.is_none()
     }
 
+    /// Whether anyone may read its objects without credentials ([`ReadScope::Public`]).
     #[must_use]
     pub fn is_public(&self) -> bool {
         self.read_scope == ReadScope::Public
@@ -222,10 +233,15 @@ impl Bucket {
 /// avatars and organization logos into these).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DefaultBucket {
+    /// The bucket's name.
     pub name: &'static str,
+    /// Who may read its objects.
     pub read_scope: ReadScope,
+    /// Its write scope, as [`WriteScope::parse`] reads it (`user`, `admin+`).
     pub write_scope: &'static str,
+    /// Its own size limit.
     pub file_size_limit: ByteSize,
+    /// Its MIME allow-list, as [`MimePattern::parse`] reads each entry.
     pub allowed_mime_types: &'static [&'static str],
 }
 

@@ -16,6 +16,7 @@ use std::sync::Arc;
 /// Input of [`ManagedService::create_bucket`], as the client sent it.
 #[derive(Debug, Clone, Default)]
 pub struct CreateBucket {
+    /// The bucket's name, checked as a [`BucketName`] (errors on field `name`).
     pub name: String,
     /// A bucket for every organization (platform admins only); otherwise the caller's
     /// organization's.
@@ -33,10 +34,14 @@ pub struct CreateBucket {
 /// Input of [`ManagedService::update_bucket`]: `None` leaves a field unchanged.
 #[derive(Debug, Clone, Default)]
 pub struct UpdateBucket {
+    /// A new read scope: `public`, `authenticated`, `org` or `user`.
     pub read_scope: Option<String>,
+    /// A new write scope: `org`, `user` or an access rule; switching between per-user and
+    /// per-organization keys is refused while the bucket holds objects.
     pub write_scope: Option<String>,
     /// `Some(None)` removes the bucket's own limit.
     pub file_size_limit: Option<Option<u64>>,
+    /// A new allow-list (`image/png`, `image/*`); an empty list allows any type.
     pub allowed_mime_types: Option<Vec<String>>,
 }
 

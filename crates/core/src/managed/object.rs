@@ -16,6 +16,8 @@ use time::OffsetDateTime;
 pub struct ObjectPath(String);
 
 impl ObjectPath {
+    /// Validates a path a client sent; nothing is rewritten.
+    ///
     /// # Errors
     /// [`Error::Validation`] on field `path`.
     pub fn parse(raw: impl Into<String>) -> Result<Self, Error> {
@@ -49,6 +51,7 @@ impl ObjectPath {
         key_problem(raw).or_else(|| raw.contains('\\').then_some("must not contain '\\'"))
     }
 
+    /// The path as the client gave it.
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0
@@ -71,6 +74,7 @@ pub enum Owner<'a> {
 }
 
 impl<'a> Owner<'a> {
+    /// The id filed as the key's first segment.
     #[must_use]
     pub fn segment(self) -> &'a str {
         match self {
@@ -123,6 +127,7 @@ pub enum ObjectStatus {
 }
 
 impl ObjectStatus {
+    /// The status as FILES_DB stores it (`pending`, `confirmed`).
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -131,6 +136,8 @@ impl ObjectStatus {
         }
     }
 
+    /// Reads a status as FILES_DB stores it ([`ObjectStatus::as_str`]).
+    ///
     /// # Errors
     /// [`Error::Validation`] on `status`.
     pub fn parse(raw: &str) -> Result<Self, Error> {
@@ -145,7 +152,9 @@ impl ObjectStatus {
 /// A row of the `objects` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectRow {
+    /// The row's id (`obj_…`).
     pub id: ObjectId,
+    /// The managed bucket the object belongs to.
     pub bucket_id: BucketId,
     /// The uploader's active organization, if any.
     pub organization_id: Option<String>,
@@ -155,13 +164,22 @@ pub struct ObjectRow {
     pub segment: String,
     /// `<segment>/<bucket name>/<path>`; unique.
     pub key: ObjectKey,
+    /// The path inside the bucket, as the client named it.
     pub path: ObjectPath,
+    /// Declared while pending; once confirmed, the stored object's (storage's when it
+    /// reports a valid one).
     pub content_type: ContentType,
     /// Declared while pending, real once confirmed.
     pub size: u64,
+    /// The stored object's etag, set by confirmation (`None` while pending, or when storage
+    /// reported none).
     pub etag: Option<String>,
+    /// Pending until the object is checked in storage, then confirmed.
     pub status: ObjectStatus,
+    /// When the row was inserted; a pending row's age counts from it.
     pub created_at: OffsetDateTime,
+    /// When the row was inserted or last confirmed; fixes and purge compare it to skip a row
+    /// that changed since it was read.
     pub updated_at: OffsetDateTime,
     /// Set while a delete is in progress; such rows are never served.
     pub deleted_at: Option<OffsetDateTime>,
@@ -179,19 +197,28 @@ impl ObjectRow {
 /// (the server's `ObjectView` is its wire form).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
+    /// The row's id (`obj_…`).
     pub id: ObjectId,
+    /// The object's key in the physical bucket (`<segment>/<bucket name>/<path>`).
     pub key: ObjectKey,
     /// The bucket's name.
     pub bucket: String,
+    /// The path inside the bucket.
     pub path: ObjectPath,
+    /// Size in bytes, as the row records it.
     pub size: u64,
+    /// The stored object's etag, when storage reported one.
     pub etag: Option<String>,
+    /// The recorded content type.
     pub content_type: String,
+    /// When the row was created.
     pub created_at: OffsetDateTime,
+    /// When the object was last written or confirmed.
     pub updated_at: OffsetDateTime,
 }
 
 impl ObjectInfo {
+    /// The view of `row`, in the bucket named `bucket`.
     #[must_use]
     pub fn new(row: &ObjectRow, bucket: &BucketName) -> Self {
         Self {

@@ -26,9 +26,11 @@ use time::OffsetDateTime;
 
 /// Input of [`ManagedService::upload`]: the request body, streamed.
 pub struct Upload {
+    /// The request's `Content-Type`, checked against the bucket's allow-list.
     pub content_type: String,
     /// The request's `Content-Length`; checked against the limit before any byte is read.
     pub content_length: u64,
+    /// The request body, streamed to storage as it arrives.
     pub body: ByteStream,
     /// Replace an existing object at the path instead of answering 409.
     pub upsert: bool,
@@ -47,6 +49,8 @@ impl std::fmt::Debug for Upload {
 /// Input of [`ManagedService::presign`].
 #[derive(Debug, Clone, Default)]
 pub struct PresignUpload {
+    /// The content type the PUT must send (it is signed), checked against the bucket's
+    /// allow-list.
     pub content_type: String,
     /// Signed as `Content-Length`: storage refuses any other body size.
     pub size: u64,
@@ -55,6 +59,7 @@ pub struct PresignUpload {
 /// Input of [`ManagedService::list`].
 #[derive(Debug, Clone, Default)]
 pub struct ListObjects {
+    /// Only paths starting with this (a plain string prefix; empty: none).
     pub prefix: Option<String>,
     /// 1..=1000, default 100.
     pub limit: Option<u32>,
@@ -66,24 +71,35 @@ pub struct ListObjects {
 /// call confirm.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PresignedUpload {
+    /// The pending row's id.
     pub id: ObjectId,
+    /// The object key the URL writes (`<segment>/<bucket name>/<path>`).
     pub key: ObjectKey,
+    /// The presigned, create-only PUT URL.
     pub upload_url: String,
+    /// Always `PUT`.
     pub method: &'static str,
+    /// Headers the PUT must send exactly as given (they are signed, `If-None-Match: *`
+    /// included).
     pub headers: BTreeMap<String, String>,
+    /// When the URL stops working.
     pub expires_at: OffsetDateTime,
 }
 
 /// One page of [`ManagedService::list`], by path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectPage {
+    /// The objects of this page, by path in byte order.
     pub items: Vec<ObjectInfo>,
+    /// The `cursor` of the next page, when more objects may follow.
     pub next_cursor: Option<String>,
 }
 
 /// Result of [`ManagedService::url`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectUrl {
+    /// `<files_url>/public/<key>` for a public bucket's object; otherwise a files-listener URL
+    /// with a `?token=`, or a signed storage GET.
     pub url: String,
     /// Set for signed URLs of private buckets; public URLs do not expire.
     pub expires_at: Option<OffsetDateTime>,
@@ -92,13 +108,17 @@ pub struct ObjectUrl {
 /// A download: the row's view, whether it may be cached publicly, and the body.
 #[derive(Debug)]
 pub struct Download {
+    /// The object, as its row describes it.
     pub object: ObjectInfo,
     /// The bucket is `public`: safe for `Cache-Control: public`.
     pub public: bool,
+    /// The bytes (the whole object or the requested range) and storage's metadata.
     pub body: GetObject,
 }
 
+/// Objects per page of [`ManagedService::list`] when no `limit` is given.
 pub const DEFAULT_OBJECT_LIST_LIMIT: u32 = 100;
+/// The largest `limit` [`ManagedService::list`] accepts.
 pub const MAX_OBJECT_LIST_LIMIT: u32 = 1000;
 /// Rows deleted per round when emptying a bucket.
 const EMPTY_BATCH: u32 = 100;

@@ -65,17 +65,22 @@ pub trait BucketStore: Send + Sync {
 /// What a confirmation writes into a row: the object's real metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectConfirmation {
+    /// The object's size in bytes.
     pub size: u64,
+    /// The object's etag, when storage reported one.
     pub etag: Option<String>,
+    /// The content type to record.
     pub content_type: ContentType,
     /// The user who uploaded this version.
     pub owner_id: String,
+    /// When it was confirmed: the row's new `updated_at`.
     pub at: OffsetDateTime,
 }
 
 /// A page request of [`ObjectRowStore::list_objects`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectQuery {
+    /// The bucket whose rows are listed.
     pub bucket_id: BucketId,
     /// The owner segment (user id or organization id).
     pub segment: String,
@@ -85,13 +90,16 @@ pub struct ObjectQuery {
     pub owner_id: Option<String>,
     /// Only paths strictly after this one.
     pub after: Option<String>,
+    /// At most this many rows.
     pub limit: u32,
 }
 
 /// One page of rows; `next` is the last row's path when more may follow.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ObjectRowPage {
+    /// The rows, by path in byte order.
     pub items: Vec<ObjectRow>,
+    /// The last row's path when more rows may follow: the next page's `after`.
     pub next: Option<String>,
 }
 

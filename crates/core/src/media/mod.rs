@@ -62,12 +62,14 @@ pub struct MediaPolicy {
 pub struct RequestInfo {
     /// The matched route, e.g. `/api/v1/media/{id}/sign-download`.
     pub route: String,
+    /// The HTTP method, e.g. `POST`.
     pub method: String,
     /// The client address, when known.
     pub ip: Option<String>,
 }
 
 impl RequestInfo {
+    /// A request of `method` on `route`, from an unknown address.
     pub fn new(method: impl Into<String>, route: impl Into<String>) -> Self {
         Self {
             route: route.into(),
@@ -76,6 +78,7 @@ impl RequestInfo {
         }
     }
 
+    /// Sets the client address.
     #[must_use]
     pub fn with_ip(mut self, ip: impl Into<String>) -> Self {
         self.ip = Some(ip.into());
@@ -86,34 +89,52 @@ impl RequestInfo {
 /// Input of [`MediaService::sign_upload`], as the client sent it.
 #[derive(Debug, Clone, Default)]
 pub struct SignUpload {
+    /// The file's name, checked by [`validate_filename`]; kept verbatim in the row, and
+    /// as [`key_safe_filename`] makes it in the key.
     pub filename: String,
+    /// The media type the PUT must send (normalised, then signed).
     pub content_type: String,
+    /// The size in bytes, signed as `Content-Length` when given; required when
+    /// [`MediaPolicy::require_size`] is set.
     pub size: Option<u64>,
 }
 
 /// Input of [`MediaService::sign_download`], as the client sent it.
 #[derive(Debug, Clone, Default)]
 pub struct SignDownload {
+    /// The URL's lifetime in seconds (1–604800); `None`: 600.
     pub expires_in: Option<u64>,
+    /// A name to download as (`Content-Disposition: attachment`), under the rules of
+    /// [`SignUpload::filename`].
     pub download_filename: Option<String>,
 }
 
 /// Result of [`MediaService::sign_upload`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedUpload {
+    /// The new pending row's id, for confirm.
     pub id: MediaId,
+    /// The presigned, create-only PUT URL.
     pub upload_url: String,
+    /// The object key the URL writes: `org/<orgId>/<uuid>-<safe filename>`.
     pub key: ObjectKey,
+    /// Headers the PUT must send exactly as given (they are signed, `If-None-Match: *`
+    /// included).
     pub headers: BTreeMap<String, String>,
+    /// When the URL stops working (the row records it too).
     pub expires_at: OffsetDateTime,
 }
 
+/// Rows per page of [`MediaService::list`] when no `limit` is given.
 pub const DEFAULT_LIST_LIMIT: u32 = 50;
+/// The largest `limit` [`MediaService::list`] accepts.
 pub const MAX_LIST_LIMIT: u32 = 200;
 
 /// Longest `resource` written to the audit log; the id comes from the URL, unvalidated.
 const MAX_AUDITED_RESOURCE: usize = 128;
 
+/// The presign-only media use cases (see the module docs): sign an upload, confirm it,
+/// sign a download, list the organization's files.
 pub struct MediaService {
     storage: Storage,
     objects: Arc<dyn ObjectStore>,
@@ -134,6 +155,8 @@ impl std::fmt::Debug for MediaService {
 }
 
 impl MediaService {
+    /// A service over these ports, applying `policy`.
+    ///
     /// # Errors
     /// [`Error::Validation`] on `access.<operation>` when a `role+` rule names a role
     /// missing from `policy.shared.roles` (it would admit nobody).
@@ -157,6 +180,7 @@ impl MediaService {
         })
     }
 
+    /// The limits and rules the service applies.
     #[must_use]
     pub fn policy(&self) -> &MediaPolicy {
         &self.policy

@@ -26,6 +26,8 @@ impl Credentials {
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait Authenticator: Send + Sync {
+    /// The principal the credentials identify.
+    ///
     /// # Errors
     /// - [`Error::AuthMissing`] when no credential this authenticator understands is present.
     /// - [`Error::AuthInvalidToken`] when one is present but malformed, forged, or signed with another algorithm.

@@ -13,6 +13,7 @@ pub enum MediaStatus {
 }
 
 impl MediaStatus {
+    /// The status as the media table stores it (`pending`, `confirmed`).
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -21,6 +22,8 @@ impl MediaStatus {
         }
     }
 
+    /// Reads a status as the media table stores it ([`MediaStatus::as_str`]).
+    ///
     /// # Errors
     /// [`Error::Validation`] on field `status` for anything but `pending` or `confirmed`.
     pub fn parse(raw: &str) -> Result<Self, Error> {
@@ -35,16 +38,25 @@ impl MediaStatus {
 /// A row of the media table: one presigned upload in presign-only mode.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Media {
+    /// The row's id (`med_…`).
     pub id: MediaId,
+    /// The physical bucket the upload was signed into.
     pub bucket: BucketName,
+    /// The object key: `org/<orgId>/<uuid>-<safe filename>`.
     pub key: ObjectKey,
+    /// The uploader's active organization when signing; the firewall compares it.
     pub organization_id: String,
+    /// The user who signed the upload.
     pub uploader_id: String,
     /// The file name the client gave, kept verbatim (validated, never a path).
     pub filename: String,
+    /// The signed content type; once confirmed, the stored object's.
     pub content_type: ContentType,
+    /// The size in bytes signed at upload; `None` when the client declared none.
     pub declared_size: Option<u64>,
+    /// When the upload was signed.
     pub created_at: OffsetDateTime,
+    /// Pending until the object is checked in storage, then confirmed.
     pub status: MediaStatus,
     /// The stored object's size, set by confirmation (`None` while pending, and for rows
     /// confirmed by the schema migration before their object was ever checked).
@@ -58,15 +70,20 @@ pub struct Media {
 /// What a confirmation writes into a media row: the object's real metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaConfirmation {
+    /// The object's size in bytes.
     pub size: u64,
+    /// The object's etag, when storage reported one.
     pub etag: Option<String>,
+    /// The content type to record.
     pub content_type: ContentType,
 }
 
 /// Position in the newest-first listing: rows strictly after (older than) this one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaCursor {
+    /// `created_at` of the last row already returned.
     pub created_at: OffsetDateTime,
+    /// That row's id, which orders rows created at the same instant.
     pub id: MediaId,
 }
 
@@ -77,6 +94,8 @@ impl MediaCursor {
         format!("{}.{}", self.created_at.unix_timestamp_nanos(), self.id)
     }
 
+    /// Reads back the text form [`MediaCursor::encode`] made.
+    ///
     /// # Errors
     /// [`Error::Validation`] on field `cursor` for anything [`MediaCursor::encode`] did not make.
     pub fn decode(raw: &str) -> Result<Self, Error> {
@@ -92,7 +111,9 @@ impl MediaCursor {
 /// One page of media rows, newest first.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MediaPage {
+    /// The rows, newest first.
     pub items: Vec<Media>,
+    /// Where the next page starts, when more rows may follow.
     pub next: Option<MediaCursor>,
 }
 

@@ -16,10 +16,14 @@ use time::OffsetDateTime;
 /// Settings of [`Applier`].
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
+    /// The physical bucket the objects are in.
     pub bucket: BucketName,
     /// The service-wide maximum object size (buckets without a limit use it).
     pub max_file_size: ByteSize,
+    /// "Now" for the age checks (stale rows, orphans' age).
     pub now: OffsetDateTime,
+    /// Pending FILES_DB rows older than this without an object are stale, as in
+    /// [`PlanOptions::stale_after`] (media rows use [`media_is_stale`]).
     pub stale_after: Duration,
     /// Delete orphan objects (otherwise they are only reported).
     pub delete_orphans: bool,
@@ -48,6 +52,8 @@ impl std::fmt::Debug for Applier<'_> {
 const SKIP_ROW_CHANGED: &str = "the row changed since it was read";
 
 impl<'a> Applier<'a> {
+    /// An applier of FILES_DB findings through these ports; media findings need
+    /// [`Applier::with_media`] ([`Applier::apply`] answers [`Error::Internal`] without it).
     #[must_use]
     pub fn new(
         objects: &'a dyn ObjectStore,

@@ -171,6 +171,7 @@ pub enum Category {
 }
 
 impl Category {
+    /// Every category, in the order reports list them (their `Ord`).
     pub const ALL: [Self; 6] = [
         Self::Orphan,
         Self::Missing,
@@ -186,6 +187,7 @@ impl Category {
         self != Self::Uncovered
     }
 
+    /// The category's name in reports and JSON (`orphan`, `stale_pending`, …).
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -215,15 +217,26 @@ impl Category {
 /// One difference between storage and FILES_DB, at one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Finding {
+    /// An object without a row of either table, in a covered key space ([`KeySpaces`]).
     Orphan(ObjectSummary),
+    /// A confirmed, not soft-deleted FILES_DB row whose object is not in storage.
     Missing(ObjectRow),
+    /// A pending FILES_DB row without its object, created more than
+    /// [`PlanOptions::stale_after`] ago.
     StalePending(ObjectRow),
+    /// A pending FILES_DB row whose object is in storage (its confirm never came).
     Arrived {
+        /// The pending row, as the plan read it.
         row: ObjectRow,
+        /// The object, as the listing showed it.
         object: ObjectSummary,
     },
+    /// A confirmed FILES_DB row whose size or etag (with [`PlanOptions::deep`], also content
+    /// type) differ from its object's.
     Mismatch {
+        /// The confirmed row, as the plan read it.
         row: ObjectRow,
+        /// The object, as the listing showed it.
         object: ObjectSummary,
         /// `size`, `etag`, `content_type`: what differs.
         fields: Vec<&'static str>,
@@ -236,18 +249,24 @@ pub enum Finding {
     MediaStale(Media),
     /// A pending media row whose object arrived.
     MediaArrived {
+        /// The pending media row, as the plan read it.
         row: Media,
+        /// The object, as the listing showed it.
         object: ObjectSummary,
     },
     /// A confirmed media row whose recorded size, etag or type differ from storage.
     MediaMismatch {
+        /// The confirmed media row, as the plan read it.
         row: Media,
+        /// The object, as the listing showed it.
         object: ObjectSummary,
+        /// `size`, `etag`, `content_type`: what differs.
         fields: Vec<&'static str>,
     },
 }
 
 impl Finding {
+    /// The category the finding counts under; media findings share those of FILES_DB.
     #[must_use]
     pub fn category(&self) -> Category {
         match self {
@@ -260,6 +279,7 @@ impl Finding {
         }
     }
 
+    /// The object key the finding is about.
     #[must_use]
     pub fn key(&self) -> &str {
         match self {
@@ -310,6 +330,8 @@ pub enum Fix {
 /// The outcome of [`Applier::apply`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
+    /// The finding was dealt with, as the [`Fix`] says ([`Fix::AlreadyResolved`] when
+    /// someone else had).
     Fixed(Fix),
     /// Left as it is, with the reason.
     Skipped(&'static str),
@@ -318,7 +340,9 @@ pub enum Applied {
 /// Count and bytes of one category.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Tally {
+    /// Findings of this category (rows, in a [`PurgeReport`]).
     pub count: u64,
+    /// Their bytes: [`Finding::bytes`] of each finding (a purge adds up the rows' sizes).
     pub bytes: u64,
     /// Fixed by `--apply` (including [`Fix::AlreadyResolved`]).
     pub fixed: u64,
@@ -335,22 +359,32 @@ pub struct ReconcileReport {
     pub bucket: String,
     /// The managed bucket the run was limited to.
     pub bucket_name: Option<String>,
+    /// The key prefix the run was limited to ([`PlanOptions::prefix`]).
     pub prefix: Option<String>,
+    /// The key the run resumed after ([`PlanOptions::start_after`]).
     pub start_after: Option<String>,
+    /// Whether fixes were applied (`--apply`); `false` for a dry run.
     pub applied: bool,
+    /// Objects listed in storage within the run's range.
     pub scanned_objects: u64,
+    /// Their total size in bytes.
     pub scanned_bytes: u64,
+    /// Rows of both tables merged within the run's range.
     pub scanned_rows: u64,
     /// Pending rows without an object, younger than the stale threshold (not drift).
     pub in_flight: u64,
     /// Soft-deleted rows (a delete in progress, or for `purge`; not drift).
     pub soft_deleted: u64,
+    /// Count, bytes, outcomes and example keys per category ([`ReconcileReport::new`] lists
+    /// every category, found or not).
     pub categories: BTreeMap<Category, Tally>,
     /// The last key the run got through; resume with `--start-after` it.
     pub last_key: Option<String>,
 }
 
 impl ReconcileReport {
+    /// An empty report of a run with `opts`, every category at zero; `applied` says whether
+    /// fixes will be applied.
     #[must_use]
     pub fn new(opts: &PlanOptions, applied: bool) -> Self {
         Self {
@@ -367,6 +401,8 @@ impl ReconcileReport {
         }
     }
 
+    /// Counts a finding in its category, and keeps its key while the category has fewer than
+    /// [`EXAMPLES_PER_CATEGORY`] examples.
     pub fn record(&mut self, finding: &Finding) {
         let t = self.categories.entry(finding.category()).or_default();
         t.count += 1;
@@ -376,6 +412,7 @@ impl ReconcileReport {
         }
     }
 
+    /// Counts what applying a finding did: [`Tally::fixed`] or [`Tally::skipped`].
     pub fn record_applied(&mut self, finding: &Finding, applied: &Applied) {
         let t = self.categories.entry(finding.category()).or_default();
         match applied {
@@ -419,7 +456,9 @@ impl ReconcileReport {
 /// from with `start_after`).
 #[derive(Debug)]
 pub struct Interrupted {
+    /// The error that stopped the run: a port error, or a side out of byte order.
     pub error: Error,
+    /// What the run found and did before it; its `last_key` is the last key fully handled.
     pub report: ReconcileReport,
 }
 

@@ -37,6 +37,8 @@ pub struct PlanOptions {
 }
 
 impl PlanOptions {
+    /// Options over all of `bucket` at `now`: no prefix, resume point or bucket filter,
+    /// [`default_stale_after`], no deep check, pages of 1000, and no covered key space.
     #[must_use]
     pub fn new(bucket: BucketName, now: OffsetDateTime) -> Self {
         Self {
@@ -57,10 +59,15 @@ impl PlanOptions {
 /// Counters of a running plan.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Progress {
+    /// Objects listed within the range (after the prefix, resume and bucket filters).
     pub objects: u64,
+    /// Their total size in bytes.
     pub object_bytes: u64,
+    /// Rows of both tables merged within the range.
     pub rows: u64,
+    /// Pending rows without an object that are not stale yet (uploads in flight; not drift).
     pub in_flight: u64,
+    /// Soft-deleted FILES_DB rows met (deletes in progress, left to purge; not drift).
     pub soft_deleted: u64,
     /// The last key merged.
     pub last_key: Option<String>,
@@ -97,6 +104,9 @@ impl std::fmt::Debug for Planner<'_> {
 }
 
 impl<'a> Planner<'a> {
+    /// A merge of the listing of [`PlanOptions::bucket`] in `objects` with the FILES_DB
+    /// `rows`; an empty prefix or resume key counts as none, and page sizes are clamped
+    /// (listing 1..=1000, rows at least 1).
     #[must_use]
     pub fn new(
         objects: &'a dyn ObjectStore,
@@ -150,11 +160,13 @@ impl<'a> Planner<'a> {
         self
     }
 
+    /// The options in force, as [`Planner::new`] normalised them.
     #[must_use]
     pub fn options(&self) -> &PlanOptions {
         &self.opts
     }
 
+    /// The counters so far.
     #[must_use]
     pub fn progress(&self) -> &Progress {
         &self.progress

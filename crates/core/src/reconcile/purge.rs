@@ -12,7 +12,9 @@ use time::OffsetDateTime;
 /// Settings of [`purge`].
 #[derive(Debug, Clone)]
 pub struct PurgeOptions {
+    /// The physical bucket of the FILES_DB rows' objects (media rows name their own).
     pub bucket: BucketName,
+    /// "Now" for the age checks.
     pub now: OffsetDateTime,
     /// Pending rows older than this go ([`default_stale_after`]).
     pub stale_after: Duration,
@@ -20,13 +22,16 @@ pub struct PurgeOptions {
     pub deleted_grace: Duration,
     /// Rows per batch.
     pub batch: u32,
+    /// Only count: nothing is deleted.
     pub dry_run: bool,
 }
 
 /// What [`purge`] found (and, unless a dry run, removed).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PurgeReport {
+    /// Whether this was a dry run (nothing deleted).
     pub dry_run: bool,
+    /// Rows of both tables read.
     pub scanned_rows: u64,
     /// Soft-deleted rows: count and bytes (row sizes).
     pub soft_deleted: Tally,
@@ -34,6 +39,7 @@ pub struct PurgeReport {
     pub stale_pending: Tally,
     /// Rows (with their objects) removed.
     pub purged: u64,
+    /// Pages read, of both tables.
     pub batches: u64,
 }
 

@@ -10,8 +10,11 @@ use std::collections::BTreeMap;
 /// Objects and bytes of live (confirmed, not soft-deleted) rows, and pending rows.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Usage {
+    /// Live objects: confirmed rows (FILES_DB's when not soft-deleted).
     pub objects: u64,
+    /// Their bytes: the recorded size (media rows without one: the declared size, or 0).
     pub bytes: u64,
+    /// Pending rows (FILES_DB's when not soft-deleted).
     pub pending: u64,
 }
 
