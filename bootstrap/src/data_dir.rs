@@ -20,6 +20,9 @@ pub enum SecretSource {
 const MIN_SECRET_LEN: usize = 32;
 
 /// The configured secret, or one generated once and kept in `<data>/dev-secret`.
+///
+/// # Errors
+/// `<data>/dev-secret` cannot be read, written or narrowed to 0600.
 pub fn auth_secret(config: &Config) -> anyhow::Result<(SecretString, SecretSource)> {
     use secrecy::ExposeSecret;
     if let Some(s) = &config.auth_secret {
@@ -52,7 +55,7 @@ fn random_hex(bytes: usize) -> String {
     use rand::RngCore;
     let mut buf = vec![0u8; bytes];
     rand::rng().fill_bytes(&mut buf);
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(buf)
 }
 
 /// Writes a secret readable by the owner only; an existing file is narrowed to 0600
@@ -86,6 +89,9 @@ fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {
 
 /// The data folder, owner-only (0700): databases, secrets and the embedded store's
 /// objects live in it, so a restrictive folder protects them whatever their own modes.
+///
+/// # Errors
+/// The folder cannot be created or its mode set.
 pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
     let context = || format!("creating data directory {}", dir.display());
     #[cfg(unix)]
@@ -110,6 +116,9 @@ pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
 
 /// The embedded store's folder, owner-only like the data folder around it (s3s-fs
 /// creates it, and its object files, with the process umask).
+///
+/// # Errors
+/// The folder's mode cannot be set.
 pub fn restrict_objects_dir(data_dir: &Path) -> anyhow::Result<()> {
     let objects = data_dir.join(crate::storage::EMBEDDED_OBJECTS_DIR);
     if objects.is_dir() {
@@ -122,6 +131,9 @@ pub fn restrict_objects_dir(data_dir: &Path) -> anyhow::Result<()> {
 /// Makes a SQLite database owner-only before it is opened: an empty file is created
 /// 0600 (SQLite gives its `-wal` and `-shm` files the database's mode), an existing one
 /// and its sidecars are narrowed.
+///
+/// # Errors
+/// The file cannot be created or its mode (or a sidecar's) set.
 pub fn prepare_database(path: &Path) -> anyhow::Result<()> {
     let context = || format!("restricting {} to 0600", path.display());
     if !path.exists() {

@@ -14,6 +14,7 @@ use filegate_e2e::TestApp;
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -368,8 +369,10 @@ fn sample_file(dir: &Path, name: &str, len: usize) -> (PathBuf, Vec<u8>) {
 fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+        .fold(String::new(), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// The one media row the API lists for `token`'s organization.

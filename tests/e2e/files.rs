@@ -437,7 +437,9 @@ async fn a_client_that_disconnects_mid_download_drops_the_storage_stream() {
     let (app, svc, files) = spawn().await;
     docs_bucket(&svc).await;
     let u1 = member("u1", "org_a", "member");
-    let big: Vec<u8> = (0..4 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let big: Vec<u8> = (0..4 * 1024 * 1024)
+        .map(|i: u32| u8::try_from(i % 251).unwrap_or(0))
+        .collect();
     let obj = seed(
         &app,
         &svc,

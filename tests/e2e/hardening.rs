@@ -423,13 +423,13 @@ async fn trickle_until_closed(addr: std::net::SocketAddr, limit: std::time::Dura
                 return true;
             }
             match s.read(&mut buf) {
-                Ok(_) => return true,
                 Err(e)
                     if matches!(
                         e.kind(),
                         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                     ) => {}
-                Err(_) => return true,
+                // An answer or a reset: the connection is over either way.
+                Ok(_) | Err(_) => return true,
             }
         }
         false

@@ -1,8 +1,10 @@
 //! Presign-only media: the body rules of sign-download and the pending → confirmed
 //! lifecycle, through the real server and the embedded S3 endpoint.
 
-// Test helpers panic on purpose: a failed set-up step is a failed test.
-#![allow(clippy::unwrap_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers panic on purpose: a failed set-up step is a failed test"
+)]
 
 use filegate_e2e::TestApp;
 use serde_json::Value;

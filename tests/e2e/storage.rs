@@ -406,7 +406,9 @@ async fn an_upload_streams_the_body_to_storage_and_returns_the_object() {
     let app = managed().await;
     let (_, member) = docs_bucket(&app, json!({})).await;
     // Far above the API's 64 KiB JSON limit: the upload route has none.
-    let big: Vec<u8> = (0..300 * 1024).map(|i| (i % 251) as u8).collect();
+    let big: Vec<u8> = (0..300 * 1024)
+        .map(|i: u32| u8::try_from(i % 251).unwrap_or(0))
+        .collect();
 
     let res = upload(
         &app,

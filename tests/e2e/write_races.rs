@@ -411,7 +411,7 @@ async fn a_client_hanging_up_mid_body_leaves_no_pending_row() {
                 "POST /storage/v1/object/docs/hangup/{i}.txt HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {auth}\r\nContent-Type: text/plain\r\nContent-Length: 200000\r\n\r\n"
             );
             sock.write_all(head.as_bytes()).expect("headers");
-            sock.write_all(&[b'x'; 100_000]).expect("half a body");
+            sock.write_all(&vec![b'x'; 100_000]).expect("half a body");
             sock.flush().expect("flush");
         }
     })

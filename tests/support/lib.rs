@@ -1,6 +1,11 @@
 //! Test harness: [`TestApp::spawn`] starts the real server (embedded S3 endpoint, SQLite
 //! file, both on port 0 under a fresh temp dir) and offers typed helpers.
 
+#![expect(
+    clippy::missing_panics_doc,
+    reason = "test helpers panic on purpose: a failed set-up step is a failed test"
+)]
+
 use filegate_auth::{JwtConfig, mint_token};
 use filegate_server::app::{Running, start};
 use filegate_server::config::Config;

@@ -1,8 +1,10 @@
 //! The Better Auth authenticators against real SQLite files built by the testkit fixture
 //! (whose cookie signing and key hashing are implemented independently of this crate).
 
-// Helpers outside `#[test]` functions are test code too.
-#![allow(clippy::unwrap_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers panic on purpose: a failed set-up step is a failed test"
+)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

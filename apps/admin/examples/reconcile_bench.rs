@@ -12,6 +12,11 @@
 //! the growth of RSS during the reconcile over RSS after seeding (sampled every 10 ms),
 //! besides VmHWM.
 
+#![expect(
+    clippy::cast_precision_loss,
+    reason = "rates and sizes are printed rounded; exactness past 2^52 does not matter"
+)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};

@@ -66,7 +66,7 @@ async fn token_from_env_secret_is_accepted_with_the_right_principal() {
             active_org_id: Some("org1".into()),
             roles: vec!["member".into()],
             platform_role: None,
-            method: Default::default(),
+            method: filegate_core::domain::AuthMethod::default(),
         }
     );
 }

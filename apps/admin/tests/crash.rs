@@ -7,8 +7,10 @@
 //! `filegate_server::app::run` exactly as `filegate-server`'s `main` does (a test of this
 //! package cannot rely on that binary being built).
 
-// Test helpers panic on purpose: a failed set-up step is a failed test.
-#![allow(clippy::unwrap_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers panic on purpose: a failed set-up step is a failed test"
+)]
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -110,7 +112,7 @@ fn body(writer: usize, n: usize) -> Vec<u8> {
     let mut b = format!("\u{89}PNG writer {writer} upload {n} ").into_bytes();
     b.resize(
         1024 + (writer * 7919 + n * 104_729) % 60_000,
-        (n % 251) as u8,
+        u8::try_from(n % 251).unwrap_or(0),
     );
     b
 }

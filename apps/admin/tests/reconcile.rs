@@ -1,8 +1,10 @@
 //! `reconcile`, `purge`, `stats` and `bucket` against the embedded S3 endpoint and a SQLite
 //! FILES_DB: the test seeds through `ManagedService`, corrupts, then runs the real binary.
 
-// Test helpers panic on purpose: a failed set-up step is a failed test.
-#![allow(clippy::unwrap_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers panic on purpose: a failed set-up step is a failed test"
+)]
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -70,7 +72,7 @@ fn member() -> Principal {
         active_org_id: Some("o1".into()),
         roles: vec!["owner".into()],
         platform_role: None,
-        method: Default::default(),
+        method: filegate_core::domain::AuthMethod::default(),
     }
 }
 

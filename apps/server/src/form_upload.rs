@@ -127,6 +127,7 @@ fn read_stream(file: tokio::fs::File, tmp: tempfile::NamedTempFile) -> ByteStrea
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fmt::Write as _;
 
     /// Field name, file name, content type, bytes.
     type Part<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a [u8]);
@@ -137,7 +138,7 @@ mod tests {
             body.extend_from_slice(b"--XyZ\r\n");
             let mut disp = format!("Content-Disposition: form-data; name=\"{name}\"");
             if let Some(f) = filename {
-                disp.push_str(&format!("; filename=\"{f}\""));
+                let _ = write!(disp, "; filename=\"{f}\"");
             }
             body.extend_from_slice(disp.as_bytes());
             body.extend_from_slice(b"\r\n");

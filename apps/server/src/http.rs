@@ -41,7 +41,7 @@ pub async fn session_token_header(
         if let Ok(Ok(v)) = state.tokens.mint(p).map(HeaderValue::try_from) {
             res.headers_mut().insert("set-auth-token", v);
         } else {
-            tracing::warn!("could not mint the set-auth-token JWT")
+            tracing::warn!("could not mint the set-auth-token JWT");
         }
     }
     res

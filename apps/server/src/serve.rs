@@ -408,6 +408,10 @@ pub fn http_date(t: OffsetDateTime) -> String {
 
 /// Parses an IMF-fixdate; other forms are `None` (the condition is then ignored).
 #[must_use]
+#[expect(
+    clippy::many_single_char_names,
+    reason = "the date's fields, as RFC 9110 lays them out"
+)]
 pub fn parse_http_date(raw: &str) -> Option<OffsetDateTime> {
     let mut parts = raw.split_whitespace();
     let (_day, d, mon, y, hms, gmt) = (

@@ -277,9 +277,8 @@ impl FileLayer {
     }
 
     fn into_layer(self) -> anyhow::Result<Layer> {
-        let dict = match Value::serialize(&self.table) {
-            Ok(Value::Dict(_, dict)) => dict,
-            _ => anyhow::bail!("parsing config file {}", self.path.display()),
+        let Ok(Value::Dict(_, dict)) = Value::serialize(&self.table) else {
+            anyhow::bail!("parsing config file {}", self.path.display())
         };
         let metadata = Metadata::named(format!("config file {}", self.path.display()))
             .source(self.path.as_path());

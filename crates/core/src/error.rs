@@ -13,16 +13,24 @@ pub type Source = Box<dyn StdError + Send + Sync + 'static>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Layer {
+    /// Who is calling (401, 429).
     Authentication,
+    /// Another organization's or user's resource.
     Firewall,
+    /// Roles and rules.
     Access,
+    /// Limits on what is sent: size, content type, CSRF.
     Guards,
+    /// Malformed input.
     Validation,
+    /// State of storage or FILES_DB: not found, conflicts, unavailable.
     Storage,
+    /// A failure of filegate itself.
     Internal,
 }
 
 impl Layer {
+    /// The envelope's `layer` value.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -40,11 +48,14 @@ impl Layer {
 /// One rejected input field, reported in `details.fields`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
+    /// The field's name as the client sent it (`readScope`, `contentType`).
     pub field: String,
+    /// What is wrong with it.
     pub message: String,
 }
 
 impl FieldError {
+    /// A rejected `field` and why.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             field: field.into(),
@@ -73,7 +84,10 @@ pub enum Error {
     AuthMissing,
     /// A credential was presented but is not valid (bad signature, malformed, wrong algorithm).
     #[error("invalid credentials: {reason}")]
-    AuthInvalidToken { reason: String },
+    AuthInvalidToken {
+        /// Why, without the credential itself (logged, never sent).
+        reason: String,
+    },
     /// A credential was valid once but has expired.
     #[error("credentials expired")]
     AuthExpired,
@@ -88,6 +102,7 @@ pub enum Error {
     AccessRoleRequired {
         /// The rule as configured: `member+`, `admin,owner`, …
         required: String,
+        /// The principal's roles in the active organization.
         current: Vec<String>,
     },
     /// Input rejected field by field. Its Display names every field (`invalid input:
@@ -106,10 +121,18 @@ pub enum Error {
     NotFound(Resource),
     /// A declared or actual size is over the limit.
     #[error("file of {size} bytes exceeds the limit of {max} bytes")]
-    TooLarge { size: u64, max: u64 },
+    TooLarge {
+        /// The declared or actual size, in bytes.
+        size: u64,
+        /// The limit, in bytes.
+        max: u64,
+    },
     /// A unique value (id, key, name) already exists.
     #[error("{what} already exists")]
-    Conflict { what: &'static str },
+    Conflict {
+        /// What conflicted (`media`, `object`, …).
+        what: &'static str,
+    },
     /// The operation is reserved to platform admins (`user.role = admin`).
     #[error("platform admin required")]
     AccessAdminRequired,
@@ -120,6 +143,7 @@ pub enum Error {
     /// The content type is outside the bucket's allow-list.
     #[error("content type '{content_type}' is not allowed in this bucket")]
     MimeNotAllowed {
+        /// The refused content type.
         content_type: String,
         /// The bucket's patterns, e.g. `image/*`.
         allowed: Vec<String>,
@@ -143,19 +167,24 @@ pub enum Error {
     /// A backing service could not be reached or timed out; retrying may help.
     #[error("backing service unavailable")]
     Unavailable {
+        /// The cause, for the log.
         #[source]
         source: Source,
     },
     /// Anything else; the cause is logged, never sent.
     #[error("internal error")]
     Internal {
+        /// The cause, for the log.
         #[source]
         source: Source,
     },
     /// The byte range asked for starts at or past the end of the object; `size` is the
     /// object's, from the GET that refused the range (for `Content-Range: bytes */<size>`).
     #[error("range not satisfiable: the object has {size} bytes")]
-    RangeNotSatisfiable { size: u64 },
+    RangeNotSatisfiable {
+        /// The object's size, in bytes.
+        size: u64,
+    },
     /// A streamed upload came without `Content-Length` (e.g. chunked).
     #[error("Content-Length required")]
     LengthRequired,
@@ -166,6 +195,7 @@ pub enum Error {
     /// outcome `ok` passed, anything else (`failed`, `timeout`) did not.
     #[error("not ready: {} did not answer", failing_checks(checks))]
     NotReady {
+        /// `(name, outcome)` of each check.
         checks: Vec<(&'static str, &'static str)>,
     },
     /// No route matches the path.
@@ -176,7 +206,10 @@ pub enum Error {
     MethodNotAllowed,
     /// The client's address is over its request budget; retry after `retry_after` seconds.
     #[error("too many requests")]
-    RateLimited { retry_after: u64 },
+    RateLimited {
+        /// Seconds until a request is accepted again.
+        retry_after: u64,
+    },
     /// A files-origin token (`?token=`) is forged, expired, or for another object version.
     #[error("invalid or expired file token")]
     FilesTokenInvalid,
@@ -192,6 +225,7 @@ pub enum Error {
 pub struct ErrorInfo {
     /// The HTTP status, e.g. 404.
     pub status: u16,
+    /// The envelope's `layer`.
     pub layer: Layer,
     /// Stable machine-readable code, e.g. `VALIDATION_FAILED`.
     pub code: &'static str,
@@ -202,12 +236,14 @@ pub struct ErrorInfo {
 }
 
 impl Error {
+    /// [`Error::Internal`] caused by `source`.
     pub fn internal(source: impl Into<Source>) -> Self {
         Self::Internal {
             source: source.into(),
         }
     }
 
+    /// [`Error::Unavailable`] caused by `source`.
     pub fn unavailable(source: impl Into<Source>) -> Self {
         Self::Unavailable {
             source: source.into(),
@@ -405,11 +441,13 @@ impl Error {
         }
     }
 
+    /// The envelope's `layer`.
     #[must_use]
     pub fn layer(&self) -> Layer {
         self.info().layer
     }
 
+    /// The envelope's machine-readable `code`.
     #[must_use]
     pub fn code(&self) -> &'static str {
         self.info().code
@@ -449,6 +487,7 @@ fn failing_checks(checks: &[(&'static str, &'static str)]) -> String {
     failing.join(", ")
 }
 
+/// A result whose error is filegate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// `member+` → "role 'member' or above required"; `admin` → "role 'admin' required";

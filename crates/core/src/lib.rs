@@ -10,6 +10,8 @@
 //! - [`managed`]: managed mode (`/storage/v1/*`): buckets and objects in FILES_DB.
 //! - [`error`]: the error type with the layer and machine code of the HTTP envelope.
 
+#![warn(missing_docs)]
+
 pub mod domain;
 pub mod error;
 pub mod files;

@@ -204,7 +204,7 @@ fn principal(user: &str, org: Option<&str>, roles: &[&str]) -> Principal {
         active_org_id: org.map(str::to_owned),
         roles: roles.iter().map(|r| (*r).to_owned()).collect(),
         platform_role: None,
-        method: Default::default(),
+        method: filegate_core::domain::AuthMethod::default(),
     }
 }
 
@@ -1511,6 +1511,10 @@ fn slow_body(data: &'static [u8]) -> ByteStream {
 }
 
 #[tokio::test]
+#[expect(
+    clippy::many_single_char_names,
+    reason = "writers a, b, c and their uploads"
+)]
 async fn concurrent_writers_of_one_path_leave_the_row_and_the_bytes_of_the_same_upload() {
     let env = Env::new().await;
     let u = no_org("u");

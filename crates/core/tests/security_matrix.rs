@@ -308,12 +308,13 @@ fn principal(caller: &Caller) -> Option<Principal> {
             active_org_id: org.map(|o| o.id().to_owned()),
             roles: roles.iter().map(|r| (*r).to_owned()).collect(),
             platform_role: platform_role.map(str::to_owned),
-            method: Default::default(),
+            method: filegate_core::domain::AuthMethod::default(),
         }),
     }
 }
 
 /// Runs the case and returns a description of every way it differs from the oracle.
+#[expect(clippy::similar_names, reason = "the spec's words: rules and roles")]
 fn run(case: &Case) -> Result<(), String> {
     let (rules_json, _) = table(case.config);
     let rules: AccessRules = serde_json::from_str(rules_json).expect("rules");
@@ -741,7 +742,7 @@ async fn both_modes(mode: FirewallMode) -> (FileAccess, String, String) {
         active_org_id: Some(Org::A.id().to_owned()),
         roles: vec!["owner".to_owned()],
         platform_role: None,
-        method: Default::default(),
+        method: filegate_core::domain::AuthMethod::default(),
     };
     managed
         .create_bucket(

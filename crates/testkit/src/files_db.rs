@@ -116,7 +116,9 @@ impl BucketStore for InMemoryFilesDb {
         stored.read_scope = bucket.read_scope;
         stored.write_scope = bucket.write_scope.clone();
         stored.file_size_limit = bucket.file_size_limit;
-        stored.allowed_mime_types = bucket.allowed_mime_types.clone();
+        stored
+            .allowed_mime_types
+            .clone_from(&bucket.allowed_mime_types);
         stored.updated_at = bucket.updated_at;
         Ok(())
     }
@@ -556,7 +558,7 @@ async fn object_rows<D: BucketStore + ObjectRowStore + ?Sized>(db: &D, run: &Run
     let seg = run.segment("obj");
     let mut pending = object(&b, &seg, "dir/Été rapport (v2).pdf", ObjectStatus::Pending);
     pending.organization_id = None;
-    pending.owner_id = "user-ü".to_owned();
+    "user-ü".clone_into(&mut pending.owner_id);
     pending.content_type = ct("text/plain; charset=utf-8");
     pending.size = i64::MAX.unsigned_abs();
     pending.created_at = at(1_700_000_000_123_456_789);
@@ -633,7 +635,7 @@ async fn object_rows<D: BucketStore + ObjectRowStore + ?Sized>(db: &D, run: &Run
     want.size = 12;
     want.etag = Some("abc123".to_owned());
     want.content_type = ct("application/pdf");
-    want.owner_id = "user-2".to_owned();
+    "user-2".clone_into(&mut want.owner_id);
     want.status = ObjectStatus::Confirmed;
     want.updated_at = confirmation.at;
     assert_eq!(
@@ -718,7 +720,7 @@ async fn object_listing<D: BucketStore + ObjectRowStore + ?Sized>(db: &D, run: &
     for p in live {
         let mut row = object(&b, &seg, p, ObjectStatus::Confirmed);
         if p == "b.txt" {
-            row.owner_id = "user-2".to_owned();
+            "user-2".clone_into(&mut row.owner_id);
         }
         must("insert_object", db.insert_object(&row).await);
     }

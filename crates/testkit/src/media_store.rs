@@ -222,8 +222,8 @@ pub async fn media_store_contract(store: &dyn MediaStore) {
 async fn round_trip_and_find(store: &dyn MediaStore, ids: &Ids) {
     let org = ids.org("rt");
     let mut full = media(ids.id(1), &org, at(1_700_000_000_123_456_789));
-    full.uploader_id = "user-ü/ñ".to_owned();
-    full.filename = "Rapport final (v2) – été.pdf".to_owned();
+    "user-ü/ñ".clone_into(&mut full.uploader_id);
+    "Rapport final (v2) – été.pdf".clone_into(&mut full.filename);
     full.content_type =
         ContentType::parse("text/plain; charset=utf-8").expect("contract: valid content type");
     full.declared_size = Some(i64::MAX.unsigned_abs());
@@ -281,7 +281,7 @@ async fn conflicts(store: &dyn MediaStore, ids: &Ids) {
 
     let mut same_id = media(ids.id(10), &org, at(1_700_000_000_000_000_001));
     same_id.key = ObjectKey::parse(format!("{org}/another-key")).expect("contract: valid key");
-    same_id.filename = "changed.bin".to_owned();
+    "changed.bin".clone_into(&mut same_id.filename);
     let err = store.insert(&same_id).await;
     assert!(
         matches!(err, Err(Error::Conflict { .. })),

@@ -111,6 +111,7 @@ fn resolve_range(range: ByteRange, size: u64) -> Result<(u64, u64), Error> {
     }
 }
 
+#[expect(clippy::needless_pass_by_value, reason = "`Bytes` is a cheap handle")]
 fn chunked(bytes: Bytes) -> ByteStream {
     let chunks: Vec<Result<Bytes, Error>> = bytes
         .chunks(CHUNK)

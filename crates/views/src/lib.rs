@@ -27,7 +27,7 @@ pub struct BucketView {
     #[schema(example = "user")]
     write_scope: String,
     /// Bytes; null: the server-wide maximum (`FILEGATE_MAX_UPLOAD_SIZE`).
-    #[schema(example = 5242880)]
+    #[schema(example = 5_242_880)]
     file_size_limit: Option<u64>,
     /// MIME types or patterns (`image/*`); empty: any type.
     #[schema(example = json!(["image/*"]))]

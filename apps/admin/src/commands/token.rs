@@ -86,6 +86,10 @@ pub(crate) fn parse_ttl(s: &str) -> Result<Duration, String> {
     Ok(ttl)
 }
 
+#[expect(
+    clippy::unnecessary_wraps,
+    reason = "clap's value_parser takes a fallible function"
+)]
 fn parse_secret(s: &str) -> Result<SecretString, String> {
     Ok(SecretString::from(s))
 }

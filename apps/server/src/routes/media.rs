@@ -28,7 +28,7 @@ pub(crate) struct SignUploadBody {
     content_type: String,
     /// Bytes. When given it is signed as `Content-Length`; above the configured maximum → 413.
     /// Required when the server sets `FILEGATE_MEDIA_REQUIRE_SIZE=true`.
-    #[schema(minimum = 0, example = 248000)]
+    #[schema(minimum = 0, example = 248_000)]
     size: Option<u64>,
 }
 
@@ -110,7 +110,7 @@ pub(crate) async fn sign_upload(
 #[serde(rename_all = "camelCase")]
 pub(crate) struct SignDownloadBody {
     /// 1–604800 seconds, default 600.
-    #[schema(minimum = 1, maximum = 604800, example = 600)]
+    #[schema(minimum = 1, maximum = 604_800, example = 600)]
     expires_in: Option<u64>,
     /// When set, storage answers with `Content-Disposition: attachment` and this name.
     #[schema(example = "report.pdf")]

@@ -373,6 +373,10 @@ pub(crate) async fn get_bucket(
 }
 
 /// Absent stays `None`; `null` is `Some(None)`.
+#[expect(
+    clippy::option_option,
+    reason = "PATCH tells an absent field from a null one"
+)]
 fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: Deserializer<'de>,
@@ -393,6 +397,10 @@ pub(crate) struct UpdateBucketBody {
     /// Bytes; `null` removes the bucket's own limit (the server-wide maximum applies).
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<u64>, minimum = 1)]
+    #[expect(
+        clippy::option_option,
+        reason = "absent keeps the limit, null removes it"
+    )]
     file_size_limit: Option<Option<u64>>,
     /// Replaces the allow-list; `[]` allows any type.
     allowed_mime_types: Option<Vec<String>>,
@@ -553,7 +561,13 @@ fn byte_stream(body: Body) -> ByteStream {
 /// The raw bytes of an upload (any content type).
 #[derive(ToSchema)]
 #[schema(value_type = String, format = Binary)]
-pub(crate) struct RawBody(#[expect(dead_code)] Vec<u8>);
+pub(crate) struct RawBody(
+    #[expect(
+        dead_code,
+        reason = "only its schema is used, for the OpenAPI document"
+    )]
+    Vec<u8>,
+);
 
 /// `POST /storage/v1/object/{bucket}/{path}`
 #[utoipa::path(

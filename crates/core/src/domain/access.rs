@@ -364,7 +364,7 @@ mod tests {
             active_org_id: Some("o".into()),
             roles: roles.iter().map(|r| (*r).to_owned()).collect(),
             platform_role: None,
-            method: Default::default(),
+            method: crate::domain::AuthMethod::default(),
         }
     }
 

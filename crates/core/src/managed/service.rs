@@ -109,12 +109,15 @@ impl Default for ManagedPolicy {
 /// under its secret) and checks it when the URL is fetched
 /// ([`ManagedService::download_key_granted`]).
 pub trait UrlTokens: Send + Sync {
+    /// A token for this version of `object`, valid until `expires_at`.
     fn mint(&self, object: &ObjectRow, expires_at: OffsetDateTime) -> String;
 }
 
 /// Called when storage holds other bytes than a row describes (the read is refused).
 pub type EtagMismatchHook = Arc<dyn Fn(&ObjectKey) + Send + Sync>;
 
+/// Managed mode's use cases: a façade over the bucket catalogue and the object service,
+/// which share one access checker.
 pub struct ManagedService {
     catalogue: BucketCatalogue,
     objects: ObjectService,
@@ -154,7 +157,8 @@ impl ManagedService {
                 "must be an http:// or https:// URL",
             ));
         }
-        policy.files_url = url.to_owned();
+        let trimmed = policy.files_url.trim_end_matches('/').len();
+        policy.files_url.truncate(trimmed);
         policy
             .manage_rule
             .check_against(&policy.shared.roles, "manageRule")?;
@@ -200,6 +204,7 @@ impl ManagedService {
         self
     }
 
+    /// The policy the service was built with.
     #[must_use]
     pub fn policy(&self) -> &ManagedPolicy {
         &self.policy

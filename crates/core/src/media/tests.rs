@@ -14,7 +14,7 @@ fn member(org: &str) -> Principal {
         active_org_id: Some(org.into()),
         roles: vec!["member".into()],
         platform_role: None,
-        method: Default::default(),
+        method: crate::domain::AuthMethod::default(),
     }
 }
 

@@ -494,18 +494,18 @@ pub async fn run(
             return Ok(report);
         };
         report.record(&finding);
-        let applied = match applier.as_deref_mut() {
+        let outcome = match applier.as_deref_mut() {
             Some(a) => match a.apply(&finding).await {
                 Ok(x) => Some(x),
                 Err(e) => return Err(fail(e, report, safe)),
             },
             None => None,
         };
-        if let Some(a) = &applied {
+        if let Some(a) = &outcome {
             report.record_applied(&finding, a);
         }
         safe.clone_from(&report.last_key);
-        on_step(planner.progress(), Some((&finding, applied.as_ref())));
+        on_step(planner.progress(), Some((&finding, outcome.as_ref())));
         let merged = planner.progress().objects + planner.progress().rows;
         if merged / PROGRESS_EVERY != seen / PROGRESS_EVERY {
             on_step(planner.progress(), None);

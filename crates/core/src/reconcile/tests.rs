@@ -182,7 +182,9 @@ async fn every_category_is_found_once_in_key_order() {
         (5, 7, 1, 1)
     );
     let mut report = ReconcileReport::new(planner.options(), false);
-    got.iter().for_each(|f| report.record(f));
+    for f in &got {
+        report.record(f);
+    }
     assert_eq!(report.differences(), 5);
     assert_eq!(report.categories[&Category::Orphan].bytes, 5);
     assert_eq!(report.categories[&Category::Missing].bytes, 4);
