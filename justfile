@@ -11,6 +11,10 @@ fmt:
 lint:
     cargo clippy --workspace --all-targets -- -D warnings
 
+# API docs of every crate, broken links and other rustdoc warnings are errors.
+doc:
+    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+
 # The README's test command.
 test:
     cargo test --workspace

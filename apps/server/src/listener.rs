@@ -6,7 +6,7 @@
 //!
 //! Request heads hyper would refuse with its own bare `400` (a malformed
 //! `Content-Length`, an unparsable request line or header) are answered with the error
-//! envelope and an `x-request-id` instead: [`GuardedIo`] reads each head before hyper
+//! envelope and an `x-request-id` instead: `GuardedIo` reads each head before hyper
 //! does and, for a malformed one, hands hyper a stand-in request that the connection's
 //! service answers with the envelope, then closes the connection (its framing is lost).
 

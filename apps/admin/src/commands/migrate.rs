@@ -21,10 +21,10 @@ pub(crate) struct Opts {
     pub status: bool,
     #[command(flatten)]
     pub config: ConfigOpts,
-    /// The media database file [default: <data-dir>/filegate.db].
+    /// The media database file [default: DATA_DIR/filegate.db].
     #[arg(long, env = "FILEGATE_MEDIA_DB", value_name = "PATH")]
     pub db: Option<PathBuf>,
-    /// FILES_DB, managed mode's database [default: <data-dir>/files.db].
+    /// FILES_DB, managed mode's database [default: DATA_DIR/files.db].
     #[arg(long = "files-db", value_name = "PATH")]
     pub files_db: Option<PathBuf>,
 }

@@ -23,7 +23,7 @@ pub struct ApplyOptions {
     /// "Now" for the age checks (stale rows, orphans' age).
     pub now: OffsetDateTime,
     /// Pending FILES_DB rows older than this without an object are stale, as in
-    /// [`PlanOptions::stale_after`] (media rows use [`media_is_stale`]).
+    /// [`PlanOptions::stale_after`](super::PlanOptions::stale_after) (media rows use [`media_is_stale`]).
     pub stale_after: Duration,
     /// Delete orphan objects (otherwise they are only reported).
     pub delete_orphans: bool,

@@ -16,9 +16,9 @@ pub struct PurgeOptions {
     pub bucket: BucketName,
     /// "Now" for the age checks.
     pub now: OffsetDateTime,
-    /// Pending rows older than this go ([`default_stale_after`]).
+    /// Pending rows older than this go ([`default_stale_after`](super::default_stale_after)).
     pub stale_after: Duration,
-    /// Soft-deleted rows younger than this are left to the server ([`SOFT_DELETE_GRACE`]).
+    /// Soft-deleted rows younger than this are left to the server ([`SOFT_DELETE_GRACE`](super::SOFT_DELETE_GRACE)).
     pub deleted_grace: Duration,
     /// Rows per batch.
     pub batch: u32,
