@@ -257,10 +257,15 @@ async fn shutdown_signal() {
     }
 }
 
+/// Best effort: a closed or full stdout (a supervisor that does not read it, `| head`)
+/// must not stop a server that is already serving.
 fn print_banner(running: &Running) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
     let api = format!("http://{}", running.api_addr);
     let Some(s3) = &running.s3_endpoint else {
-        println!(
+        let _ = writeln!(
+            out,
             "filegate API on {api}, storage: R2 bucket {}",
             running.bucket
         );
@@ -291,7 +296,8 @@ fn print_banner(running: &Running) {
         }
         SecretSource::Configured => "The signing secret is configured, so no token is printed. Mint one with the same secret:\n  filegate-admin token --user dev-user --org dev-org --role owner".to_owned(),
     };
-    println!(
+    let _ = writeln!(
+        out,
         r#"
 filegate is running on its embedded defaults (no cloud account needed)
   API            {api}

@@ -207,3 +207,67 @@ async fn the_data_folder_secrets_and_databases_are_private() {
     assert_eq!(mode(&data.join("dev-secret")), 0o600);
     drop(server);
 }
+
+/// A server whose stdout is closed (started by a supervisor that does not read it, or
+/// piped into `head`) still starts and serves: the banner is best effort.
+#[tokio::test]
+async fn a_closed_stdout_does_not_stop_the_server() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_filegate-server"));
+    cmd.env_clear()
+        .current_dir(dir.path())
+        .env("FILEGATE_DATA_DIR", dir.path().join("data"))
+        .env("FILEGATE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("FILEGATE_S3_LISTEN", "127.0.0.1:0")
+        .env("FILEGATE_FILES_LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("server binary starts");
+    // Nobody will ever read the banner.
+    drop(child.stdout.take());
+    let mut server = Server {
+        child,
+        stdout: String::new(),
+    };
+    let mut healthy = false;
+    for _ in 0..600 {
+        if let Ok(Some(status)) = server.child.try_wait() {
+            panic!("the server exited with {status}");
+        }
+        if healthz(port) {
+            healthy = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(healthy, "the server never answered /healthz on port {port}");
+    // Still up a moment later (the banner is printed once serving has started).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        server.child.try_wait().expect("wait").is_none(),
+        "the server exited after start-up"
+    );
+    server.stdout.clear();
+}
+
+/// `GET /healthz` answered 200.
+fn healthz(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+    if conn
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    conn.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+}
