@@ -8,6 +8,22 @@ use deadpool_sqlite::rusqlite::{self, Connection, OptionalExtension, Row, params
 use std::collections::HashMap;
 use time::OffsetDateTime;
 
+/// How the SQL marks its parameters: SQLite's `?1`, Postgres's `$1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    fn param(self, n: u8) -> String {
+        match self {
+            Self::Sqlite => format!("?{n}"),
+            Self::Postgres => format!("${n}"),
+        }
+    }
+}
+
 /// The tables and columns found, as ready-made SQL with quoted identifiers.
 #[derive(Debug)]
 pub(super) struct Layout {
@@ -116,7 +132,13 @@ impl Layout {
             return Ok(Err(missing("member (organization plugin)")));
         };
         let api_key = find_table(c, &["apikey", "apikeys", "api_key", "api_keys"])?;
-        Ok(Self::build(&session, &user, &member, api_key.as_ref()))
+        Ok(Self::build(
+            &session,
+            &user,
+            &member,
+            api_key.as_ref(),
+            Dialect::Sqlite,
+        ))
     }
 
     pub(super) fn build(
@@ -124,11 +146,13 @@ impl Layout {
         user: &Columns,
         member: &Columns,
         api_key: Option<&Columns>,
+        dialect: Dialect,
     ) -> Result<Self, String> {
+        let (p1, p2) = (dialect.param(1), dialect.param(2));
         let session_sql = SessionSql {
             table: session.table.clone(),
             by_token: format!(
-                "SELECT {}, {}, {} FROM {} WHERE {} = ?1 LIMIT 1",
+                "SELECT {}, {}, {} FROM {} WHERE {} = {p1} LIMIT 1",
                 session.require("userId")?,
                 session.require("expiresAt")?,
                 session.or_null("activeOrganizationId"),
@@ -138,7 +162,7 @@ impl Layout {
         };
         let user_sql = UserSql {
             by_id: format!(
-                "SELECT {}, {}, {} FROM {} WHERE {} = ?1 LIMIT 1",
+                "SELECT {}, {}, {} FROM {} WHERE {} = {p1} LIMIT 1",
                 user.or_null("role"),
                 user.or_null("banned"),
                 user.or_null("banExpires"),
@@ -148,14 +172,14 @@ impl Layout {
         };
         let member_sql = MemberSql {
             role: format!(
-                "SELECT {} FROM {} WHERE {} = ?1 AND {} = ?2 LIMIT 1",
+                "SELECT {} FROM {} WHERE {} = {p1} AND {} = {p2} LIMIT 1",
                 member.require("role")?,
                 member.table(),
                 member.require("organizationId")?,
                 member.require("userId")?,
             ),
         };
-        let api_key = match api_key.map(ApiKeySql::build) {
+        let api_key = match api_key.map(|cols| ApiKeySql::build(cols, dialect)) {
             Some(Ok(sql)) => Some(sql),
             Some(Err(why)) => {
                 tracing::warn!(reason = %why, "apikey table not usable");
@@ -205,10 +229,16 @@ pub(super) struct ApiKeySql {
     pub(super) remaining: String,
     pub(super) last_refill_at: String,
     pub(super) updated_at: String,
+    /// Declared types of the date columns written, in `KeyUpdate` order (Postgres casts).
+    pub(super) last_request_type: String,
+    pub(super) last_refill_at_type: String,
+    pub(super) updated_at_type: String,
 }
 
 impl ApiKeySql {
-    pub(super) fn build(cols: &Columns) -> Result<Self, String> {
+    pub(super) fn build(cols: &Columns, dialect: Dialect) -> Result<Self, String> {
+        let p1 = dialect.param(1);
+        let declared = |field: &str| cols.find(field).map(|c| c.1.clone()).unwrap_or_default();
         let owner = cols
             .quoted("userId")
             .or_else(|| cols.quoted("referenceId"))
@@ -224,26 +254,26 @@ impl ApiKeySql {
         let select = select.join(", ");
         Ok(Self {
             by_key: format!(
-                "SELECT {select} FROM {} WHERE {} = ?1 LIMIT 1",
+                "SELECT {select} FROM {} WHERE {} = {p1} LIMIT 1",
                 cols.table(),
                 cols.require("key")?
             ),
             by_id: format!(
-                "SELECT {select} FROM {} WHERE {} = ?1 LIMIT 1",
+                "SELECT {select} FROM {} WHERE {} = {p1} LIMIT 1",
                 cols.table(),
                 cols.require("id")?
             ),
             table: cols.table(),
             id: cols.require("id")?,
-            created_at_type: cols
-                .find("createdAt")
-                .map(|c| c.1.clone())
-                .unwrap_or_default(),
+            created_at_type: declared("createdAt"),
             last_request: cols.require("lastRequest")?,
             request_count: cols.require("requestCount")?,
             remaining: cols.require("remaining")?,
             last_refill_at: cols.require("lastRefillAt")?,
             updated_at: cols.require("updatedAt")?,
+            last_request_type: declared("lastRequest"),
+            last_refill_at_type: declared("lastRefillAt"),
+            updated_at_type: declared("updatedAt"),
         })
     }
 
