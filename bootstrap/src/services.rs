@@ -120,9 +120,11 @@ pub async fn authenticator(
                 AuthDbLocation::Sqlite(path) => AuthDb::open(path).await.with_context(|| {
                     format!("opening the Better Auth database {}", path.display())
                 })?,
-                AuthDbLocation::Postgres(url) => AuthDb::open_postgres(url.expose_secret())
-                    .await
-                    .context("opening the Better Auth database on PostgreSQL")?,
+                AuthDbLocation::Postgres(url) => {
+                    AuthDb::open_postgres(url.expose_secret())
+                        .await
+                        .context("opening the Better Auth database on PostgreSQL")?
+                }
             };
             QuickbackAuthenticator::with_auth_db(
                 jwt,

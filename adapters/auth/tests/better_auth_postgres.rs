@@ -11,7 +11,9 @@ mod support;
 
 use std::sync::{Arc, Mutex};
 
-use filegate_auth::{ApiKeyAuthenticator, ApiKeyConfig, AuthDb, SessionAuthenticator, SessionConfig};
+use filegate_auth::{
+    ApiKeyAuthenticator, ApiKeyConfig, AuthDb, SessionAuthenticator, SessionConfig,
+};
 use filegate_core::Error;
 use filegate_core::domain::{AuthMethod, Principal};
 use filegate_core::ports::{Authenticator, Clock, Credentials};
@@ -194,7 +196,10 @@ mod sessions {
             assert_eq!(roles(&p), ["owner"]);
         }
         w.fx.sign_out(&token).await;
-        let reason = assert_invalid(auth.authenticate(&cookie(token.cookie_header(SECRET))).await);
+        let reason = assert_invalid(
+            auth.authenticate(&cookie(token.cookie_header(SECRET)))
+                .await,
+        );
         assert_eq!(reason, "unknown or signed-out session");
     }
 
@@ -241,10 +246,9 @@ mod api_keys {
         let Some(w) = World::new(Layout::BetterAuth).await else {
             return;
         };
-        let key = w
-            .fx
-            .add_api_key("alice", Some("acme"), None, Some((60_000, 10)))
-            .await;
+        let key =
+            w.fx.add_api_key("alice", Some("acme"), None, Some((60_000, 10)))
+                .await;
         let p = w.api_keys().authenticate(&api_key(&key)).await.unwrap();
         assert_eq!(p.user_id, "alice");
         assert_eq!(p.active_org_id.as_deref(), Some("acme"));
@@ -261,7 +265,9 @@ mod api_keys {
             return;
         };
         let auth = w.api_keys();
-        let key = w.fx.add_api_key("alice", None, Some(w.now + HOUR), None).await;
+        let key =
+            w.fx.add_api_key("alice", None, Some(w.now + HOUR), None)
+                .await;
         assert_eq!(
             assert_invalid(auth.authenticate(&api_key(format!("{key}x"))).await),
             "unknown API key"
@@ -329,13 +335,20 @@ mod api_keys {
         let auth = w.api_keys();
         auth.authenticate(&api_key(&key)).await.unwrap();
         auth.authenticate(&api_key(&key)).await.unwrap();
-        assert_eq!(w.fx.api_key_counters(&key).await.unwrap().remaining, Some(0));
+        assert_eq!(
+            w.fx.api_key_counters(&key).await.unwrap().remaining,
+            Some(0)
+        );
         assert_err(auth.authenticate(&api_key(&key)).await, "AUTH_RATE_LIMITED");
 
-        w.fx.set_key_remaining(&key, Some(0), Some((60_000, 5))).await;
+        w.fx.set_key_remaining(&key, Some(0), Some((60_000, 5)))
+            .await;
         w.clock.advance(time::Duration::seconds(61));
         auth.authenticate(&api_key(&key)).await.unwrap();
-        assert_eq!(w.fx.api_key_counters(&key).await.unwrap().remaining, Some(4));
+        assert_eq!(
+            w.fx.api_key_counters(&key).await.unwrap().remaining,
+            Some(4)
+        );
     }
 
     /// Two pools (two filegate processes) spending one key at once: `FOR UPDATE`
@@ -345,7 +358,9 @@ mod api_keys {
         let Some(w) = World::new(Layout::BetterAuth).await else {
             return;
         };
-        let limited = w.fx.add_api_key("alice", None, None, Some((3_600_000, 4))).await;
+        let limited =
+            w.fx.add_api_key("alice", None, None, Some((3_600_000, 4)))
+                .await;
         let metered = w.fx.add_api_key("alice", None, None, None).await;
         w.fx.set_key_remaining(&metered, Some(15), None).await;
         let second = AuthDb::open_postgres(&w.fx.url()).await.unwrap();
@@ -361,9 +376,9 @@ mod api_keys {
             for i in 0..tries {
                 let auth = Arc::clone(&auths[i % 2]);
                 let key = key.clone();
-                tasks.push(tokio::spawn(
-                    async move { auth.authenticate(&api_key(key)).await },
-                ));
+                tasks.push(tokio::spawn(async move {
+                    auth.authenticate(&api_key(key)).await
+                }));
             }
             let mut accepted = 0;
             for task in tasks {
@@ -385,10 +400,9 @@ mod api_keys {
         let Some(w) = World::new(Layout::Drizzle).await else {
             return;
         };
-        let key = w
-            .fx
-            .add_api_key("alice", Some("acme"), Some(w.now + HOUR), Some((1000, 1)))
-            .await;
+        let key =
+            w.fx.add_api_key("alice", Some("acme"), Some(w.now + HOUR), Some((1000, 1)))
+                .await;
         let auth = w.api_keys();
         let p = auth.authenticate(&api_key(&key)).await.unwrap();
         assert_eq!(p.active_org_id.as_deref(), Some("acme"));
@@ -398,6 +412,57 @@ mod api_keys {
         assert_eq!(counters.last_request, Some(millis(w.now)));
         assert_err(auth.authenticate(&api_key(&key)).await, "AUTH_RATE_LIMITED");
     }
+}
+
+/// Better Auth's `generateId: "uuid"`: ids and references are `uuid` columns. Lookups
+/// cast the text parameter to the column type; a value no uuid can be matches nothing.
+#[tokio::test]
+async fn uuid_ids_work_for_sessions_members_and_api_keys() {
+    let Some(fx) = PgAuthFixture::create_with(Layout::BetterAuth, true).await else {
+        return;
+    };
+    let (alice, acme) = (
+        "6f9619ff-8b86-4d01-b42d-00c04fc964ff",
+        "0d7e4b53-2c6a-4f0e-9a57-3b1d9b0c2a11",
+    );
+    fx.add_user(alice, "alice@example.com", None).await;
+    fx.add_org(acme, "acme").await;
+    fx.add_member(acme, alice, "admin").await;
+    let db = AuthDb::open_postgres(&fx.url()).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    let clock = Arc::new(ManualClock(Mutex::new(now)));
+
+    let token = fx.add_session(alice, Some(acme), now + HOUR).await;
+    let sessions =
+        SessionAuthenticator::new(db.clone(), SessionConfig::new(SECRET)).with_clock(clock.clone());
+    let p = sessions
+        .authenticate(&cookie(token.cookie_header(SECRET)))
+        .await
+        .unwrap();
+    assert_eq!(p.user_id, alice);
+    assert_eq!(p.active_org_id.as_deref(), Some(acme));
+    assert_eq!(roles(&p), ["admin"]);
+
+    let keys = api_keys_on(db, &clock);
+    let key = fx
+        .add_api_key(alice, Some(acme), None, Some((60_000, 5)))
+        .await;
+    let p = keys.authenticate(&api_key(&key)).await.unwrap();
+    assert_eq!(p.active_org_id.as_deref(), Some(acme));
+    assert_eq!(
+        fx.api_key_counters(&key).await.unwrap().request_count,
+        Some(1)
+    );
+    let stray = fx.add_api_key(alice, Some("not-a-uuid"), None, None).await;
+    let p = keys.authenticate(&api_key(&stray)).await.unwrap();
+    assert_eq!(p.user_id, alice);
+    assert_eq!(p.active_org_id, None);
+
+    fx.ban_user(alice, None).await;
+    assert_eq!(
+        assert_invalid(keys.authenticate(&api_key(&key)).await),
+        "user banned"
+    );
 }
 
 mod opening {

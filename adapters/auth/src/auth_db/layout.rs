@@ -72,6 +72,38 @@ impl Columns {
             .ok_or_else(|| format!("auth table {} has no {field} column", self.table))
     }
 
+    /// A text field as selected: on Postgres cast to `text`, so `uuid` or integer ids
+    /// (Better Auth's `generateId: "uuid"` or `"serial"`) read as strings.
+    pub(super) fn text(&self, field: &str, dialect: Dialect) -> Option<String> {
+        self.quoted(field).map(|col| match dialect {
+            Dialect::Sqlite => col,
+            Dialect::Postgres => format!("{col}::text"),
+        })
+    }
+
+    pub(super) fn require_text(&self, field: &str, dialect: Dialect) -> Result<String, String> {
+        self.text(field, dialect)
+            .ok_or_else(|| format!("auth table {} has no {field} column", self.table))
+    }
+
+    /// `field = p`. On Postgres the parameter is sent as text and cast to the column's
+    /// declared type, so the comparison stays indexable whatever the id type.
+    pub(super) fn eq(&self, field: &str, p: &str, dialect: Dialect) -> Result<String, String> {
+        let col = self.require(field)?;
+        Ok(match dialect {
+            Dialect::Sqlite => format!("{col} = {p}"),
+            Dialect::Postgres => format!("{col} = CAST({p}::text AS {})", self.declared(field)),
+        })
+    }
+
+    /// The declared type of `field`, `text` when unknown.
+    pub(super) fn declared(&self, field: &str) -> &str {
+        self.find(field)
+            .map(|c| c.1.as_str())
+            .filter(|t| !t.is_empty())
+            .unwrap_or("text")
+    }
+
     /// The column, or SQL `NULL` when this optional field is missing.
     pub(super) fn or_null(&self, field: &str) -> String {
         self.quoted(field).unwrap_or_else(|| "NULL".to_owned())
@@ -152,31 +184,34 @@ impl Layout {
         let session_sql = SessionSql {
             table: session.table.clone(),
             by_token: format!(
-                "SELECT {}, {}, {} FROM {} WHERE {} = {p1} LIMIT 1",
-                session.require("userId")?,
+                "SELECT {}, {}, {} FROM {} WHERE {} LIMIT 1",
+                session.require_text("userId", dialect)?,
                 session.require("expiresAt")?,
-                session.or_null("activeOrganizationId"),
+                session
+                    .text("activeOrganizationId", dialect)
+                    .unwrap_or_else(|| "NULL".to_owned()),
                 session.table(),
-                session.require("token")?,
+                session.eq("token", &p1, dialect)?,
             ),
         };
         let user_sql = UserSql {
             by_id: format!(
-                "SELECT {}, {}, {} FROM {} WHERE {} = {p1} LIMIT 1",
-                user.or_null("role"),
+                "SELECT {}, {}, {} FROM {} WHERE {} LIMIT 1",
+                user.text("role", dialect)
+                    .unwrap_or_else(|| "NULL".to_owned()),
                 user.or_null("banned"),
                 user.or_null("banExpires"),
                 user.table(),
-                user.require("id")?,
+                user.eq("id", &p1, dialect)?,
             ),
         };
         let member_sql = MemberSql {
             role: format!(
-                "SELECT {} FROM {} WHERE {} = {p1} AND {} = {p2} LIMIT 1",
-                member.require("role")?,
+                "SELECT {} FROM {} WHERE {} AND {} LIMIT 1",
+                member.require_text("role", dialect)?,
                 member.table(),
-                member.require("organizationId")?,
-                member.require("userId")?,
+                member.eq("organizationId", &p1, dialect)?,
+                member.eq("userId", &p2, dialect)?,
             ),
         };
         let api_key = match api_key.map(|cols| ApiKeySql::build(cols, dialect)) {
@@ -223,6 +258,7 @@ pub(super) struct ApiKeySql {
     pub(super) by_id: String,
     pub(super) table: String,
     pub(super) id: String,
+    pub(super) id_type: String,
     pub(super) created_at_type: String,
     pub(super) last_request: String,
     pub(super) request_count: String,
@@ -240,31 +276,32 @@ impl ApiKeySql {
         let p1 = dialect.param(1);
         let declared = |field: &str| cols.find(field).map(|c| c.1.clone()).unwrap_or_default();
         let owner = cols
-            .quoted("userId")
-            .or_else(|| cols.quoted("referenceId"))
+            .text("userId", dialect)
+            .or_else(|| cols.text("referenceId", dialect))
             .ok_or_else(|| format!("auth table {} has no userId column", cols.table))?;
         let mut select = Vec::with_capacity(API_KEY_FIELDS.len());
         for field in API_KEY_FIELDS {
-            select.push(if field == "userId" {
-                owner.clone()
-            } else {
-                cols.require(field)?
+            select.push(match field {
+                "userId" => owner.clone(),
+                "id" | "key" | "metadata" => cols.require_text(field, dialect)?,
+                _ => cols.require(field)?,
             });
         }
         let select = select.join(", ");
         Ok(Self {
             by_key: format!(
-                "SELECT {select} FROM {} WHERE {} = {p1} LIMIT 1",
+                "SELECT {select} FROM {} WHERE {} LIMIT 1",
                 cols.table(),
-                cols.require("key")?
+                cols.eq("key", &p1, dialect)?
             ),
             by_id: format!(
-                "SELECT {select} FROM {} WHERE {} = {p1} LIMIT 1",
+                "SELECT {select} FROM {} WHERE {} LIMIT 1",
                 cols.table(),
-                cols.require("id")?
+                cols.eq("id", &p1, dialect)?
             ),
             table: cols.table(),
             id: cols.require("id")?,
+            id_type: cols.declared("id").to_owned(),
             created_at_type: declared("createdAt"),
             last_request: cols.require("lastRequest")?,
             request_count: cols.require("requestCount")?,

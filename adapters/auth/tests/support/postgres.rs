@@ -107,12 +107,20 @@ pub(crate) struct PgAuthFixture {
     base_url: String,
     schema: String,
     layout: Layout,
+    uuid_ids: bool,
     seq: Cell<u64>,
 }
 
 impl PgAuthFixture {
     /// Creates a fresh schema with `layout`'s tables; `None` when the tests are off.
     pub(crate) async fn create(layout: Layout) -> Option<Self> {
+        Self::create_with(layout, false).await
+    }
+
+    /// With `uuid_ids`, ids and the columns referencing them are `uuid`, as Better Auth's
+    /// migrations make them with `advanced.database.generateId: "uuid"` (Better Auth
+    /// layout only); callers then pass uuid strings as ids.
+    pub(crate) async fn create_with(layout: Layout, uuid_ids: bool) -> Option<Self> {
         static N: AtomicU64 = AtomicU64::new(0);
         let base_url = database_url()?;
         let client = connect(&base_url).await;
@@ -122,10 +130,30 @@ impl PgAuthFixture {
             OffsetDateTime::now_utc().unix_timestamp_nanos(),
             N.fetch_add(1, Ordering::Relaxed)
         );
-        let ddl = match layout {
-            Layout::BetterAuth => BETTER_AUTH_DDL,
-            Layout::Drizzle => DRIZZLE_DDL,
+        let mut ddl = match layout {
+            Layout::BetterAuth => BETTER_AUTH_DDL.to_owned(),
+            Layout::Drizzle => DRIZZLE_DDL.to_owned(),
         };
+        if uuid_ids {
+            assert_eq!(
+                layout,
+                Layout::BetterAuth,
+                "uuid ids: Better Auth layout only"
+            );
+            ddl = ddl
+                .replace(
+                    r#""id" text not null primary key"#,
+                    r#""id" uuid default gen_random_uuid() not null primary key"#,
+                )
+                .replace(
+                    r#""userId" text not null references"#,
+                    r#""userId" uuid not null references"#,
+                )
+                .replace(
+                    r#""organizationId" text not null references"#,
+                    r#""organizationId" uuid not null references"#,
+                );
+        }
         client
             .batch_execute(&format!(
                 "CREATE SCHEMA {schema}; SET search_path TO {schema}; {ddl}"
@@ -137,6 +165,7 @@ impl PgAuthFixture {
             base_url,
             schema,
             layout,
+            uuid_ids,
             seq: Cell::new(0),
         })
     }
@@ -230,10 +259,7 @@ impl PgAuthFixture {
 
     /// Better Auth's sign-out: the session row is deleted.
     pub(crate) async fn sign_out(&self, token: &SessionToken) {
-        let sql = format!(
-            "DELETE FROM \"session\" WHERE {} = $1",
-            self.col("token")
-        );
+        let sql = format!("DELETE FROM \"session\" WHERE {} = $1", self.col("token"));
         let n = self
             .client
             .execute(&sql, &[&token.token()])
@@ -384,10 +410,11 @@ impl PgAuthFixture {
         let mut args = Vec::new();
         for (col, v) in values {
             cols.push(self.col(col));
+            let cast = self.cast(col);
             match self.param(v) {
                 Some(arg) => {
                     args.push(arg);
-                    marks.push(format!("${}", args.len()));
+                    marks.push(format!("${}{cast}", args.len()));
                 }
                 None => marks.push("NULL".to_owned()),
             }
@@ -409,17 +436,23 @@ impl PgAuthFixture {
             match self.param(v) {
                 Some(arg) => {
                     args.push(arg);
-                    sets.push(format!("{} = ${}", self.col(col), args.len()));
+                    sets.push(format!(
+                        "{} = ${}{}",
+                        self.col(col),
+                        args.len(),
+                        self.cast(col)
+                    ));
                 }
                 None => sets.push(format!("{} = NULL", self.col(col))),
             }
         }
         args.push(Box::new(key.to_owned()));
         let sql = format!(
-            "UPDATE \"{table}\" SET {} WHERE {} = ${}",
+            "UPDATE \"{table}\" SET {} WHERE {} = ${}{}",
             sets.join(", "),
             self.col(key_col),
-            args.len()
+            args.len(),
+            self.cast(key_col)
         );
         let changed = self
             .execute(&sql, &args)
@@ -440,10 +473,23 @@ impl PgAuthFixture {
         self.client.execute(sql, &params).await
     }
 
+    /// The cast a text parameter needs for `col` (uuid ids are not assignable from text).
+    fn cast(&self, col: &str) -> &'static str {
+        if self.uuid_ids && matches!(col, "id" | "userId" | "organizationId") {
+            "::text::uuid"
+        } else {
+            ""
+        }
+    }
+
     fn next_id(&self, what: &str) -> String {
         let n = self.seq.get() + 1;
         self.seq.set(n);
-        format!("{what}-{n}")
+        if self.uuid_ids && what != "rand" {
+            format!("00000000-0000-4000-8000-{n:012x}")
+        } else {
+            format!("{what}-{n}")
+        }
     }
 
     /// Unpredictable enough for tests; not for production secrets.
