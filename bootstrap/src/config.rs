@@ -491,6 +491,25 @@ mod tests {
     }
 
     #[test]
+    fn the_auth_database_is_a_file_or_a_postgres_url_that_never_prints() {
+        let c = load(&[("FILEGATE_AUTH_DB", "/srv/auth.db")], None).unwrap();
+        assert!(
+            matches!(&c.auth_db, Some(AuthDbLocation::Sqlite(p)) if p == Path::new("/srv/auth.db"))
+        );
+        for url in [
+            "postgres://ba:hunter2@db.internal/auth",
+            "PostgreSQL://ba:hunter2@db.internal/auth",
+        ] {
+            let c = load(&[("FILEGATE_AUTH_DB", url)], None).unwrap();
+            let Some(AuthDbLocation::Postgres(secret)) = &c.auth_db else {
+                panic!("{url}: {:?}", c.auth_db);
+            };
+            assert_eq!(secrecy::ExposeSecret::expose_secret(secret), url);
+            assert!(!format!("{c:?}").contains("hunter2"));
+        }
+    }
+
+    #[test]
     fn the_upload_page_is_on_unless_switched_off() {
         let ui = |vars: &[(&str, &str)], file| load(vars, file).unwrap().ui;
         let off = || Some("ui = false");
