@@ -395,6 +395,41 @@ mod api_keys {
         assert_eq!(metered.remaining, Some(0));
     }
 
+    /// A key row held locked elsewhere (a stuck Better Auth transaction) costs one
+    /// bounded wait and a 503-class error, never a hang or a lost count.
+    #[tokio::test]
+    async fn a_key_locked_elsewhere_is_unavailable_after_the_lock_timeout() {
+        let Some(w) = World::new(Layout::BetterAuth).await else {
+            return;
+        };
+        let key =
+            w.fx.add_api_key("alice", None, None, Some((60_000, 10)))
+                .await;
+        let holder = connect(&w.fx.url()).await;
+        holder
+            .batch_execute(&format!(
+                "BEGIN; SELECT 1 FROM apikey WHERE key = '{}' FOR UPDATE",
+                filegate_testkit::auth_db::api_key_hash(&key)
+            ))
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        let result = w.api_keys().authenticate(&api_key(&key)).await;
+        let waited = started.elapsed();
+        assert_err(result, "STORAGE_UNAVAILABLE");
+        assert!(
+            waited >= std::time::Duration::from_secs(3)
+                && waited < std::time::Duration::from_secs(6),
+            "{waited:?}"
+        );
+        holder.batch_execute("ROLLBACK").await.unwrap();
+        w.api_keys().authenticate(&api_key(&key)).await.unwrap();
+        assert_eq!(
+            w.fx.api_key_counters(&key).await.unwrap().request_count,
+            Some(1)
+        );
+    }
+
     #[tokio::test]
     async fn drizzle_layout_reference_id_and_zoneless_counters() {
         let Some(w) = World::new(Layout::Drizzle).await else {

@@ -32,8 +32,11 @@ const POOL_SIZE: usize = 8;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a request waits for a pooled connection before answering 503.
 const WAIT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Bounds every statement server-side, so a stuck row lock becomes a 503, not a hang.
-const STATEMENT_TIMEOUT_MS: u32 = 5_000;
+/// Bounds each lookup or key use (pool wait included), so a stuck database answers 503
+/// rather than holding the request. Client-side: PgBouncer refuses startup `options`.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a key use waits for another request's row lock (SQLSTATE 55P03 after).
+const LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '4s'";
 
 /// The columns of a table as the search path resolves it (the same resolution the
 /// queries get, which `information_schema` filtered by schema name would not give).
@@ -87,6 +90,29 @@ impl PgAuthDb {
     }
 
     pub(super) async fn session(&self, token: &str) -> Result<Option<SessionRow>, Error> {
+        bounded(self.session_row(token)).await
+    }
+
+    pub(super) async fn user_facts(
+        &self,
+        user_id: &str,
+        org_id: Option<&str>,
+    ) -> Result<Option<UserFacts>, Error> {
+        bounded(self.user_rows(user_id, org_id)).await
+    }
+
+    /// See [`super::AuthDb::use_api_key`]: the write lock is `SELECT … FOR UPDATE` in a
+    /// READ COMMITTED transaction, so a waiting request re-reads the committed counters.
+    pub(super) async fn use_api_key(
+        &self,
+        hash: &str,
+        now: OffsetDateTime,
+        rate_limit_enabled: bool,
+    ) -> Result<Option<KeyUse>, Error> {
+        bounded(self.spend_key(hash, now, rate_limit_enabled)).await
+    }
+
+    async fn session_row(&self, token: &str) -> Result<Option<SessionRow>, Error> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(&self.layout.session.by_token)
@@ -102,7 +128,7 @@ impl PgAuthDb {
         }))
     }
 
-    pub(super) async fn user_facts(
+    async fn user_rows(
         &self,
         user_id: &str,
         org_id: Option<&str>,
@@ -136,9 +162,7 @@ impl PgAuthDb {
         Ok(Some(UserFacts { user, member_role }))
     }
 
-    /// See [`super::AuthDb::use_api_key`]: the write lock is `SELECT … FOR UPDATE` in a
-    /// READ COMMITTED transaction, so a waiting request re-reads the committed counters.
-    pub(super) async fn use_api_key(
+    async fn spend_key(
         &self,
         hash: &str,
         now: OffsetDateTime,
@@ -164,6 +188,7 @@ impl PgAuthDb {
             return Ok(Some(KeyUse::Refused(refusal)));
         }
         let tx = client.transaction().await.map_err(db_error)?;
+        tx.batch_execute(LOCK_TIMEOUT).await.map_err(db_error)?;
         let locked = format!("{} FOR UPDATE", keys.by_id);
         // Dropping `tx` on an early return rolls it back.
         let Some(r) = tx
@@ -186,8 +211,7 @@ impl PgAuthDb {
     }
 }
 
-/// Parses the URL and adds filegate's bounds (connect and statement timeouts) unless
-/// the URL sets its own.
+/// Parses the URL; adds a connect timeout and `application_name` unless the URL sets them.
 fn client_config(url: &str) -> Result<Config, Error> {
     let invalid = |why: String| Error::invalid("FILEGATE_AUTH_DB", why);
     let mut config = Config::from_str(url.trim())
@@ -204,13 +228,13 @@ fn client_config(url: &str) -> Result<Config, Error> {
     if config.get_application_name().is_none() {
         config.application_name("filegate");
     }
-    // Ours first: a `-c statement_timeout` in the URL's own options comes later and wins.
-    let options = match config.get_options() {
-        Some(own) => format!("-c statement_timeout={STATEMENT_TIMEOUT_MS} {own}"),
-        None => format!("-c statement_timeout={STATEMENT_TIMEOUT_MS}"),
-    };
-    config.options(options);
     Ok(config)
+}
+
+async fn bounded<T>(op: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    tokio::time::timeout(OPERATION_TIMEOUT, op)
+        .await
+        .unwrap_or_else(|_| Err(Error::unavailable("auth database: no answer within 5 s")))
 }
 
 /// Outer error: Postgres failed; inner: the database is not a Better Auth one.
@@ -482,14 +506,13 @@ mod tests {
     fn urls_parse_and_get_filegate_bounds() {
         let c = client_config("postgresql://u@db.internal:5433/auth").unwrap();
         assert_eq!(c.get_connect_timeout(), Some(&CONNECT_TIMEOUT));
-        assert_eq!(c.get_options(), Some("-c statement_timeout=5000"));
+        assert_eq!(c.get_application_name(), Some("filegate"));
+        // No startup options of ours (PgBouncer refuses them); the URL's own pass through.
+        assert_eq!(c.get_options(), None);
         let c =
             client_config("postgres://u@h/auth?options=-c%20search_path%3Dba&connect_timeout=2")
                 .unwrap();
-        assert_eq!(
-            c.get_options(),
-            Some("-c statement_timeout=5000 -c search_path=ba")
-        );
+        assert_eq!(c.get_options(), Some("-c search_path=ba"));
         assert_eq!(c.get_connect_timeout(), Some(&Duration::from_secs(2)));
     }
 
