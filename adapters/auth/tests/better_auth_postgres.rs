@@ -500,6 +500,48 @@ async fn uuid_ids_work_for_sessions_members_and_api_keys() {
     );
 }
 
+/// Connections killed under the pool (a Postgres restart, a failover): requests fail as
+/// 503 at worst, never 500, and the pool reconnects on its own.
+#[tokio::test]
+async fn killed_connections_are_unavailable_then_recover() {
+    let Some(w) = World::new(Layout::BetterAuth).await else {
+        return;
+    };
+    let name = format!("fg_kill_{}", std::process::id());
+    let db = AuthDb::open_postgres(&format!("{}&application_name={name}", w.fx.url()))
+        .await
+        .unwrap();
+    let token = w.fx.add_session("alice", Some("acme"), w.now + HOUR).await;
+    let sessions =
+        SessionAuthenticator::new(db, SessionConfig::new(SECRET)).with_clock(w.clock.clone());
+    let creds = cookie(token.cookie_header(SECRET));
+    sessions.authenticate(&creds).await.unwrap();
+
+    let admin = connect(&database_url().unwrap()).await;
+    let killed: i64 = admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+            &[&name],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(killed >= 1, "no pooled connection found to kill");
+
+    let mut recovered = false;
+    for _ in 0..5 {
+        match sessions.authenticate(&creds).await {
+            Ok(p) => {
+                assert_eq!(p.user_id, "alice");
+                recovered = true;
+                break;
+            }
+            Err(err) => assert_eq!(err.code(), "STORAGE_UNAVAILABLE", "{err:?}"),
+        }
+    }
+    assert!(recovered, "the pool did not reconnect");
+}
+
 mod opening {
     use super::*;
 

@@ -477,10 +477,16 @@ fn is_transient(code: &str) -> bool {
 #[expect(clippy::needless_pass_by_value, reason = "shaped for `map_err`")]
 fn db_error(e: tokio_postgres::Error) -> Error {
     match e.as_db_error() {
-        Some(db) if is_transient(db.code().code()) => {
-            Error::unavailable(format!("auth database: {e}"))
-        }
-        Some(_) => Error::internal(format!("auth database: {e}")),
+        Some(db) if is_transient(db.code().code()) => Error::unavailable(format!(
+            "auth database: {} ({})",
+            db.message(),
+            db.code().code()
+        )),
+        Some(db) => Error::internal(format!(
+            "auth database: {} ({})",
+            db.message(),
+            db.code().code()
+        )),
         // No SQLSTATE: the connection broke, timed out or never came up.
         None => Error::unavailable(format!("auth database unreachable: {e}")),
     }
