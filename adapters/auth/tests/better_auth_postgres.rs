@@ -542,6 +542,45 @@ async fn killed_connections_are_unavailable_then_recover() {
     assert!(recovered, "the pool did not reconnect");
 }
 
+/// Column types other schemas use: a `varchar(n)` id is compared in full (a lookup cast
+/// to `varchar(36)` would truncate), a `numeric` counter is an error, not "no limit".
+#[tokio::test]
+async fn varchar_ids_compare_in_full_and_unread_types_fail_closed() {
+    let Some(w) = World::new(Layout::BetterAuth).await else {
+        return;
+    };
+    let org36 = "o".repeat(36);
+    w.fx.add_org(&org36, "org36").await;
+    w.fx.add_member(&org36, "alice", "admin").await;
+    w.fx.client()
+        .batch_execute(r#"ALTER TABLE member ALTER COLUMN "organizationId" TYPE varchar(36)"#)
+        .await
+        .unwrap();
+    let db = AuthDb::open_postgres(&w.fx.url()).await.unwrap();
+    let keys = api_keys_on(db, &w.clock);
+    let exact = w.fx.add_api_key("alice", Some(&org36), None, None).await;
+    let p = keys.authenticate(&api_key(&exact)).await.unwrap();
+    assert_eq!(p.active_org_id.as_deref(), Some(org36.as_str()));
+    let longer = format!("{org36}-evil");
+    let padded = w.fx.add_api_key("alice", Some(&longer), None, None).await;
+    let p = keys.authenticate(&api_key(&padded)).await.unwrap();
+    assert_eq!(p.active_org_id, None, "a 36-char prefix must not match");
+
+    w.fx.client()
+        .batch_execute(
+            r#"ALTER TABLE apikey ALTER COLUMN "remaining" TYPE numeric; UPDATE apikey SET "remaining" = 0"#,
+        )
+        .await
+        .unwrap();
+    let db = AuthDb::open_postgres(&w.fx.url()).await.unwrap();
+    assert_err(
+        api_keys_on(db, &w.clock)
+            .authenticate(&api_key(&exact))
+            .await,
+        "INTERNAL_SERVER_ERROR",
+    );
+}
+
 mod opening {
     use super::*;
 

@@ -40,7 +40,8 @@ const LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '4s'";
 
 /// The columns of a table as the search path resolves it (the same resolution the
 /// queries get, which `information_schema` filtered by schema name would not give).
-const COLUMNS_SQL: &str = "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) \
+/// Types without their modifier: a lookup cast to `varchar(36)` would truncate its value.
+const COLUMNS_SQL: &str = "SELECT a.attname::text, format_type(a.atttypid, NULL) \
      FROM pg_catalog.pg_attribute a \
      WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped";
 
@@ -388,8 +389,8 @@ fn date_arg(n: usize, declared: &str, format: DateFormat, t: OffsetDateTime) -> 
     }
 }
 
-/// Column `i` as the loose value the row readers take. A type filegate does not read
-/// becomes an empty blob: unreadable, so dates fail closed and flags count as unset.
+/// Column `i` as the loose value the row readers take; a type filegate does not read is
+/// an error.
 fn value_at(r: &Row, i: usize) -> Result<Value, Error> {
     let ty = r.columns()[i].type_();
     let v = if *ty == Type::BOOL {
@@ -418,11 +419,16 @@ fn value_at(r: &Row, i: usize) -> Result<Value, Error> {
     } else if *ty == Type::JSON || *ty == Type::JSONB {
         r.try_get::<_, Option<serde_json::Value>>(i)
             .map(|v| v.map(|j| Value::Text(j.to_string())))
+    } else if *ty == Type::TEXT || *ty == Type::VARCHAR || *ty == Type::BPCHAR || *ty == Type::NAME
+    {
+        r.try_get::<_, Option<String>>(i)
+            .map(|v| v.map(Value::Text))
     } else {
-        match r.try_get::<_, Option<String>>(i) {
-            Ok(v) => Ok(v.map(Value::Text)),
-            Err(_) => return Ok(Value::Blob(Vec::new())),
-        }
+        // Fail closed and say why: a `numeric` counter read as "no limit" would not.
+        let column = r.columns()[i].name();
+        return Err(Error::internal(format!(
+            "auth database: column {column} has type {ty}, which filegate does not read"
+        )));
     };
     Ok(v.map_err(conversion)?.unwrap_or(Value::Null))
 }

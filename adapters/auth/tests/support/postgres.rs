@@ -170,6 +170,12 @@ impl PgAuthFixture {
         })
     }
 
+    /// The fixture's own connection (search path on its schema), for what the helpers
+    /// do not cover.
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// The URL `AuthDb::open_postgres` gets: the server, with this schema on the path.
     pub(crate) fn url(&self) -> String {
         url_with_schema(&self.base_url, &self.schema)
