@@ -37,6 +37,36 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where Better Auth's database is (`FILEGATE_AUTH_DB`).
+#[derive(Clone)]
+pub enum AuthDbLocation {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A `postgres://` or `postgresql://` URL; it may carry a password, so it is secret.
+    Postgres(SecretString),
+}
+
+impl From<PathBuf> for AuthDbLocation {
+    /// A `postgres://` or `postgresql://` value is a URL, anything else a file path.
+    fn from(value: PathBuf) -> Self {
+        match value.to_str() {
+            Some(url) if filegate_auth::is_postgres_url(url) => {
+                Self::Postgres(SecretString::from(url.trim().to_owned()))
+            }
+            _ => Self::Sqlite(value),
+        }
+    }
+}
+
+impl std::fmt::Debug for AuthDbLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            Self::Postgres(_) => f.write_str("Postgres([REDACTED])"),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub project: String,
@@ -67,8 +97,9 @@ pub struct Config {
     pub access: AccessRules,
     /// What a request for another organization's file gets: 404 (hide) or 403 (reveal).
     pub firewall: FirewallMode,
-    /// Path of the Better Auth SQLite database; without it only JWTs authenticate.
-    pub auth_db: Option<PathBuf>,
+    /// Better Auth's database (SQLite file or PostgreSQL URL); without it only JWTs
+    /// authenticate.
+    pub auth_db: Option<AuthDbLocation>,
     /// When set, every principal acts in this organization.
     pub pinned_org_id: Option<String>,
     /// Print the start-up banner with a development token (embedded mode only).
@@ -223,7 +254,7 @@ impl Config {
             roles,
             access,
             firewall: s.firewall_mode,
-            auth_db: auth.database,
+            auth_db: auth.database.map(AuthDbLocation::from),
             pinned_org_id: s.pinned_organization_id,
             session_jwt_ttl: Duration::from_secs(jwt_ttl),
             banner: true,
@@ -457,6 +488,25 @@ mod tests {
         );
         let err = load(&[("FILEGATE_JWT_SECRET_ENV", "MISSING")], None).unwrap_err();
         assert!(err.to_string().contains("MISSING"));
+    }
+
+    #[test]
+    fn the_auth_database_is_a_file_or_a_postgres_url_that_never_prints() {
+        let c = load(&[("FILEGATE_AUTH_DB", "/srv/auth.db")], None).unwrap();
+        assert!(
+            matches!(&c.auth_db, Some(AuthDbLocation::Sqlite(p)) if p == Path::new("/srv/auth.db"))
+        );
+        for url in [
+            "postgres://ba:hunter2@db.internal/auth",
+            "PostgreSQL://ba:hunter2@db.internal/auth",
+        ] {
+            let c = load(&[("FILEGATE_AUTH_DB", url)], None).unwrap();
+            let Some(AuthDbLocation::Postgres(secret)) = &c.auth_db else {
+                panic!("{url}: {:?}", c.auth_db);
+            };
+            assert_eq!(secrecy::ExposeSecret::expose_secret(secret), url);
+            assert!(!format!("{c:?}").contains("hunter2"));
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! ([`Opened::open`], then [`Opened::into_services`]) because managed mode's URLs follow the
 //! files listener's bound port, which the server binds in between.
 
-use crate::config::Config;
+use crate::config::{AuthDbLocation, Config};
 use crate::data_dir::{
     SecretSource, auth_secret, prepare_data_dir, prepare_database, restrict_objects_dir,
 };
@@ -22,7 +22,7 @@ use filegate_core::storage::Storage;
 use filegate_embedded_s3::EmbeddedS3;
 use filegate_r2::{R2Config, SigV4Signer};
 use filegate_sqlite::{SqliteFilesDb, SqliteMediaStore};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -115,10 +115,17 @@ pub async fn authenticator(
 ) -> anyhow::Result<QuickbackAuthenticator> {
     let jwt = JwtAuthenticator::new(jwt_config(config, secret));
     let auth = match &config.auth_db {
-        Some(path) => {
-            let db = AuthDb::open(path)
-                .await
-                .with_context(|| format!("opening the Better Auth database {}", path.display()))?;
+        Some(location) => {
+            let db = match location {
+                AuthDbLocation::Sqlite(path) => AuthDb::open(path).await.with_context(|| {
+                    format!("opening the Better Auth database {}", path.display())
+                })?,
+                AuthDbLocation::Postgres(url) => {
+                    AuthDb::open_postgres(url.expose_secret())
+                        .await
+                        .context("opening the Better Auth database on PostgreSQL")?
+                }
+            };
             QuickbackAuthenticator::with_auth_db(
                 jwt,
                 db,

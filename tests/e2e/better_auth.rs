@@ -24,7 +24,7 @@ async fn world(pinned: Option<&str>) -> World {
     db.add_member("org_a", "u1", "member");
     let pinned = pinned.map(str::to_owned);
     let app = TestApp::spawn_with(move |c| {
-        c.auth_db = Some(path);
+        c.auth_db = Some(path.into());
         c.auth_secret = Some(secrecy::SecretString::from(SECRET));
         c.pinned_org_id = pinned;
     })

@@ -634,7 +634,7 @@ async fn a_better_auth_session_cookie_opens_private_files() {
     db.add_member("org_b", "u3", "owner");
     let app = TestApp::spawn_with(move |c| {
         c.managed = true;
-        c.auth_db = Some(path);
+        c.auth_db = Some(path.into());
         c.auth_secret = Some(secrecy::SecretString::from(SECRET));
     })
     .await;

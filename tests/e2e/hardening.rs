@@ -27,7 +27,7 @@ async fn world() -> World {
     db.add_member("org_v", "victim", "member");
     db.add_member("org_x", "attacker", "member");
     let app = TestApp::spawn_with(move |c| {
-        c.auth_db = Some(path);
+        c.auth_db = Some(path.into());
         c.auth_secret = Some(secrecy::SecretString::from(SECRET));
         c.cors_origins = vec![TRUSTED.to_owned()];
     })
@@ -99,7 +99,7 @@ async fn managed_world() -> World {
     db.add_member("org_v", "victim", "owner");
     let app = TestApp::spawn_with(move |c| {
         c.managed = true;
-        c.auth_db = Some(path);
+        c.auth_db = Some(path.into());
         c.auth_secret = Some(secrecy::SecretString::from(SECRET));
         c.cors_origins = vec![TRUSTED.to_owned()];
     })

@@ -2,6 +2,7 @@
 
 mod auth;
 mod better_auth;
+mod better_auth_postgres;
 mod browser;
 mod files;
 mod hardening;

@@ -86,6 +86,14 @@ pub struct SessionToken {
 }
 
 impl SessionToken {
+    /// A token stored by another fixture (the Postgres one beside `filegate-auth`'s tests).
+    #[must_use]
+    pub fn new(token: impl Into<String>) -> Self {
+        Self {
+            token: token.into(),
+        }
+    }
+
     /// The raw token (the bearer plugin accepts it as is).
     #[must_use]
     pub fn token(&self) -> &str {

@@ -8,6 +8,22 @@ use deadpool_sqlite::rusqlite::{self, Connection, OptionalExtension, Row, params
 use std::collections::HashMap;
 use time::OffsetDateTime;
 
+/// How the SQL marks its parameters: SQLite's `?1`, Postgres's `$1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    fn param(self, n: u8) -> String {
+        match self {
+            Self::Sqlite => format!("?{n}"),
+            Self::Postgres => format!("${n}"),
+        }
+    }
+}
+
 /// The tables and columns found, as ready-made SQL with quoted identifiers.
 #[derive(Debug)]
 pub(super) struct Layout {
@@ -54,6 +70,38 @@ impl Columns {
     pub(super) fn require(&self, field: &str) -> Result<String, String> {
         self.quoted(field)
             .ok_or_else(|| format!("auth table {} has no {field} column", self.table))
+    }
+
+    /// A text field as selected: on Postgres cast to `text`, so `uuid` or integer ids
+    /// (Better Auth's `generateId: "uuid"` or `"serial"`) read as strings.
+    pub(super) fn text(&self, field: &str, dialect: Dialect) -> Option<String> {
+        self.quoted(field).map(|col| match dialect {
+            Dialect::Sqlite => col,
+            Dialect::Postgres => format!("{col}::text"),
+        })
+    }
+
+    pub(super) fn require_text(&self, field: &str, dialect: Dialect) -> Result<String, String> {
+        self.text(field, dialect)
+            .ok_or_else(|| format!("auth table {} has no {field} column", self.table))
+    }
+
+    /// `field = p`. On Postgres the parameter is sent as text and cast to the column's
+    /// declared type, so the comparison stays indexable whatever the id type.
+    pub(super) fn eq(&self, field: &str, p: &str, dialect: Dialect) -> Result<String, String> {
+        let col = self.require(field)?;
+        Ok(match dialect {
+            Dialect::Sqlite => format!("{col} = {p}"),
+            Dialect::Postgres => format!("{col} = CAST({p}::text AS {})", self.declared(field)),
+        })
+    }
+
+    /// The declared type of `field`, `text` when unknown.
+    pub(super) fn declared(&self, field: &str) -> &str {
+        self.find(field)
+            .map(|c| c.1.as_str())
+            .filter(|t| !t.is_empty())
+            .unwrap_or("text")
     }
 
     /// The column, or SQL `NULL` when this optional field is missing.
@@ -116,7 +164,13 @@ impl Layout {
             return Ok(Err(missing("member (organization plugin)")));
         };
         let api_key = find_table(c, &["apikey", "apikeys", "api_key", "api_keys"])?;
-        Ok(Self::build(&session, &user, &member, api_key.as_ref()))
+        Ok(Self::build(
+            &session,
+            &user,
+            &member,
+            api_key.as_ref(),
+            Dialect::Sqlite,
+        ))
     }
 
     pub(super) fn build(
@@ -124,38 +178,43 @@ impl Layout {
         user: &Columns,
         member: &Columns,
         api_key: Option<&Columns>,
+        dialect: Dialect,
     ) -> Result<Self, String> {
+        let (p1, p2) = (dialect.param(1), dialect.param(2));
         let session_sql = SessionSql {
             table: session.table.clone(),
             by_token: format!(
-                "SELECT {}, {}, {} FROM {} WHERE {} = ?1 LIMIT 1",
-                session.require("userId")?,
+                "SELECT {}, {}, {} FROM {} WHERE {} LIMIT 1",
+                session.require_text("userId", dialect)?,
                 session.require("expiresAt")?,
-                session.or_null("activeOrganizationId"),
+                session
+                    .text("activeOrganizationId", dialect)
+                    .unwrap_or_else(|| "NULL".to_owned()),
                 session.table(),
-                session.require("token")?,
+                session.eq("token", &p1, dialect)?,
             ),
         };
         let user_sql = UserSql {
             by_id: format!(
-                "SELECT {}, {}, {} FROM {} WHERE {} = ?1 LIMIT 1",
-                user.or_null("role"),
+                "SELECT {}, {}, {} FROM {} WHERE {} LIMIT 1",
+                user.text("role", dialect)
+                    .unwrap_or_else(|| "NULL".to_owned()),
                 user.or_null("banned"),
                 user.or_null("banExpires"),
                 user.table(),
-                user.require("id")?,
+                user.eq("id", &p1, dialect)?,
             ),
         };
         let member_sql = MemberSql {
             role: format!(
-                "SELECT {} FROM {} WHERE {} = ?1 AND {} = ?2 LIMIT 1",
-                member.require("role")?,
+                "SELECT {} FROM {} WHERE {} AND {} LIMIT 1",
+                member.require_text("role", dialect)?,
                 member.table(),
-                member.require("organizationId")?,
-                member.require("userId")?,
+                member.eq("organizationId", &p1, dialect)?,
+                member.eq("userId", &p2, dialect)?,
             ),
         };
-        let api_key = match api_key.map(ApiKeySql::build) {
+        let api_key = match api_key.map(|cols| ApiKeySql::build(cols, dialect)) {
             Some(Ok(sql)) => Some(sql),
             Some(Err(why)) => {
                 tracing::warn!(reason = %why, "apikey table not usable");
@@ -199,51 +258,59 @@ pub(super) struct ApiKeySql {
     pub(super) by_id: String,
     pub(super) table: String,
     pub(super) id: String,
+    pub(super) id_type: String,
     pub(super) created_at_type: String,
     pub(super) last_request: String,
     pub(super) request_count: String,
     pub(super) remaining: String,
     pub(super) last_refill_at: String,
     pub(super) updated_at: String,
+    /// Declared types of the date columns written, in `KeyUpdate` order (Postgres casts).
+    pub(super) last_request_type: String,
+    pub(super) last_refill_at_type: String,
+    pub(super) updated_at_type: String,
 }
 
 impl ApiKeySql {
-    pub(super) fn build(cols: &Columns) -> Result<Self, String> {
+    pub(super) fn build(cols: &Columns, dialect: Dialect) -> Result<Self, String> {
+        let p1 = dialect.param(1);
+        let declared = |field: &str| cols.find(field).map(|c| c.1.clone()).unwrap_or_default();
         let owner = cols
-            .quoted("userId")
-            .or_else(|| cols.quoted("referenceId"))
+            .text("userId", dialect)
+            .or_else(|| cols.text("referenceId", dialect))
             .ok_or_else(|| format!("auth table {} has no userId column", cols.table))?;
         let mut select = Vec::with_capacity(API_KEY_FIELDS.len());
         for field in API_KEY_FIELDS {
-            select.push(if field == "userId" {
-                owner.clone()
-            } else {
-                cols.require(field)?
+            select.push(match field {
+                "userId" => owner.clone(),
+                "id" | "key" | "metadata" => cols.require_text(field, dialect)?,
+                _ => cols.require(field)?,
             });
         }
         let select = select.join(", ");
         Ok(Self {
             by_key: format!(
-                "SELECT {select} FROM {} WHERE {} = ?1 LIMIT 1",
+                "SELECT {select} FROM {} WHERE {} LIMIT 1",
                 cols.table(),
-                cols.require("key")?
+                cols.eq("key", &p1, dialect)?
             ),
             by_id: format!(
-                "SELECT {select} FROM {} WHERE {} = ?1 LIMIT 1",
+                "SELECT {select} FROM {} WHERE {} LIMIT 1",
                 cols.table(),
-                cols.require("id")?
+                cols.eq("id", &p1, dialect)?
             ),
             table: cols.table(),
             id: cols.require("id")?,
-            created_at_type: cols
-                .find("createdAt")
-                .map(|c| c.1.clone())
-                .unwrap_or_default(),
+            id_type: cols.declared("id").to_owned(),
+            created_at_type: declared("createdAt"),
             last_request: cols.require("lastRequest")?,
             request_count: cols.require("requestCount")?,
             remaining: cols.require("remaining")?,
             last_refill_at: cols.require("lastRefillAt")?,
             updated_at: cols.require("updatedAt")?,
+            last_request_type: declared("lastRequest"),
+            last_refill_at_type: declared("lastRefillAt"),
+            updated_at_type: declared("updatedAt"),
         })
     }
 

@@ -1,4 +1,4 @@
-//! Read-mostly access to Better Auth's SQLite database.
+//! Read-mostly access to Better Auth's database, SQLite or PostgreSQL.
 //!
 //! Better Auth owns this database; filegate only reads sessions, users, memberships and
 //! API keys, and writes nothing but an API key's usage counters (see [`AuthDb`]).
@@ -9,9 +9,14 @@
 //! columns such as `expires_at`, dates as integer milliseconds). Table names may be
 //! singular (the default) or plural (`usePlural`). The API-key owner column is `userId`
 //! (better-auth ≤ 1.4) or `referenceId` (`@better-auth/api-key`, 1.5).
+//!
+//! On PostgreSQL ([`AuthDb::open_postgres`], module `postgres`) the same detection runs
+//! on the catalog, the same SQL is built with `$n` parameters, rows are read into the same
+//! row types and API keys go through the same [`api_key_rules`].
 
 mod api_key_rules;
 mod layout;
+mod postgres;
 mod rows;
 #[cfg(test)]
 mod tests;
@@ -22,6 +27,7 @@ pub(crate) use rows::{Stamp, split_roles};
 
 use api_key_rules::evaluate;
 use layout::Layout;
+use postgres::PgAuthDb;
 use rows::{SessionRow, UserFacts, UserRow};
 use values::truthy;
 
@@ -42,16 +48,106 @@ use time::OffsetDateTime;
 /// Cheap to clone (the pool and the layout are shared).
 #[derive(Clone)]
 pub struct AuthDb {
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite(SqliteAuthDb),
+    Postgres(PgAuthDb),
+}
+
+#[derive(Clone)]
+struct SqliteAuthDb {
     pool: Pool,
     layout: Arc<Layout>,
 }
 
 impl fmt::Debug for AuthDb {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (backend, layout) = match &self.backend {
+            Backend::Sqlite(db) => ("sqlite", &*db.layout),
+            Backend::Postgres(db) => ("postgres", db.layout()),
+        };
         f.debug_struct("AuthDb")
-            .field("session_table", &self.layout.session.table)
-            .field("api_keys", &self.layout.api_key.is_some())
+            .field("backend", &backend)
+            .field("session_table", &layout.session.table)
+            .field("api_keys", &layout.api_key.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+/// Whether `FILEGATE_AUTH_DB` names a PostgreSQL database rather than a SQLite file.
+#[must_use]
+pub fn is_postgres_url(location: &str) -> bool {
+    let lower = location.trim_start().to_ascii_lowercase();
+    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
+}
+
+impl AuthDb {
+    /// Opens Better Auth's database on PostgreSQL (a `postgres://` or `postgresql://`
+    /// URL, libpq style: `options=-csearch_path%3Dauth` picks a schema) and detects its
+    /// layout. Connections are made lazily by the pool, but one is made here to read the
+    /// catalog, so a wrong URL fails at start.
+    ///
+    /// # Errors
+    /// [`Error::Validation`] (field `FILEGATE_AUTH_DB`) when the URL does not parse or
+    /// asks for TLS; [`Error::Unavailable`] when the server cannot be reached;
+    /// [`Error::Internal`] when the `user`, `session` or `member` table or one of their
+    /// required columns is missing.
+    pub async fn open_postgres(url: &str) -> Result<Self, Error> {
+        let db = PgAuthDb::open(url).await?;
+        Ok(Self {
+            backend: Backend::Postgres(db),
+        })
+    }
+
+    /// Whether the database has Better Auth's `apikey` table.
+    #[must_use]
+    pub fn has_api_keys(&self) -> bool {
+        match &self.backend {
+            Backend::Sqlite(db) => db.layout.api_key.is_some(),
+            Backend::Postgres(db) => db.layout().api_key.is_some(),
+        }
+    }
+
+    /// The session whose stored token is `token`.
+    pub(crate) async fn session(&self, token: String) -> Result<Option<SessionRow>, Error> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.session(token).await,
+            Backend::Postgres(db) => db.session(&token).await,
+        }
+    }
+
+    /// The user `user_id` and, when `org_id` is given, their role there (`None` when
+    /// they are not a member). `None` when the user does not exist.
+    pub(crate) async fn user_facts(
+        &self,
+        user_id: String,
+        org_id: Option<String>,
+    ) -> Result<Option<UserFacts>, Error> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.user_facts(user_id, org_id).await,
+            Backend::Postgres(db) => db.user_facts(&user_id, org_id.as_deref()).await,
+        }
+    }
+
+    /// Finds the API key whose stored hash is `hash`, applies Better Auth's checks
+    /// (disabled, expired, usage and rate limits) and records the use.
+    ///
+    /// Unknown and refused keys take no lock; a key that passes is re-read and updated
+    /// under a write lock (SQLite `BEGIN IMMEDIATE`, Postgres `SELECT … FOR UPDATE`), so
+    /// concurrent requests (and Better Auth itself) cannot lose counts.
+    pub(crate) async fn use_api_key(
+        &self,
+        hash: String,
+        now: OffsetDateTime,
+        rate_limit_enabled: bool,
+    ) -> Result<Option<KeyUse>, Error> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.use_api_key(hash, now, rate_limit_enabled).await,
+            Backend::Postgres(db) => db.use_api_key(&hash, now, rate_limit_enabled).await,
+        }
     }
 }
 
@@ -81,19 +177,16 @@ impl AuthDb {
             tracing::info!("auth database has no usable apikey table: API keys are refused");
         }
         Ok(Self {
-            pool,
-            layout: Arc::new(layout),
+            backend: Backend::Sqlite(SqliteAuthDb {
+                pool,
+                layout: Arc::new(layout),
+            }),
         })
     }
+}
 
-    /// Whether the database has Better Auth's `apikey` table.
-    #[must_use]
-    pub fn has_api_keys(&self) -> bool {
-        self.layout.api_key.is_some()
-    }
-
-    /// The session whose stored token is `token`.
-    pub(crate) async fn session(&self, token: String) -> Result<Option<SessionRow>, Error> {
+impl SqliteAuthDb {
+    async fn session(&self, token: String) -> Result<Option<SessionRow>, Error> {
         let layout = Arc::clone(&self.layout);
         pool::interact(&self.pool, move |c| {
             c.prepare_cached(&layout.session.by_token)?
@@ -109,9 +202,7 @@ impl AuthDb {
         .await
     }
 
-    /// The user `user_id` and, when `org_id` is given, their role there (`None` when
-    /// they are not a member). `None` when the user does not exist.
-    pub(crate) async fn user_facts(
+    async fn user_facts(
         &self,
         user_id: String,
         org_id: Option<String>,
@@ -142,13 +233,8 @@ impl AuthDb {
         .await
     }
 
-    /// Finds the API key whose stored hash is `hash`, applies Better Auth's checks
-    /// (disabled, expired, usage and rate limits) and records the use.
-    ///
-    /// The key is read without a lock first, so unknown and refused keys never take the
-    /// write lock; a key that passes is re-read and updated inside a `BEGIN IMMEDIATE`
-    /// transaction, so concurrent requests (and Better Auth itself) cannot lose counts.
-    pub(crate) async fn use_api_key(
+    /// See [`AuthDb::use_api_key`]: the write lock is `BEGIN IMMEDIATE`.
+    async fn use_api_key(
         &self,
         hash: String,
         now: OffsetDateTime,
