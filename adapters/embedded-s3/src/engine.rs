@@ -268,12 +268,20 @@ fn to_i64(n: u64) -> i64 {
 const OBJECT_COLUMNS: &str = "key, blob, size, etag, modified_ms, meta";
 
 fn bucket_exists_in(conn: &Connection, bucket: &str) -> rusqlite::Result<bool> {
-    conn.query_row("SELECT 1 FROM buckets WHERE name = ?1", [bucket], |_| Ok(()))
-        .optional()
-        .map(|found| found.is_some())
+    conn.query_row(
+        "SELECT 1 FROM buckets WHERE name = ?1",
+        [bucket],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|found| found.is_some())
 }
 
-fn current_object(tx: &Transaction<'_>, bucket: &str, key: &str) -> rusqlite::Result<Option<ObjectRow>> {
+fn current_object(
+    tx: &Transaction<'_>,
+    bucket: &str,
+    key: &str,
+) -> rusqlite::Result<Option<ObjectRow>> {
     tx.query_row(
         &format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE bucket = ?1 AND key = ?2"),
         params![bucket, key.as_bytes()],
@@ -340,7 +348,11 @@ impl Index {
             return Err(DbError::NoSuchBucket);
         }
         let any = tx
-            .query_row("SELECT 1 FROM objects WHERE bucket = ?1 LIMIT 1", [bucket], |_| Ok(()))
+            .query_row(
+                "SELECT 1 FROM objects WHERE bucket = ?1 LIMIT 1",
+                [bucket],
+                |_| Ok(()),
+            )
             .optional()?;
         if any.is_some() {
             return Err(DbError::BucketNotEmpty);
@@ -547,7 +559,12 @@ impl Index {
     }
 
     /// Parts numbered above `after`, ascending, at most `limit`.
-    pub(crate) fn list_parts(&self, upload_id: &str, after: i32, limit: usize) -> DbResult<Vec<PartRow>> {
+    pub(crate) fn list_parts(
+        &self,
+        upload_id: &str,
+        after: i32,
+        limit: usize,
+    ) -> DbResult<Vec<PartRow>> {
         let conn = lock(&self.reader);
         let mut stmt = conn.prepare_cached(
             "SELECT part_number, blob, size, etag, modified_ms, meta FROM parts
@@ -689,7 +706,12 @@ impl Index {
 
     /// Imports objects in one transaction, skipping keys already present (an
     /// interrupted import that committed them). Returns how many were new.
-    pub(crate) fn import_objects(&self, bucket: &str, rows: &[ObjectRow], now_ms: i64) -> DbResult<usize> {
+    pub(crate) fn import_objects(
+        &self,
+        bucket: &str,
+        rows: &[ObjectRow],
+        now_ms: i64,
+    ) -> DbResult<usize> {
         let mut conn = lock(&self.writer);
         let tx = conn.transaction()?;
         tx.execute(
@@ -728,6 +750,30 @@ impl Index {
             .optional()?
             .is_some())
     }
+}
+
+/// Where the engine under `root` keeps the bytes of `bucket`/`key`, when that object
+/// exists: for tests that look at the disk. Opens the index read-only.
+pub(crate) fn stored_object_path(root: &Path, bucket: &str, key: &str) -> Option<PathBuf> {
+    let store = root.join(STORE_DIR);
+    let conn = Connection::open_with_flags(
+        store.join(INDEX_FILE),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .ok()?;
+    let blob: String = conn
+        .query_row(
+            "SELECT blob FROM objects WHERE bucket = ?1 AND key = ?2",
+            params![bucket, key.as_bytes()],
+            |r| r.get(0),
+        )
+        .ok()?;
+    Some(
+        Blobs {
+            dir: store.join(BLOBS_DIR),
+        }
+        .path(&blob),
+    )
 }
 
 /// Content files: `blobs/<first two hex digits>/<id>`, written once, never modified,
@@ -798,7 +844,10 @@ impl Engine {
             .map_err(io::Error::other)?;
         let removed = engine.remove_orphans()?;
         if removed > 0 {
-            tracing::info!(removed, "embedded S3: removed content files of interrupted writes");
+            tracing::info!(
+                removed,
+                "embedded S3: removed content files of interrupted writes"
+            );
         }
         crate::migrate::import_legacy(root, &engine)?;
         Ok(engine)

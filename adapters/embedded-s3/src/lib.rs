@@ -46,6 +46,13 @@ mod s3;
 
 pub use credentials::EmbeddedCredentials;
 
+/// Where the endpoint serving `root` keeps the bytes of `bucket`/`key`, when that object
+/// exists (`None` otherwise): for tests that check what is on disk.
+#[must_use]
+pub fn stored_object_path(root: &std::path::Path, bucket: &str, key: &str) -> Option<PathBuf> {
+    engine::stored_object_path(root, bucket, key)
+}
+
 use http::{HeaderName, HeaderValue, Method};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -235,7 +242,8 @@ impl s3s::access::S3Access for Access {
             .split('&')
             .find_map(|pair| pair.strip_prefix("X-Amz-Expires="));
         if let Some(v) = expires
-            && v.parse::<u64>().map_or(true, |s| s > MAX_PRESIGNED_EXPIRY_SECS)
+            && v.parse::<u64>()
+                .map_or(true, |s| s > MAX_PRESIGNED_EXPIRY_SECS)
         {
             return Err(s3s::s3_error!(
                 AuthorizationQueryParametersError,

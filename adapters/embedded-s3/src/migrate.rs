@@ -106,7 +106,12 @@ fn md5_hex(path: &Path) -> io::Result<String> {
 }
 
 /// Every regular file under `dir` with its key (path components joined by `/`).
-fn walk(dir: &Path, prefix: &str, out: &mut Vec<(PathBuf, String)>, dirs: &mut Vec<PathBuf>) -> io::Result<()> {
+fn walk(
+    dir: &Path,
+    prefix: &str,
+    out: &mut Vec<(PathBuf, String)>,
+    dirs: &mut Vec<PathBuf>,
+) -> io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
@@ -138,7 +143,9 @@ fn modified_ms(path: &Path) -> i64 {
         .and_then(|m| m.modified())
         .ok()
         .map(time::OffsetDateTime::from)
-        .map_or(0, |t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0))
+        .map_or(0, |t| {
+            i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+        })
 }
 
 fn import_bucket(root: &Path, bucket: &str, engine: &Engine) -> io::Result<usize> {
@@ -157,7 +164,11 @@ fn import_bucket(root: &Path, bucket: &str, engine: &Engine) -> io::Result<usize
         let mut rows = Vec::new();
         let mut touched = BTreeSet::new();
         for (path, key) in batch {
-            if engine.index.has_object(bucket, key).map_err(io::Error::other)? {
+            if engine
+                .index
+                .has_object(bucket, key)
+                .map_err(io::Error::other)?
+            {
                 continue;
             }
             let blob = Blobs::new_id();
@@ -202,7 +213,8 @@ fn import_bucket(root: &Path, bucket: &str, engine: &Engine) -> io::Result<usize
 }
 
 fn is_legacy_side_file(name: &str) -> bool {
-    (name.starts_with(".bucket-") && (name.ends_with(".metadata.json") || name.ends_with(".internal.json")))
+    (name.starts_with(".bucket-")
+        && (name.ends_with(".metadata.json") || name.ends_with(".internal.json")))
         || (name.starts_with(".upload-") && name.ends_with(".json"))
         || name.starts_with(".upload_id-")
         || (name.starts_with(".tmp.") && name.ends_with(".internal.part"))

@@ -3,8 +3,8 @@
 //! presigned URL's expiry) and parsed the XML and headers when a method here runs.
 
 use crate::engine::{
-    Blobs, Checksums, DbError, Engine, Listed, Meta, ObjectRow, PartRow, UploadRow,
-    WriteCondition, now_ms, prefix_end, sync_dir,
+    Blobs, Checksums, DbError, Engine, Listed, Meta, ObjectRow, PartRow, UploadRow, WriteCondition,
+    now_ms, prefix_end, sync_dir,
 };
 use filegate_core::key_locks::KeyLocks;
 use futures::StreamExt;
@@ -93,6 +93,24 @@ struct Written {
     checksums: Checksums,
 }
 
+/// The stored headers and user metadata of a PUT, copy (`REPLACE`) or multipart create:
+/// their inputs name these fields alike.
+macro_rules! meta_of {
+    ($input:expr) => {
+        Meta {
+            content_type: $input.content_type,
+            content_encoding: $input.content_encoding,
+            content_disposition: $input.content_disposition,
+            content_language: $input.content_language,
+            cache_control: $input.cache_control,
+            expires: fmt_expires($input.expires),
+            website_redirect_location: $input.website_redirect_location,
+            user: $input.metadata.unwrap_or_default().into_iter().collect(),
+            ..Meta::default()
+        }
+    };
+}
+
 fn ts(ms: i64) -> Timestamp {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
@@ -132,7 +150,12 @@ fn encoder(encoding: Option<&EncodingType>) -> S3Result<impl Fn(String) -> Strin
     let url = match encoding {
         None => false,
         Some(e) if e.as_str() == EncodingType::URL => true,
-        Some(_) => return Err(s3_error!(InvalidArgument, "Invalid Encoding Method specified in Request")),
+        Some(_) => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "Invalid Encoding Method specified in Request"
+            ));
+        }
     };
     Ok(move |s: String| {
         if url {
@@ -193,9 +216,13 @@ fn walk(
     }
     loop {
         let want = max - out.len() + 1;
-        let batch = engine
-            .index
-            .list_objects(bucket, cursor.as_deref(), prefix.as_bytes(), &until, want)?;
+        let batch = engine.index.list_objects(
+            bucket,
+            cursor.as_deref(),
+            prefix.as_bytes(),
+            &until,
+            want,
+        )?;
         let full = batch.len() == want;
         let mut jumped = false;
         for item in batch {
@@ -233,7 +260,10 @@ fn entry_key(e: &Entry) -> &str {
     }
 }
 
-fn split_entries(entries: Vec<Entry>, enc: impl Fn(String) -> String) -> (Vec<Object>, Vec<CommonPrefix>) {
+fn split_entries(
+    entries: Vec<Entry>,
+    enc: impl Fn(String) -> String,
+) -> (Vec<Object>, Vec<CommonPrefix>) {
     let mut objects = Vec::new();
     let mut prefixes = Vec::new();
     for e in entries {
@@ -243,19 +273,28 @@ fn split_entries(entries: Vec<Entry>, enc: impl Fn(String) -> String) -> (Vec<Ob
                 size: Some(i64_of(o.size)),
                 e_tag: Some(ETag::Strong(o.etag)),
                 last_modified: Some(ts(o.modified_ms)),
-                storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
+                storage_class: Some(ObjectStorageClass::from_static(
+                    ObjectStorageClass::STANDARD,
+                )),
                 ..Default::default()
             }),
-            Entry::Prefix(p) => prefixes.push(CommonPrefix { prefix: Some(enc(p)) }),
+            Entry::Prefix(p) => prefixes.push(CommonPrefix {
+                prefix: Some(enc(p)),
+            }),
         }
     }
     (objects, prefixes)
 }
 
-fn write_condition(if_match: Option<&ETagCondition>, if_none_match: Option<&ETagCondition>) -> WriteCondition {
+fn write_condition(
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+) -> WriteCondition {
     WriteCondition {
         if_absent: if_none_match.is_some_and(ETagCondition::is_any),
-        if_none_match: if_none_match.and_then(|c| c.as_etag()).map(|e| etag_value(e).to_owned()),
+        if_none_match: if_none_match
+            .and_then(|c| c.as_etag())
+            .map(|e| etag_value(e).to_owned()),
         if_match: if_match.map(|c| c.as_etag().map(|e| etag_value(e).to_owned())),
     }
 }
@@ -342,7 +381,11 @@ fn checksum_hasher(
     }
     if let Some(trailer) = headers.get("x-amz-trailer").and_then(|v| v.to_str().ok()) {
         for t in trailer.split(',') {
-            if let Some(name) = t.trim().to_ascii_lowercase().strip_prefix("x-amz-checksum-") {
+            if let Some(name) = t
+                .trim()
+                .to_ascii_lowercase()
+                .strip_prefix("x-amz-checksum-")
+            {
                 enable(name)?;
             }
         }
@@ -350,7 +393,10 @@ fn checksum_hasher(
     Ok(h)
 }
 
-fn trailer_checksums(claimed: &mut Checksums, trailers: Option<&s3s::TrailingHeaders>) -> S3Result<()> {
+fn trailer_checksums(
+    claimed: &mut Checksums,
+    trailers: Option<&s3s::TrailingHeaders>,
+) -> S3Result<()> {
     let Some(map) = trailers.and_then(s3s::TrailingHeaders::take) else {
         return Ok(());
     };
@@ -488,7 +534,9 @@ impl Store {
         mut hasher: s3s::checksum::ChecksumHasher,
     ) -> S3Result<Written> {
         let blob = Pending::new(&self.engine);
-        let file = tokio::fs::File::create(blob.path()).await.map_err(io_error)?;
+        let file = tokio::fs::File::create(blob.path())
+            .await
+            .map_err(io_error)?;
         let mut out = tokio::io::BufWriter::with_capacity(IO_BUF, file);
         let mut md5 = Md5::new();
         let mut size = 0u64;
@@ -515,14 +563,20 @@ impl Store {
     /// between reading the row and opening it, then the row is read again.
     async fn open_object(&self, bucket: &str, key: &str) -> S3Result<(ObjectRow, tokio::fs::File)> {
         for _ in 0..5 {
-            let row = self.object(bucket, key).await?.ok_or_else(|| s3_error!(NoSuchKey))?;
+            let row = self
+                .object(bucket, key)
+                .await?
+                .ok_or_else(|| s3_error!(NoSuchKey))?;
             match tokio::fs::File::open(self.engine.blobs.path(&row.blob)).await {
                 Ok(f) => return Ok((row, f)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(io_error(e)),
             }
         }
-        Err(s3_error!(InternalError, "the object kept changing while it was opened"))
+        Err(s3_error!(
+            InternalError,
+            "the object kept changing while it was opened"
+        ))
     }
 
     /// Commits `row` at `bucket`/its key under `condition`; the new content file is kept
@@ -539,7 +593,9 @@ impl Store {
         let old = self
             .run(move |e| {
                 if let Some(dir) = dir {
-                    sync_dir(&dir).map_err(|e| DbError::Sqlite(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+                    sync_dir(&dir).map_err(|e| {
+                        DbError::Sqlite(rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+                    })?;
                 }
                 e.index.put_object(&b, &row, &condition)
             })
@@ -547,29 +603,6 @@ impl Store {
         blob.keep();
         self.engine.blobs.remove(old);
         Ok(())
-    }
-
-    fn meta_from(
-        content_type: Option<String>,
-        content_encoding: Option<String>,
-        content_disposition: Option<String>,
-        content_language: Option<String>,
-        cache_control: Option<String>,
-        expires: Option<Timestamp>,
-        website_redirect_location: Option<String>,
-        metadata: Option<Metadata>,
-    ) -> Meta {
-        Meta {
-            content_type,
-            content_encoding,
-            content_disposition,
-            content_language,
-            cache_control,
-            expires: fmt_expires(expires),
-            website_redirect_location,
-            user: metadata.unwrap_or_default().into_iter().collect(),
-            ..Meta::default()
-        }
     }
 
     /// Copies `len` bytes at `start` of a content file into a new one.
@@ -608,7 +641,12 @@ impl Store {
 }
 
 fn parse_copy_range(range: &str, size: u64) -> S3Result<(u64, u64)> {
-    let bad = || s3_error!(InvalidArgument, "The x-amz-copy-source-range value must be of the form bytes=first-last");
+    let bad = || {
+        s3_error!(
+            InvalidArgument,
+            "The x-amz-copy-source-range value must be of the form bytes=first-last"
+        )
+    };
     let spec = range.strip_prefix("bytes=").ok_or_else(bad)?;
     let (a, b) = spec.split_once('-').ok_or_else(bad)?;
     let first: u64 = a.parse().map_err(|_| bad())?;
@@ -643,7 +681,14 @@ fn copy_preconditions(
     if_modified_since: Option<&Timestamp>,
 ) -> S3Result<()> {
     // A copy answers 412 where a GET would answer 304.
-    read_preconditions(row, if_match, if_unmodified_since, if_none_match, if_modified_since).map_err(|e| {
+    read_preconditions(
+        row,
+        if_match,
+        if_unmodified_since,
+        if_none_match,
+        if_modified_since,
+    )
+    .map_err(|e| {
         if *e.code() == S3ErrorCode::NotModified {
             s3_error!(PreconditionFailed)
         } else {
@@ -661,16 +706,21 @@ impl S3 for Store {
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
         let bucket = req.input.bucket;
-        if !s3s::path::check_bucket_name(&bucket) || bucket.ends_with("-s3alias") || bucket.ends_with("--ol-s3") {
+        if !s3s::path::check_bucket_name(&bucket)
+            || bucket.ends_with("-s3alias")
+            || bucket.ends_with("--ol-s3")
+        {
             return Err(s3_error!(InvalidBucketName));
         }
         let b = bucket.clone();
-        if !self.run(move |e| e.index.create_bucket(&b, now_ms())).await? {
+        if !self
+            .run(move |e| e.index.create_bucket(&b, now_ms()))
+            .await?
+        {
             return Err(s3_error!(BucketAlreadyOwnedByYou));
         }
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{bucket}")),
-            ..Default::default()
         }))
     }
 
@@ -753,19 +803,15 @@ impl S3 for Store {
         let hasher = checksum_hasher(&claimed, input.checksum_algorithm.as_ref(), &req.headers)?;
         let written = self.write_body(input.body, hasher).await?;
         trailer_checksums(&mut claimed, req.trailing_headers.as_ref())?;
-        verify(&written, input.content_md5.as_ref(), input.content_length, &claimed)?;
+        verify(
+            &written,
+            input.content_md5.as_ref(),
+            input.content_length,
+            &claimed,
+        )?;
 
         let etag = hex::encode(written.md5);
-        let mut meta = Self::meta_from(
-            input.content_type,
-            input.content_encoding,
-            input.content_disposition,
-            input.content_language,
-            input.cache_control,
-            input.expires,
-            input.website_redirect_location,
-            input.metadata,
-        );
+        let mut meta = meta_of!(input);
         meta.checksums = written.checksums.clone();
         let row = ObjectRow {
             key: input.key.clone(),
@@ -775,8 +821,12 @@ impl S3 for Store {
             modified_ms: now_ms(),
             meta,
         };
-        let _guard = self.locks.lock(&format!("{}/{}", input.bucket, input.key)).await;
-        self.commit_object(&input.bucket, row, condition, written.blob).await?;
+        let _guard = self
+            .locks
+            .lock(&format!("{}/{}", input.bucket, input.key))
+            .await;
+        self.commit_object(&input.bucket, row, condition, written.blob)
+            .await?;
         let c = written.checksums;
         Ok(S3Response::new(PutObjectOutput {
             e_tag: Some(ETag::Strong(etag)),
@@ -806,16 +856,22 @@ impl S3 for Store {
             input.if_modified_since.as_ref(),
         )?;
         let (span, parts_count) = span_of(&row, input.part_number, input.range.as_ref())?;
-        let whole = span.start == 0 && span.end == row.size && input.part_number.is_none();
+        // S3 answers any Range (even one covering everything) or part with 206.
+        let partial = input.range.is_some() || input.part_number.is_some();
         let len = span.end - span.start;
         if span.start > 0 {
-            file.seek(SeekFrom::Start(span.start)).await.map_err(io_error)?;
+            file.seek(SeekFrom::Start(span.start))
+                .await
+                .map_err(io_error)?;
         }
         let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), IO_BUF);
-        let content_range = (!whole && (input.range.is_some() || input.part_number.is_some()))
-            .then(|| format!("bytes {}-{}/{}", span.start, span.end.saturating_sub(1), row.size))
-            .filter(|_| len > 0);
-        let c = if whole { row.meta.checksums.clone() } else { Checksums::default() };
+        let content_range = (partial && len > 0)
+            .then(|| format!("bytes {}-{}/{}", span.start, span.end - 1, row.size));
+        let c = if partial {
+            Checksums::default()
+        } else {
+            row.meta.checksums.clone()
+        };
         let m = row.meta;
         Ok(S3Response::new(GetObjectOutput {
             body: Some(StreamingBlob::wrap(stream)),
@@ -863,7 +919,11 @@ impl S3 for Store {
         )?;
         let (span, parts_count) = span_of(&row, input.part_number, input.range.as_ref())?;
         let partial = input.range.is_some() || input.part_number.is_some();
-        let c = if partial { Checksums::default() } else { row.meta.checksums.clone() };
+        let c = if partial {
+            Checksums::default()
+        } else {
+            row.meta.checksums.clone()
+        };
         let m = row.meta;
         Ok(S3Response::new(HeadObjectOutput {
             content_length: Some(i64_of(span.end - span.start)),
@@ -898,7 +958,10 @@ impl S3 for Store {
         if input.version_id.as_deref().is_some_and(|v| v != "null") {
             return Err(s3_error!(NotImplemented, "versioning is not supported"));
         }
-        let _guard = self.locks.lock(&format!("{}/{}", input.bucket, input.key)).await;
+        let _guard = self
+            .locks
+            .lock(&format!("{}/{}", input.bucket, input.key))
+            .await;
         let (b, k) = (input.bucket, input.key);
         let old = self.run(move |e| e.index.delete_object(&b, &k)).await?;
         self.engine.blobs.remove(old);
@@ -930,7 +993,10 @@ impl S3 for Store {
                 });
                 continue;
             }
-            let _guard = self.locks.lock(&format!("{}/{}", input.bucket, obj.key)).await;
+            let _guard = self
+                .locks
+                .lock(&format!("{}/{}", input.bucket, obj.key))
+                .await;
             let (b, k) = (input.bucket.clone(), obj.key.clone());
             let old = self.run(move |e| e.index.delete_object(&b, &k)).await?;
             self.engine.blobs.remove(old);
@@ -978,16 +1044,7 @@ impl S3 for Store {
         }
         let (blob, _) = self.copy_range(&src.blob, 0, src.size).await?;
         let mut meta = if replace {
-            Self::meta_from(
-                input.content_type,
-                input.content_encoding,
-                input.content_disposition,
-                input.content_language,
-                input.cache_control,
-                input.expires,
-                input.website_redirect_location,
-                input.metadata,
-            )
+            meta_of!(input)
         } else {
             src.meta.clone()
         };
@@ -1003,7 +1060,10 @@ impl S3 for Store {
             modified_ms,
             meta,
         };
-        let _guard = self.locks.lock(&format!("{}/{}", input.bucket, input.key)).await;
+        let _guard = self
+            .locks
+            .lock(&format!("{}/{}", input.bucket, input.key))
+            .await;
         self.commit_object(&input.bucket, row, WriteCondition::default(), blob)
             .await?;
         Ok(S3Response::new(CopyObjectOutput {
@@ -1067,7 +1127,10 @@ impl S3 for Store {
                     .ok()
                     .and_then(|raw| String::from_utf8(raw).ok())
                     .ok_or_else(|| {
-                        s3_error!(InvalidArgument, "The continuation token provided is incorrect")
+                        s3_error!(
+                            InvalidArgument,
+                            "The continuation token provided is incorrect"
+                        )
                     })?,
             ),
         };
@@ -1119,16 +1182,7 @@ impl S3 for Store {
         {
             return Err(s3_error!(InvalidStorageClass));
         }
-        let meta = Self::meta_from(
-            input.content_type,
-            input.content_encoding,
-            input.content_disposition,
-            input.content_language,
-            input.cache_control,
-            input.expires,
-            input.website_redirect_location,
-            input.metadata,
-        );
+        let meta = meta_of!(input);
         let upload = UploadRow {
             id: Blobs::new_id(),
             bucket: input.bucket.clone(),
@@ -1159,7 +1213,11 @@ impl S3 for Store {
                 "Part number must be an integer between 1 and 10000, inclusive"
             ));
         }
-        let (b, k, u) = (input.bucket.clone(), input.key.clone(), input.upload_id.clone());
+        let (b, k, u) = (
+            input.bucket.clone(),
+            input.key.clone(),
+            input.upload_id.clone(),
+        );
         let upload = self.run(move |e| e.index.get_upload(&b, &k, &u)).await?;
         if upload.completed_etag.is_some() {
             return Err(s3_error!(NoSuchUpload));
@@ -1174,7 +1232,12 @@ impl S3 for Store {
         let hasher = checksum_hasher(&claimed, input.checksum_algorithm.as_ref(), &req.headers)?;
         let written = self.write_body(input.body, hasher).await?;
         trailer_checksums(&mut claimed, req.trailing_headers.as_ref())?;
-        verify(&written, input.content_md5.as_ref(), input.content_length, &claimed)?;
+        verify(
+            &written,
+            input.content_md5.as_ref(),
+            input.content_length,
+            &claimed,
+        )?;
         let etag = hex::encode(written.md5);
         let part = PartRow {
             number: input.part_number,
@@ -1187,12 +1250,18 @@ impl S3 for Store {
                 ..Meta::default()
             },
         };
-        let dir = written.blob.path().parent().map(std::path::Path::to_path_buf);
+        let dir = written
+            .blob
+            .path()
+            .parent()
+            .map(std::path::Path::to_path_buf);
         let upload_id = input.upload_id;
         let old = self
             .run(move |e| {
                 if let Some(dir) = dir {
-                    sync_dir(&dir).map_err(|e| DbError::Sqlite(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+                    sync_dir(&dir).map_err(|e| {
+                        DbError::Sqlite(rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+                    })?;
                 }
                 e.index.put_part(&upload_id, &part)
             })
@@ -1222,7 +1291,11 @@ impl S3 for Store {
                 "Part number must be an integer between 1 and 10000, inclusive"
             ));
         }
-        let (b, k, u) = (input.bucket.clone(), input.key.clone(), input.upload_id.clone());
+        let (b, k, u) = (
+            input.bucket.clone(),
+            input.key.clone(),
+            input.upload_id.clone(),
+        );
         let upload = self.run(move |e| e.index.get_upload(&b, &k, &u)).await?;
         if upload.completed_etag.is_some() {
             return Err(s3_error!(NoSuchUpload));
@@ -1255,7 +1328,9 @@ impl S3 for Store {
             meta: Meta::default(),
         };
         let upload_id = input.upload_id;
-        let old = self.run(move |e| e.index.put_part(&upload_id, &part)).await?;
+        let old = self
+            .run(move |e| e.index.put_part(&upload_id, &part))
+            .await?;
         blob.keep();
         self.engine.blobs.remove(old);
         Ok(S3Response::new(UploadPartCopyOutput {
@@ -1273,19 +1348,27 @@ impl S3 for Store {
         req: S3Request<ListPartsInput>,
     ) -> S3Result<S3Response<ListPartsOutput>> {
         let input = req.input;
-        let (b, k, u) = (input.bucket.clone(), input.key.clone(), input.upload_id.clone());
+        let (b, k, u) = (
+            input.bucket.clone(),
+            input.key.clone(),
+            input.upload_id.clone(),
+        );
         let upload = self.run(move |e| e.index.get_upload(&b, &k, &u)).await?;
         if upload.completed_etag.is_some() {
             return Err(s3_error!(NoSuchUpload));
         }
         let max = match input.max_parts {
             None => 1000,
-            Some(n) if n < 0 => return Err(s3_error!(InvalidArgument, "max-parts must not be negative")),
+            Some(n) if n < 0 => {
+                return Err(s3_error!(InvalidArgument, "max-parts must not be negative"));
+            }
             Some(n) => usize::try_from(n).unwrap_or(1000).min(1000),
         };
         let after = input.part_number_marker.unwrap_or(0).max(0);
         let u = input.upload_id.clone();
-        let mut rows = self.run(move |e| e.index.list_parts(&u, after, max + 1)).await?;
+        let mut rows = self
+            .run(move |e| e.index.list_parts(&u, after, max + 1))
+            .await?;
         let truncated = rows.len() > max;
         rows.truncate(max);
         let next = truncated.then(|| rows.last().map(|p| p.number)).flatten();
@@ -1325,14 +1408,22 @@ impl S3 for Store {
         let enc = encoder(input.encoding_type.as_ref())?;
         let max = match input.max_uploads {
             None => 1000,
-            Some(n) if n < 0 => return Err(s3_error!(InvalidArgument, "max-uploads must not be negative")),
+            Some(n) if n < 0 => {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "max-uploads must not be negative"
+                ));
+            }
             Some(n) => usize::try_from(n).unwrap_or(1000).min(1000),
         };
         self.require_bucket(&input.bucket).await?;
         let prefix = input.prefix.clone().unwrap_or_default();
         let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
         let key_marker = input.key_marker.clone().filter(|k| !k.is_empty());
-        let id_marker = input.upload_id_marker.clone().filter(|_| key_marker.is_some());
+        let id_marker = input
+            .upload_id_marker
+            .clone()
+            .filter(|_| key_marker.is_some());
         let b = input.bucket.clone();
         let (uploads, prefixes, truncated) = self
             .run(move |e| {
@@ -1371,7 +1462,9 @@ impl S3 for Store {
             .collect::<Vec<_>>();
         let prefixes = prefixes
             .into_iter()
-            .map(|p| CommonPrefix { prefix: Some(enc(p)) })
+            .map(|p| CommonPrefix {
+                prefix: Some(enc(p)),
+            })
             .collect::<Vec<_>>();
         Ok(S3Response::new(ListMultipartUploadsOutput {
             bucket: Some(input.bucket),
@@ -1415,8 +1508,15 @@ impl S3 for Store {
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         let input = req.input;
         let location = location(&req.headers, &input.bucket, &input.key);
-        let _guard = self.locks.lock(&format!("{}/{}", input.bucket, input.key)).await;
-        let (b, k, u) = (input.bucket.clone(), input.key.clone(), input.upload_id.clone());
+        let _guard = self
+            .locks
+            .lock(&format!("{}/{}", input.bucket, input.key))
+            .await;
+        let (b, k, u) = (
+            input.bucket.clone(),
+            input.key.clone(),
+            input.upload_id.clone(),
+        );
         let upload = self.run(move |e| e.index.get_upload(&b, &k, &u)).await?;
         let done = |etag: String| {
             Ok(S3Response::new(CompleteMultipartUploadOutput {
@@ -1441,7 +1541,10 @@ impl S3 for Store {
             .and_then(|m| m.parts)
             .unwrap_or_default();
         if requested.is_empty() {
-            return Err(s3_error!(MalformedXML, "You must specify at least one part"));
+            return Err(s3_error!(
+                MalformedXML,
+                "You must specify at least one part"
+            ));
         }
         let u = upload.id.clone();
         let stored = self
@@ -1492,7 +1595,10 @@ impl S3 for Store {
         // Assemble into a new content file; nothing is visible until the commit.
         let blob = Pending::new(&self.engine);
         let target = blob.path();
-        let sources: Vec<std::path::PathBuf> = chosen.iter().map(|p| self.engine.blobs.path(&p.blob)).collect();
+        let sources: Vec<std::path::PathBuf> = chosen
+            .iter()
+            .map(|p| self.engine.blobs.path(&p.blob))
+            .collect();
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             let mut out = std::fs::File::create(&target)?;
             for src in sources {
@@ -1511,7 +1617,8 @@ impl S3 for Store {
 
         let mut md5s = Md5::new();
         for p in &chosen {
-            let raw = hex::decode(&p.etag).map_err(|_| s3_error!(InternalError, "a stored part ETag is not hex"))?;
+            let raw = hex::decode(&p.etag)
+                .map_err(|_| s3_error!(InternalError, "a stored part ETag is not hex"))?;
             md5s.update(&raw);
         }
         let etag = format!("{}-{}", hex::encode(md5s.finalize()), chosen.len());
@@ -1575,6 +1682,8 @@ fn span_of(
             let count = i32::try_from(row.meta.parts.len()).unwrap_or(i32::MAX);
             Ok((start..start + row.meta.parts[idx], Some(count)))
         }
+        // No byte of an empty object can be satisfied (s3s would serve a suffix as 0..0).
+        (None, Some(_)) if row.size == 0 => Err(s3_error!(InvalidRange)),
         (None, Some(r)) => Ok((r.check(row.size)?, None)),
         (None, None) => Ok((0..row.size, None)),
     }

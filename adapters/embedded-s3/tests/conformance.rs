@@ -73,7 +73,13 @@ impl Fixture {
     }
 
     async fn get(&self, key: &str) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
-        let out = self.client.get_object().bucket(BUCKET).key(key).send().await?;
+        let out = self
+            .client
+            .get_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await?;
         Ok(out.body.collect().await?.into_bytes().to_vec())
     }
 
@@ -89,7 +95,11 @@ impl Fixture {
                 .set_continuation_token(token)
                 .send()
                 .await?;
-            keys.extend(out.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+            keys.extend(
+                out.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
             token = out.next_continuation_token().map(str::to_owned);
             if token.is_none() {
                 return Ok(keys);
@@ -157,7 +167,10 @@ async fn a_put_with_a_bad_content_md5_or_checksum_changes_nothing() -> TestResul
         .ok_or("a wrong Content-MD5 was accepted")?;
     assert_eq!(code(&err), "BadDigest");
 
-    for (algo, value) in [("crc32", "AAAAAA=="), ("sha256", "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=")] {
+    for (algo, value) in [
+        ("crc32", "AAAAAA=="),
+        ("sha256", "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg="),
+    ] {
         let mut put = f
             .client
             .put_object()
@@ -168,11 +181,21 @@ async fn a_put_with_a_bad_content_md5_or_checksum_changes_nothing() -> TestResul
             "crc32" => put.checksum_crc32(value),
             _ => put.checksum_sha256(value),
         };
-        let err = put.send().await.err().ok_or("a wrong checksum was accepted")?;
+        let err = put
+            .send()
+            .await
+            .err()
+            .ok_or("a wrong checksum was accepted")?;
         assert_eq!(code(&err), "BadDigest", "{algo}");
     }
 
-    let got = f.client.get_object().bucket(BUCKET).key("doc.txt").send().await?;
+    let got = f
+        .client
+        .get_object()
+        .bucket(BUCKET)
+        .key("doc.txt")
+        .send()
+        .await?;
     assert_eq!(got.e_tag(), Some(quoted(&md5_hex(b"old body")).as_str()));
     assert_eq!(got.body.collect().await?.into_bytes().as_ref(), b"old body");
     Ok(())
@@ -236,9 +259,21 @@ async fn deleting_a_bucket_with_objects_is_refused_and_keeps_them() -> TestResul
     assert_eq!(status(&err), 409);
     assert_eq!(f.get("keep/me.txt").await?, b"precious");
 
-    f.client.delete_object().bucket(BUCKET).key("keep/me.txt").send().await?;
+    f.client
+        .delete_object()
+        .bucket(BUCKET)
+        .key("keep/me.txt")
+        .send()
+        .await?;
     f.client.delete_bucket().bucket(BUCKET).send().await?;
-    let err = f.client.head_bucket().bucket(BUCKET).send().await.err().ok_or("bucket still there")?;
+    let err = f
+        .client
+        .head_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .err()
+        .ok_or("bucket still there")?;
     assert_eq!(status(&err), 404);
     Ok(())
 }
@@ -246,15 +281,33 @@ async fn deleting_a_bucket_with_objects_is_refused_and_keeps_them() -> TestResul
 #[tokio::test]
 async fn invalid_bucket_names_are_refused() -> TestResult {
     let f = fixture().await?;
-    for name in ["ab", "a_b", "-abc", "abc-", "a..b", "192.168.1.1", "xn--abc", "x".repeat(64).as_str(), "abc-s3alias"] {
+    for name in [
+        "ab",
+        "a_b",
+        "-abc",
+        "abc-",
+        "a..b",
+        "192.168.1.1",
+        "xn--abc",
+        "x".repeat(64).as_str(),
+        "abc-s3alias",
+    ] {
         let err = f.client.create_bucket().bucket(name).send().await.err();
         let err = err.ok_or_else(|| format!("{name:?} was accepted"))?;
         assert!(
-            ["InvalidBucketName", "InvalidRequest"].contains(&code(&err).as_str()) || status(&err) == 400,
+            ["InvalidBucketName", "InvalidRequest"].contains(&code(&err).as_str())
+                || status(&err) == 400,
             "{name:?}: {err:?}"
         );
     }
-    let err = f.client.create_bucket().bucket(BUCKET).send().await.err().ok_or("created twice")?;
+    let err = f
+        .client
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .err()
+        .ok_or("created twice")?;
     assert_eq!(code(&err), "BucketAlreadyOwnedByYou");
     Ok(())
 }
@@ -275,7 +328,13 @@ async fn keys_of_any_shape_are_just_strings() -> TestResult {
         .send()
         .await?;
     f.put("../victim/x.txt", b"evil").await?;
-    let victim = f.client.get_object().bucket("victim").key("x.txt").send().await?;
+    let victim = f
+        .client
+        .get_object()
+        .bucket("victim")
+        .key("x.txt")
+        .send()
+        .await?;
     assert_eq!(victim.body.collect().await?.into_bytes().as_ref(), b"safe");
     assert_eq!(f.get("../victim/x.txt").await?, b"evil");
 
@@ -287,7 +346,13 @@ async fn keys_of_any_shape_are_just_strings() -> TestResult {
     assert_eq!(f.get("foo/bar/x").await?, b"below");
     assert_eq!(
         f.keys(None).await?,
-        ["../victim/x.txt", "a//b", "foo/bar", "foo/bar/x", "trailing/"]
+        [
+            "../victim/x.txt",
+            "a//b",
+            "foo/bar",
+            "foo/bar/x",
+            "trailing/"
+        ]
     );
     Ok(())
 }
@@ -299,7 +364,15 @@ async fn keys_of_any_shape_are_just_strings() -> TestResult {
 #[tokio::test]
 async fn listings_encode_keys_page_without_duplicates_and_honour_prefixes() -> TestResult {
     let f = fixture().await?;
-    for k in ["/root", "asdf+b", "asdf b", "dir/a", "dir/b", "dir/sub/c", "z%41"] {
+    for k in [
+        "/root",
+        "asdf+b",
+        "asdf b",
+        "dir/a",
+        "dir/b",
+        "dir/sub/c",
+        "z%41",
+    ] {
         f.put(k, b"x").await?;
     }
     // encoding-type=url: keys come percent-encoded (boto3 asks for it and decodes).
@@ -311,7 +384,18 @@ async fn listings_encode_keys_page_without_duplicates_and_honour_prefixes() -> T
         .send()
         .await?;
     let keys: Vec<_> = out.contents().iter().filter_map(|o| o.key()).collect();
-    assert_eq!(keys, ["/root", "asdf%20b", "asdf%2Bb", "dir/a", "dir/b", "dir/sub/c", "z%2541"]);
+    assert_eq!(
+        keys,
+        [
+            "/root",
+            "asdf%20b",
+            "asdf%2Bb",
+            "dir/a",
+            "dir/b",
+            "dir/sub/c",
+            "z%2541"
+        ]
+    );
     let v1 = f
         .client
         .list_objects()
@@ -320,7 +404,11 @@ async fn listings_encode_keys_page_without_duplicates_and_honour_prefixes() -> T
         .delimiter("/")
         .send()
         .await?;
-    let prefixes: Vec<_> = v1.common_prefixes().iter().filter_map(|p| p.prefix()).collect();
+    let prefixes: Vec<_> = v1
+        .common_prefixes()
+        .iter()
+        .filter_map(|p| p.prefix())
+        .collect();
     assert_eq!(prefixes, ["/", "dir/"]);
 
     // v1 paging one key at a time: every key exactly once.
@@ -335,11 +423,18 @@ async fn listings_encode_keys_page_without_duplicates_and_honour_prefixes() -> T
             .set_marker(marker.clone())
             .send()
             .await?;
-        seen.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+        seen.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
         if !page.is_truncated().unwrap_or(false) {
             break;
         }
-        marker = page.next_marker().map(str::to_owned).or_else(|| seen.last().cloned());
+        marker = page
+            .next_marker()
+            .map(str::to_owned)
+            .or_else(|| seen.last().cloned());
     }
     assert_eq!(seen, f.keys(None).await?);
     assert_eq!(seen.len(), 7);
@@ -382,7 +477,11 @@ async fn listings_encode_keys_page_without_duplicates_and_honour_prefixes() -> T
         .start_after("dir/a")
         .send()
         .await?;
-    let keys: Vec<_> = start_after.contents().iter().filter_map(|o| o.key()).collect();
+    let keys: Vec<_> = start_after
+        .contents()
+        .iter()
+        .filter_map(|o| o.key())
+        .collect();
     assert_eq!(keys, ["dir/b", "dir/sub/c", "z%41"]);
     Ok(())
 }
@@ -395,33 +494,78 @@ async fn listings_encode_keys_page_without_duplicates_and_honour_prefixes() -> T
 async fn conditional_reads_answer_412_and_304() -> TestResult {
     let f = fixture().await?;
     let etag = f.put("c.txt", b"v1").await?;
-    let past = aws_sdk_s3::primitives::DateTime::from(SystemTime::now() - Duration::from_secs(3600));
-    let future = aws_sdk_s3::primitives::DateTime::from(SystemTime::now() + Duration::from_secs(3600));
+    let past =
+        aws_sdk_s3::primitives::DateTime::from(SystemTime::now() - Duration::from_secs(3600));
+    let future =
+        aws_sdk_s3::primitives::DateTime::from(SystemTime::now() + Duration::from_secs(3600));
 
     let get = || f.client.get_object().bucket(BUCKET).key("c.txt");
-    let e = get().if_match("\"0123\"").send().await.err().ok_or("If-Match ignored")?;
+    let e = get()
+        .if_match("\"0123\"")
+        .send()
+        .await
+        .err()
+        .ok_or("If-Match ignored")?;
     assert_eq!(status(&e), 412);
-    let e = get().if_none_match(&etag).send().await.err().ok_or("If-None-Match ignored")?;
+    let e = get()
+        .if_none_match(&etag)
+        .send()
+        .await
+        .err()
+        .ok_or("If-None-Match ignored")?;
     assert_eq!(status(&e), 304);
-    let e = get().if_modified_since(future).send().await.err().ok_or("If-Modified-Since ignored")?;
+    let e = get()
+        .if_modified_since(future)
+        .send()
+        .await
+        .err()
+        .ok_or("If-Modified-Since ignored")?;
     assert_eq!(status(&e), 304);
-    let e = get().if_unmodified_since(past).send().await.err().ok_or("If-Unmodified-Since ignored")?;
+    let e = get()
+        .if_unmodified_since(past)
+        .send()
+        .await
+        .err()
+        .ok_or("If-Unmodified-Since ignored")?;
     assert_eq!(status(&e), 412);
     assert!(get().if_match(&etag).send().await.is_ok());
     assert!(get().if_none_match("\"other\"").send().await.is_ok());
     assert!(get().if_modified_since(past).send().await.is_ok());
     // If-Match wins over a failing If-Unmodified-Since (RFC 9110).
-    assert!(get().if_match(&etag).if_unmodified_since(past).send().await.is_ok());
+    assert!(
+        get()
+            .if_match(&etag)
+            .if_unmodified_since(past)
+            .send()
+            .await
+            .is_ok()
+    );
 
     let head = || f.client.head_object().bucket(BUCKET).key("c.txt");
-    let e = head().if_match("\"0123\"").send().await.err().ok_or("HEAD If-Match ignored")?;
+    let e = head()
+        .if_match("\"0123\"")
+        .send()
+        .await
+        .err()
+        .ok_or("HEAD If-Match ignored")?;
     assert_eq!(status(&e), 412);
-    let e = head().if_none_match(&etag).send().await.err().ok_or("HEAD If-None-Match ignored")?;
+    let e = head()
+        .if_none_match(&etag)
+        .send()
+        .await
+        .err()
+        .ok_or("HEAD If-None-Match ignored")?;
     assert_eq!(status(&e), 304);
 
     // A resumed ranged read pinned to the first version cannot mix in the second.
     f.put("c.txt", b"v2").await?;
-    let e = get().range("bytes=1-").if_match(&etag).send().await.err().ok_or("mixed versions")?;
+    let e = get()
+        .range("bytes=1-")
+        .if_match(&etag)
+        .send()
+        .await
+        .err()
+        .ok_or("mixed versions")?;
     assert_eq!(status(&e), 412);
     Ok(())
 }
@@ -462,9 +606,19 @@ async fn conditional_puts_are_atomic() -> TestResult {
             .key("cas")
             .body(ByteStream::from_static(v.as_bytes()))
     };
-    let e = put("x").if_match("\"deadbeef\"").send().await.err().ok_or("If-Match ignored")?;
+    let e = put("x")
+        .if_match("\"deadbeef\"")
+        .send()
+        .await
+        .err()
+        .ok_or("If-Match ignored")?;
     assert_eq!(status(&e), 412);
-    let e = put("x").if_none_match(&etag).send().await.err().ok_or("If-None-Match: etag ignored")?;
+    let e = put("x")
+        .if_none_match(&etag)
+        .send()
+        .await
+        .err()
+        .ok_or("If-None-Match: etag ignored")?;
     assert_eq!(status(&e), 412);
     let e = f
         .client
@@ -555,34 +709,82 @@ async fn multipart_complete_verifies_parts_and_is_atomic() -> TestResult {
             .multipart_upload(list)
             .send()
     };
-    let e = complete(parts(&[(1, "\"00000000000000000000000000000000\""), (2, &e2)])).await.err().ok_or("wrong ETag accepted")?;
+    let e = complete(parts(&[
+        (1, "\"00000000000000000000000000000000\""),
+        (2, &e2),
+    ]))
+    .await
+    .err()
+    .ok_or("wrong ETag accepted")?;
     assert_eq!(code(&e), "InvalidPart");
-    let e = complete(parts(&[(1, &e1_stale), (2, &e2)])).await.err().ok_or("stale ETag accepted")?;
+    let e = complete(parts(&[(1, &e1_stale), (2, &e2)]))
+        .await
+        .err()
+        .ok_or("stale ETag accepted")?;
     assert_eq!(code(&e), "InvalidPart");
-    let e = complete(parts(&[(2, &e2), (1, &e1)])).await.err().ok_or("order not checked")?;
+    let e = complete(parts(&[(2, &e2), (1, &e1)]))
+        .await
+        .err()
+        .ok_or("order not checked")?;
     assert_eq!(code(&e), "InvalidPartOrder");
-    let e = complete(parts(&[(1, &e1), (4, &e2)])).await.err().ok_or("missing part accepted")?;
+    let e = complete(parts(&[(1, &e1), (4, &e2)]))
+        .await
+        .err()
+        .ok_or("missing part accepted")?;
     assert_eq!(code(&e), "InvalidPart");
-    let e = complete(parts(&[(1, &e1), (2, &e2), (3, &small)])).await.err().ok_or("small part accepted")?;
+    let e = complete(parts(&[(1, &e1), (2, &e2), (3, &small)]))
+        .await
+        .err()
+        .ok_or("small part accepted")?;
     assert_eq!(code(&e), "EntityTooSmall");
 
     // Failed completes changed nothing: the old object, the upload and its parts remain.
-    let head = f.client.head_object().bucket(BUCKET).key("big.bin").send().await?;
+    let head = f
+        .client
+        .head_object()
+        .bucket(BUCKET)
+        .key("big.bin")
+        .send()
+        .await?;
     assert_eq!(head.content_type(), Some("text/old"));
     assert_eq!(f.get("big.bin").await?, b"hello world");
-    let listed = f.client.list_parts().bucket(BUCKET).key("big.bin").upload_id(&id).send().await?;
-    let numbers: Vec<_> = listed.parts().iter().filter_map(|p| p.part_number()).collect();
+    let listed = f
+        .client
+        .list_parts()
+        .bucket(BUCKET)
+        .key("big.bin")
+        .upload_id(&id)
+        .send()
+        .await?;
+    let numbers: Vec<_> = listed
+        .parts()
+        .iter()
+        .filter_map(|p| p.part_number())
+        .collect();
     assert_eq!(numbers, [1, 2, 3], "ascending");
     let etags: Vec<_> = listed.parts().iter().filter_map(|p| p.e_tag()).collect();
     assert_eq!(etags, [e1.as_str(), e2.as_str(), small.as_str()]);
-    let uploads = f.client.list_multipart_uploads().bucket(BUCKET).send().await?;
-    let ids: Vec<_> = uploads.uploads().iter().filter_map(|u| u.upload_id()).collect();
+    let uploads = f
+        .client
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .send()
+        .await?;
+    let ids: Vec<_> = uploads
+        .uploads()
+        .iter()
+        .filter_map(|u| u.upload_id())
+        .collect();
     assert_eq!(ids, [id.as_str()]);
 
     // The retry with the right list succeeds, with a Location, a multipart ETag and no
     // stale checksum.
     let done = complete(parts(&[(1, &e1), (2, &e2)])).await?;
-    assert!(done.location().is_some_and(|l| l.ends_with("/conformance/big.bin")), "{done:?}");
+    assert!(
+        done.location()
+            .is_some_and(|l| l.ends_with("/conformance/big.bin")),
+        "{done:?}"
+    );
     let etag = done.e_tag().ok_or("no etag")?.to_owned();
     assert!(etag.ends_with("-2\""), "{etag}");
     let head = f
@@ -601,17 +803,41 @@ async fn multipart_complete_verifies_parts_and_is_atomic() -> TestResult {
     assert!(f.get("big.bin").await? == whole);
 
     // GET ?partNumber=N serves that part.
-    let part2 = f.client.get_object().bucket(BUCKET).key("big.bin").part_number(2).send().await?;
+    let part2 = f
+        .client
+        .get_object()
+        .bucket(BUCKET)
+        .key("big.bin")
+        .part_number(2)
+        .send()
+        .await?;
     assert_eq!(part2.parts_count(), Some(2));
-    assert_eq!(part2.body.collect().await?.into_bytes().as_ref(), p2.as_slice());
+    assert_eq!(
+        part2.body.collect().await?.into_bytes().as_ref(),
+        p2.as_slice()
+    );
 
     // Repeating the successful complete answers the same, as S3 does.
     let again = complete(parts(&[(1, &e1), (2, &e2)])).await?;
     assert_eq!(again.e_tag(), Some(etag.as_str()));
     // The upload is gone from the listings, and its parts with it.
-    let uploads = f.client.list_multipart_uploads().bucket(BUCKET).send().await?;
+    let uploads = f
+        .client
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .send()
+        .await?;
     assert!(uploads.uploads().is_empty());
-    let e = f.client.list_parts().bucket(BUCKET).key("big.bin").upload_id(&id).send().await.err().ok_or("parts listed after complete")?;
+    let e = f
+        .client
+        .list_parts()
+        .bucket(BUCKET)
+        .key("big.bin")
+        .upload_id(&id)
+        .send()
+        .await
+        .err()
+        .ok_or("parts listed after complete")?;
     assert_eq!(code(&e), "NoSuchUpload");
     Ok(())
 }
@@ -621,7 +847,13 @@ async fn a_failed_complete_can_be_aborted_and_abandoned_uploads_are_listed() -> 
     let f = fixture().await?;
     let mut ids = Vec::new();
     for key in ["u/a", "u/b", "v"] {
-        let up = f.client.create_multipart_upload().bucket(BUCKET).key(key).send().await?;
+        let up = f
+            .client
+            .create_multipart_upload()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await?;
         ids.push(up.upload_id().ok_or("id")?.to_owned());
     }
     let e1 = upload_part(&f, "u/a", &ids[0], 1, vec![1u8; 100]).await?;
@@ -638,7 +870,15 @@ async fn a_failed_complete_can_be_aborted_and_abandoned_uploads_are_listed() -> 
         .err()
         .ok_or("small first part accepted")?;
     assert_eq!(code(&e), "EntityTooSmall");
-    let e = f.client.head_object().bucket(BUCKET).key("u/a").send().await.err().ok_or("object appeared")?;
+    let e = f
+        .client
+        .head_object()
+        .bucket(BUCKET)
+        .key("u/a")
+        .send()
+        .await
+        .err()
+        .ok_or("object appeared")?;
     assert_eq!(status(&e), 404);
 
     let listed = f
@@ -650,14 +890,30 @@ async fn a_failed_complete_can_be_aborted_and_abandoned_uploads_are_listed() -> 
         .await?;
     let keys: Vec<_> = listed.uploads().iter().filter_map(|u| u.key()).collect();
     assert_eq!(keys, ["v"]);
-    let prefixes: Vec<_> = listed.common_prefixes().iter().filter_map(|p| p.prefix()).collect();
+    let prefixes: Vec<_> = listed
+        .common_prefixes()
+        .iter()
+        .filter_map(|p| p.prefix())
+        .collect();
     assert_eq!(prefixes, ["u/"]);
-    let paged = f.client.list_multipart_uploads().bucket(BUCKET).max_uploads(1).send().await?;
+    let paged = f
+        .client
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .max_uploads(1)
+        .send()
+        .await?;
     assert!(paged.is_truncated().unwrap_or(false));
     assert_eq!(paged.uploads().len(), 1);
     assert_eq!(paged.next_key_marker(), Some("u/a"));
 
-    f.client.abort_multipart_upload().bucket(BUCKET).key("u/a").upload_id(&ids[0]).send().await?;
+    f.client
+        .abort_multipart_upload()
+        .bucket(BUCKET)
+        .key("u/a")
+        .upload_id(&ids[0])
+        .send()
+        .await?;
     let e = f
         .client
         .abort_multipart_upload()
@@ -669,9 +925,20 @@ async fn a_failed_complete_can_be_aborted_and_abandoned_uploads_are_listed() -> 
         .err()
         .ok_or("aborted twice")?;
     assert_eq!(code(&e), "NoSuchUpload");
-    let e = upload_part(&f, "u/a", &ids[0], 3, vec![0u8; 10]).await.err().ok_or("part after abort")?;
-    assert!(e.to_string().contains("NoSuchUpload") || format!("{e:?}").contains("NoSuchUpload"), "{e:?}");
-    let listed = f.client.list_multipart_uploads().bucket(BUCKET).send().await?;
+    let e = upload_part(&f, "u/a", &ids[0], 3, vec![0u8; 10])
+        .await
+        .err()
+        .ok_or("part after abort")?;
+    assert!(
+        e.to_string().contains("NoSuchUpload") || format!("{e:?}").contains("NoSuchUpload"),
+        "{e:?}"
+    );
+    let listed = f
+        .client
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .send()
+        .await?;
     assert_eq!(listed.uploads().len(), 2);
     Ok(())
 }
@@ -692,13 +959,35 @@ async fn copy_object_copies_bytes_and_metadata() -> TestResult {
         .body(ByteStream::from_static(b"copy me"))
         .send()
         .await?;
-    f.client.copy_object().bucket(BUCKET).key("dst").copy_source(format!("{BUCKET}/src")).send().await?;
-    let dst = f.client.head_object().bucket(BUCKET).key("dst").send().await?;
+    f.client
+        .copy_object()
+        .bucket(BUCKET)
+        .key("dst")
+        .copy_source(format!("{BUCKET}/src"))
+        .send()
+        .await?;
+    let dst = f
+        .client
+        .head_object()
+        .bucket(BUCKET)
+        .key("dst")
+        .send()
+        .await?;
     assert_eq!(dst.content_type(), Some("text/plain"));
-    assert_eq!(dst.metadata().and_then(|m| m.get("owner")).map(String::as_str), Some("ada"));
+    assert_eq!(
+        dst.metadata()
+            .and_then(|m| m.get("owner"))
+            .map(String::as_str),
+        Some("ada")
+    );
     assert_eq!(f.get("dst").await?, b"copy me");
     // Deleting the source leaves the copy whole.
-    f.client.delete_object().bucket(BUCKET).key("src").send().await?;
+    f.client
+        .delete_object()
+        .bucket(BUCKET)
+        .key("src")
+        .send()
+        .await?;
     assert_eq!(f.get("dst").await?, b"copy me");
 
     let e = f
@@ -721,7 +1010,13 @@ async fn copy_object_copies_bytes_and_metadata() -> TestResult {
         .content_type("text/markdown")
         .send()
         .await?;
-    let dst = f.client.head_object().bucket(BUCKET).key("dst").send().await?;
+    let dst = f
+        .client
+        .head_object()
+        .bucket(BUCKET)
+        .key("dst")
+        .send()
+        .await?;
     assert_eq!(dst.content_type(), Some("text/markdown"));
     assert!(dst.metadata().is_none_or(|m| m.is_empty()));
     assert_eq!(f.get("dst").await?, b"copy me");
@@ -747,14 +1042,36 @@ async fn bulk_delete_caps_at_1000_keys() -> TestResult {
     f.put("b", b"2").await?;
     let ids = |n: usize| -> Result<Delete, Box<dyn std::error::Error>> {
         let objects = (0..n)
-            .map(|i| ObjectIdentifier::builder().key(if i == 0 { "a".to_owned() } else { format!("k{i}") }).build())
+            .map(|i| {
+                ObjectIdentifier::builder()
+                    .key(if i == 0 {
+                        "a".to_owned()
+                    } else {
+                        format!("k{i}")
+                    })
+                    .build()
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Delete::builder().set_objects(Some(objects)).build()?)
     };
-    let e = f.client.delete_objects().bucket(BUCKET).delete(ids(1001)?).send().await.err().ok_or("1001 keys accepted")?;
+    let e = f
+        .client
+        .delete_objects()
+        .bucket(BUCKET)
+        .delete(ids(1001)?)
+        .send()
+        .await
+        .err()
+        .ok_or("1001 keys accepted")?;
     assert_eq!(code(&e), "MalformedXML");
     assert_eq!(f.get("a").await?, b"1");
-    let out = f.client.delete_objects().bucket(BUCKET).delete(ids(1000)?).send().await?;
+    let out = f
+        .client
+        .delete_objects()
+        .bucket(BUCKET)
+        .delete(ids(1000)?)
+        .send()
+        .await?;
     assert_eq!(out.deleted().len(), 1000);
     assert_eq!(f.keys(None).await?, ["b"]);
     Ok(())
@@ -797,9 +1114,24 @@ async fn presigned_urls_expire_with_403() -> TestResult {
 async fn unsupported_operations_answer_501() -> TestResult {
     let f = fixture().await?;
     f.put("t", b"x").await?;
-    let e = f.client.get_object_acl().bucket(BUCKET).key("t").send().await.err().ok_or("ACL answered")?;
+    let e = f
+        .client
+        .get_object_acl()
+        .bucket(BUCKET)
+        .key("t")
+        .send()
+        .await
+        .err()
+        .ok_or("ACL answered")?;
     assert_eq!(status(&e), 501);
-    let e = f.client.get_bucket_versioning().bucket(BUCKET).send().await.err().ok_or("versioning answered")?;
+    let e = f
+        .client
+        .get_bucket_versioning()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .err()
+        .ok_or("versioning answered")?;
     assert_eq!(status(&e), 501);
     Ok(())
 }
@@ -826,8 +1158,141 @@ async fn objects_survive_a_restart() -> TestResult {
     let c = client(&s3.endpoint());
     let got = c.get_object().bucket(BUCKET).key("kept").send().await?;
     assert_eq!(got.content_type(), Some("image/png"));
-    assert_eq!(got.metadata().and_then(|m| m.get("k")).map(String::as_str), Some("v"));
+    assert_eq!(
+        got.metadata().and_then(|m| m.get("k")).map(String::as_str),
+        Some("v")
+    );
     assert_eq!(got.body.collect().await?.into_bytes().as_ref(), b"png");
     s3.shutdown().await;
+    Ok(())
+}
+
+/// Sends one unsigned request to an s3s service over s3s-fs (the previous store).
+async fn legacy_call(
+    service: &s3s::service::S3Service,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &'static [u8],
+) -> Result<u16, Box<dyn std::error::Error>> {
+    let mut req = http::Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req
+        .header("content-length", body.len().to_string())
+        .body(s3s::Body::from(bytes::Bytes::from_static(body)))?;
+    let resp = service.call(req).await.map_err(|e| format!("{e:?}"))?;
+    Ok(resp.status().as_u16())
+}
+
+#[tokio::test]
+async fn a_folder_written_by_s3s_fs_is_imported_on_start() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let root = dir.path().join("objects");
+    std::fs::create_dir_all(&root)?;
+    {
+        let fs = s3s_fs::FileSystem::new(&root).map_err(|e| format!("{e:?}"))?;
+        let service = s3s::service::S3ServiceBuilder::new(fs).build();
+        assert_eq!(
+            legacy_call(&service, "PUT", "/legacy", &[], b"").await?,
+            200
+        );
+        assert_eq!(
+            legacy_call(&service, "PUT", "/empty-one", &[], b"").await?,
+            200
+        );
+        let put = |uri: &'static str, headers: &'static [(&'static str, &'static str)], body| {
+            legacy_call(&service, "PUT", uri, headers, body)
+        };
+        assert_eq!(
+            put(
+                "/legacy/docs/report.pdf",
+                &[
+                    ("content-type", "application/pdf"),
+                    ("x-amz-meta-owner", "ada")
+                ],
+                b"%PDF-1.7 report"
+            )
+            .await?,
+            200
+        );
+        assert_eq!(
+            put(
+                "/legacy/hello.txt",
+                &[("x-amz-checksum-crc32", "DUoRhQ==")],
+                b"hello world"
+            )
+            .await?,
+            200
+        );
+        assert_eq!(put("/legacy/a/b/c/deep.bin", &[], b"deep").await?, 200);
+        // An unfinished multipart upload: dropped by the import.
+        assert_eq!(
+            legacy_call(&service, "POST", "/legacy/up.bin?uploads", &[], b"").await?,
+            200
+        );
+    }
+    assert!(
+        root.join("legacy/docs/report.pdf").is_file(),
+        "s3s-fs layout as expected"
+    );
+
+    for round in 0..2 {
+        let s3 = start(&root).await?;
+        let c = client(&s3.endpoint());
+        let listed = c.list_objects_v2().bucket("legacy").send().await?;
+        let keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
+        assert_eq!(
+            keys,
+            ["a/b/c/deep.bin", "docs/report.pdf", "hello.txt"],
+            "round {round}"
+        );
+        c.head_bucket().bucket("empty-one").send().await?;
+        let pdf = c
+            .get_object()
+            .bucket("legacy")
+            .key("docs/report.pdf")
+            .send()
+            .await?;
+        assert_eq!(pdf.content_type(), Some("application/pdf"));
+        assert_eq!(
+            pdf.metadata()
+                .and_then(|m| m.get("owner"))
+                .map(String::as_str),
+            Some("ada")
+        );
+        assert_eq!(
+            pdf.e_tag(),
+            Some(quoted(&md5_hex(b"%PDF-1.7 report")).as_str())
+        );
+        assert_eq!(
+            pdf.body.collect().await?.into_bytes().as_ref(),
+            b"%PDF-1.7 report"
+        );
+        let hello = c
+            .head_object()
+            .bucket("legacy")
+            .key("hello.txt")
+            .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+            .send()
+            .await?;
+        assert_eq!(hello.checksum_crc32(), Some("DUoRhQ=="));
+        let uploads = c.list_multipart_uploads().bucket("legacy").send().await?;
+        assert!(uploads.uploads().is_empty());
+        s3.shutdown().await;
+
+        // Nothing of the old layout is left: only the engine's folder.
+        let left: Vec<_> = std::fs::read_dir(&root)?
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect();
+        assert_eq!(left, [".filegate-store"], "round {round}");
+        if round == 0 {
+            // As if a crash hit after the import committed but before the original was
+            // removed: the leftover is not imported again over the committed object.
+            std::fs::create_dir_all(root.join("legacy"))?;
+            std::fs::write(root.join("legacy/hello.txt"), b"leftover")?;
+        }
+    }
     Ok(())
 }
