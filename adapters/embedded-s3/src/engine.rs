@@ -4,7 +4,7 @@
 //! after its content file is complete and fsynced; a content file no committed row
 //! names is garbage and is removed on start. See docs/EMBEDDED-STORE.md.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::io;
@@ -16,6 +16,9 @@ use std::sync::{Mutex, PoisonError};
 pub(crate) const STORE_DIR: &str = ".filegate-store";
 const INDEX_FILE: &str = "index.sqlite3";
 const BLOBS_DIR: &str = "blobs";
+/// Every process using the folder holds a shared lock on it; start-up clean-up (orphans,
+/// import) runs only in a process that could take it exclusively, i.e. alone.
+const LOCK_FILE: &str = "owner.lock";
 /// Uploads completed longer ago than this are forgotten on start (see `complete`).
 const COMPLETED_UPLOAD_TTL_MS: i64 = 24 * 3600 * 1000;
 
@@ -343,7 +346,7 @@ impl Index {
     /// content files of their parts.
     pub(crate) fn delete_bucket(&self, bucket: &str) -> DbResult<Vec<String>> {
         let mut conn = lock(&self.writer);
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         if !bucket_exists_in(&tx, bucket)? {
             return Err(DbError::NoSuchBucket);
         }
@@ -410,7 +413,7 @@ impl Index {
         condition: &WriteCondition,
     ) -> DbResult<Option<String>> {
         let mut conn = lock(&self.writer);
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         if !bucket_exists_in(&tx, bucket)? {
             return Err(DbError::NoSuchBucket);
         }
@@ -426,7 +429,7 @@ impl Index {
     /// Returns the deleted object's content file.
     pub(crate) fn delete_object(&self, bucket: &str, key: &str) -> DbResult<Option<String>> {
         let mut conn = lock(&self.writer);
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         if !bucket_exists_in(&tx, bucket)? {
             return Err(DbError::NoSuchBucket);
         }
@@ -484,7 +487,7 @@ impl Index {
 
     pub(crate) fn create_upload(&self, upload: &UploadRow) -> DbResult<()> {
         let mut conn = lock(&self.writer);
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         if !bucket_exists_in(&tx, &upload.bucket)? {
             return Err(DbError::NoSuchBucket);
         }
@@ -523,7 +526,7 @@ impl Index {
     /// Records a part (replacing one of the same number); returns the replaced content file.
     pub(crate) fn put_part(&self, upload_id: &str, part: &PartRow) -> DbResult<Option<String>> {
         let mut conn = lock(&self.writer);
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let open = tx
             .query_row(
                 "SELECT 1 FROM uploads WHERE id = ?1 AND completed_etag IS NULL",
@@ -591,7 +594,7 @@ impl Index {
         now_ms: i64,
     ) -> DbResult<Vec<String>> {
         let mut conn = lock(&self.writer);
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let open = tx
             .query_row(
                 "SELECT 1 FROM uploads WHERE id = ?1 AND completed_etag IS NULL",
@@ -625,7 +628,7 @@ impl Index {
     /// Drops an unfinished upload; returns its parts' content files.
     pub(crate) fn abort_upload(&self, upload_id: &str) -> DbResult<Vec<String>> {
         let mut conn = lock(&self.writer);
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let open = tx
             .query_row(
                 "SELECT 1 FROM uploads WHERE id = ?1 AND completed_etag IS NULL",
@@ -713,7 +716,7 @@ impl Index {
         now_ms: i64,
     ) -> DbResult<usize> {
         let mut conn = lock(&self.writer);
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT OR IGNORE INTO buckets (name, created_ms) VALUES (?1, ?2)",
             params![bucket, now_ms],
@@ -807,6 +810,8 @@ impl Blobs {
 pub(crate) struct Engine {
     pub index: Index,
     pub blobs: Blobs,
+    /// Held (shared) while the engine is open; see [`LOCK_FILE`].
+    lock: std::fs::File,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -820,8 +825,11 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 impl Engine {
-    /// Opens (or creates) the engine under `root`, removes content files no row names
-    /// (writes a crash interrupted), then imports a legacy s3s-fs layout found in `root`.
+    /// Opens (or creates) the engine under `root`. When no other process has it open
+    /// (`filegate-admin` may, next to the server), it first removes content files no row
+    /// names (writes a crash interrupted) and imports a legacy s3s-fs layout in `root`.
+    /// With another process running, those are left for a later start: its in-flight
+    /// writes look exactly like orphans.
     pub(crate) fn open(root: &Path) -> io::Result<Self> {
         let store = root.join(STORE_DIR);
         let blob_dir = store.join(BLOBS_DIR);
@@ -833,23 +841,43 @@ impl Engine {
                 sync_dir(&blob_dir)?;
             }
         }
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(store.join(LOCK_FILE))?;
+        let alone = match lock.try_lock() {
+            Ok(()) => true,
+            Err(std::fs::TryLockError::WouldBlock) => false,
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        };
         let index = Index::open(&store.join(INDEX_FILE)).map_err(io::Error::other)?;
         let engine = Self {
             index,
             blobs: Blobs { dir: blob_dir },
+            lock,
         };
-        engine
-            .index
-            .forget_completed_uploads(now_ms() - COMPLETED_UPLOAD_TTL_MS)
-            .map_err(io::Error::other)?;
-        let removed = engine.remove_orphans()?;
-        if removed > 0 {
+        if alone {
+            engine
+                .index
+                .forget_completed_uploads(now_ms() - COMPLETED_UPLOAD_TTL_MS)
+                .map_err(io::Error::other)?;
+            let removed = engine.remove_orphans()?;
+            if removed > 0 {
+                tracing::info!(
+                    removed,
+                    "embedded S3: removed content files of interrupted writes"
+                );
+            }
+            crate::migrate::import_legacy(root, &engine)?;
+        } else {
             tracing::info!(
-                removed,
-                "embedded S3: removed content files of interrupted writes"
+                "embedded S3: another process has the store open; start-up clean-up skipped"
             );
         }
-        crate::migrate::import_legacy(root, &engine)?;
+        // From exclusive (or nothing) to shared: others may open it now.
+        engine.lock.lock_shared()?;
         Ok(engine)
     }
 
@@ -872,5 +900,59 @@ impl Engine {
             }
         }
         Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orphans_are_removed_only_by_a_process_alone_with_the_store() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let first = Engine::open(dir.path())?;
+        // A content file being written by `first`: no row names it yet.
+        let in_flight = first.blobs.path(&Blobs::new_id());
+        std::fs::write(&in_flight, b"half")?;
+        // filegate-admin opening the store next to the server must not touch it.
+        let second = Engine::open(dir.path())?;
+        assert!(
+            in_flight.exists(),
+            "another process's in-flight write was removed"
+        );
+        drop(second);
+        drop(first);
+        // Alone again (the writer crashed): the file is an orphan now.
+        let _third = Engine::open(dir.path())?;
+        assert!(!in_flight.exists(), "an orphan survived a start");
+        Ok(())
+    }
+
+    #[test]
+    fn a_committed_object_keeps_its_content_file_across_starts() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let engine = Engine::open(dir.path())?;
+        let blob = Blobs::new_id();
+        std::fs::write(engine.blobs.path(&blob), b"kept")?;
+        engine
+            .index
+            .create_bucket("b1b", 0)
+            .map_err(io::Error::other)?;
+        let row = ObjectRow {
+            key: "k".into(),
+            blob: blob.clone(),
+            size: 4,
+            etag: "e".into(),
+            modified_ms: 0,
+            meta: Meta::default(),
+        };
+        engine
+            .index
+            .put_object("b1b", &row, &WriteCondition::default())
+            .map_err(io::Error::other)?;
+        drop(engine);
+        let engine = Engine::open(dir.path())?;
+        assert_eq!(std::fs::read(engine.blobs.path(&blob))?, b"kept");
+        Ok(())
     }
 }
