@@ -165,20 +165,22 @@ pub(crate) struct WriteCondition {
 }
 
 impl WriteCondition {
-    pub(crate) fn holds(&self, current: Option<&str>) -> bool {
+    /// `Err(NoSuchKey)` for `If-Match` on a missing object (S3 answers 404 there),
+    /// `Err(PreconditionFailed)` when another condition fails.
+    pub(crate) fn check(&self, current: Option<&str>) -> Result<(), DbError> {
         if self.if_absent && current.is_some() {
-            return false;
+            return Err(DbError::PreconditionFailed);
         }
         if let (Some(want), Some(have)) = (&self.if_none_match, current)
             && want == have
         {
-            return false;
+            return Err(DbError::PreconditionFailed);
         }
         match (&self.if_match, current) {
-            (None, _) => true,
-            (Some(_), None) => false,
-            (Some(None), Some(_)) => true,
-            (Some(Some(want)), Some(have)) => want == have,
+            (None, _) | (Some(None), Some(_)) => Ok(()),
+            (Some(_), None) => Err(DbError::NoSuchKey),
+            (Some(Some(want)), Some(have)) if want == have => Ok(()),
+            (Some(Some(_)), Some(_)) => Err(DbError::PreconditionFailed),
         }
     }
 }
@@ -187,6 +189,8 @@ impl WriteCondition {
 pub(crate) enum DbError {
     #[error("no such bucket")]
     NoSuchBucket,
+    #[error("no such key")]
+    NoSuchKey,
     #[error("no such upload")]
     NoSuchUpload,
     #[error("precondition failed")]
@@ -377,11 +381,23 @@ impl Index {
         Ok(blobs)
     }
 
-    pub(crate) fn list_buckets(&self) -> DbResult<Vec<(String, i64)>> {
+    /// Buckets named after `after` and starting with `prefix`, by name, at most `limit`.
+    pub(crate) fn list_buckets(
+        &self,
+        prefix: &str,
+        after: &str,
+        limit: usize,
+    ) -> DbResult<Vec<(String, i64)>> {
         let conn = lock(&self.reader);
-        let mut stmt = conn.prepare("SELECT name, created_ms FROM buckets ORDER BY name")?;
+        let mut stmt = conn.prepare(
+            "SELECT name, created_ms FROM buckets
+             WHERE name > ?1 AND substr(name, 1, length(?2)) = ?2 ORDER BY name LIMIT ?3",
+        )?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .query_map(
+                params![after, prefix, i64::try_from(limit).unwrap_or(i64::MAX)],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
@@ -418,9 +434,7 @@ impl Index {
             return Err(DbError::NoSuchBucket);
         }
         let old = current_object(&tx, bucket, &row.key)?;
-        if !condition.holds(old.as_ref().map(|o| o.etag.as_str())) {
-            return Err(DbError::PreconditionFailed);
-        }
+        condition.check(old.as_ref().map(|o| o.etag.as_str()))?;
         insert_object(&tx, bucket, row)?;
         tx.commit()?;
         Ok(old.map(|o| o.blob).filter(|b| *b != row.blob))
@@ -606,9 +620,7 @@ impl Index {
             return Err(DbError::NoSuchUpload);
         }
         let old = current_object(&tx, bucket, &row.key)?;
-        if !condition.holds(old.as_ref().map(|o| o.etag.as_str())) {
-            return Err(DbError::PreconditionFailed);
-        }
+        condition.check(old.as_ref().map(|o| o.etag.as_str()))?;
         insert_object(&tx, bucket, row)?;
         let mut garbage = {
             let mut stmt = tx.prepare("SELECT blob FROM parts WHERE upload_id = ?1")?;

@@ -18,8 +18,8 @@
 //! - Expiry: a request after `X-Amz-Date + X-Amz-Expires` gets 403 `AccessDenied`
 //!   ("Request has expired"), checked before the signature. An `X-Amz-Date` more than
 //!   15 min in the future gets 403 `RequestTimeTooSkewed`. s3s accepts any `u32` expiry;
-//!   [`Access`] refuses more than 7 days (604800 s) like AWS and R2: 400
-//!   `AuthorizationQueryParametersError`.
+//!   [`Access`] refuses more than 7 days (604800 s), as AWS and R2 do, with 403
+//!   `AccessDenied` (what Ceph's s3-tests expect).
 //! - A signed `Content-Length` or `Content-Type` is checked like any signed header: a
 //!   body of another size or another type gets 403 `SignatureDoesNotMatch`. A body cut
 //!   short of its `Content-Length` aborts the upload and stores nothing.
@@ -246,7 +246,7 @@ impl s3s::access::S3Access for Access {
                 .map_or(true, |s| s > MAX_PRESIGNED_EXPIRY_SECS)
         {
             return Err(s3s::s3_error!(
-                AuthorizationQueryParametersError,
+                AccessDenied,
                 "X-Amz-Expires must be less than a week (in seconds) that is 604800"
             ));
         }

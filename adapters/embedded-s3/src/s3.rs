@@ -27,6 +27,7 @@ impl From<DbError> for S3Error {
         match e {
             DbError::NoSuchBucket => s3_error!(NoSuchBucket),
             DbError::NoSuchUpload => s3_error!(NoSuchUpload),
+            DbError::NoSuchKey => s3_error!(NoSuchKey),
             DbError::PreconditionFailed => s3_error!(PreconditionFailed),
             DbError::BucketNotEmpty => s3_error!(
                 BucketNotEmpty,
@@ -99,7 +100,7 @@ macro_rules! meta_of {
     ($input:expr) => {
         Meta {
             content_type: $input.content_type,
-            content_encoding: $input.content_encoding,
+            content_encoding: stored_encoding($input.content_encoding),
             content_disposition: $input.content_disposition,
             content_language: $input.content_language,
             cache_control: $input.cache_control,
@@ -109,6 +110,29 @@ macro_rules! meta_of {
             ..Meta::default()
         }
     };
+}
+
+/// The one account that owns everything here.
+fn owner() -> Owner {
+    Owner {
+        display_name: Some("filegate".to_owned()),
+        id: Some("filegate".to_owned()),
+    }
+}
+
+/// `Content-Encoding` as stored: without the `aws-chunked` transfer coding the SDKs add.
+fn stored_encoding(e: Option<String>) -> Option<String> {
+    let kept: Vec<&str> = e
+        .as_deref()?
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("aws-chunked"))
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(", "))
+}
+
+fn checksums_wanted(mode: Option<&ChecksumMode>) -> bool {
+    mode.is_some_and(|m| m.as_str().eq_ignore_ascii_case(ChecksumMode::ENABLED))
 }
 
 fn ts(ms: i64) -> Timestamp {
@@ -263,6 +287,7 @@ fn entry_key(e: &Entry) -> &str {
 fn split_entries(
     entries: Vec<Entry>,
     enc: impl Fn(String) -> String,
+    with_owner: bool,
 ) -> (Vec<Object>, Vec<CommonPrefix>) {
     let mut objects = Vec::new();
     let mut prefixes = Vec::new();
@@ -276,6 +301,7 @@ fn split_entries(
                 storage_class: Some(ObjectStorageClass::from_static(
                     ObjectStorageClass::STANDARD,
                 )),
+                owner: with_owner.then(owner),
                 ..Default::default()
             }),
             Entry::Prefix(p) => prefixes.push(CommonPrefix {
@@ -713,12 +739,10 @@ impl S3 for Store {
             return Err(s3_error!(InvalidBucketName));
         }
         let b = bucket.clone();
-        if !self
-            .run(move |e| e.index.create_bucket(&b, now_ms()))
-            .await?
-        {
-            return Err(s3_error!(BucketAlreadyOwnedByYou));
-        }
+        // One account owns every bucket: creating an existing one is a no-op 200, as in
+        // S3's us-east-1 (its objects stay).
+        self.run(move |e| e.index.create_bucket(&b, now_ms()))
+            .await?;
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{bucket}")),
         }))
@@ -752,9 +776,26 @@ impl S3 for Store {
 
     async fn list_buckets(
         &self,
-        _req: S3Request<ListBucketsInput>,
+        req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
-        let rows = self.run(|e| e.index.list_buckets()).await?;
+        let input = req.input;
+        let max = match input.max_buckets {
+            None => 10_000,
+            Some(n) if n < 1 => {
+                return Err(s3_error!(InvalidArgument, "max-buckets must be at least 1"));
+            }
+            Some(n) => usize::try_from(n).unwrap_or(10_000).min(10_000),
+        };
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let after = input.continuation_token.clone().unwrap_or_default();
+        let mut rows = self
+            .run(move |e| e.index.list_buckets(&prefix, &after, max + 1))
+            .await?;
+        let truncated = rows.len() > max;
+        rows.truncate(max);
+        let next = truncated
+            .then(|| rows.last().map(|(n, _)| n.clone()))
+            .flatten();
         let buckets = rows
             .into_iter()
             .map(|(name, created)| Bucket {
@@ -765,7 +806,9 @@ impl S3 for Store {
             .collect();
         Ok(S3Response::new(ListBucketsOutput {
             buckets: Some(buckets),
-            ..Default::default()
+            owner: Some(owner()),
+            continuation_token: next,
+            prefix: input.prefix,
         }))
     }
 
@@ -789,9 +832,7 @@ impl S3 for Store {
         // Cheap early refusal; the commit checks again atomically.
         if input.if_match.is_some() || input.if_none_match.is_some() {
             let current = self.object(&input.bucket, &input.key).await?;
-            if !condition.holds(current.as_ref().map(|o| o.etag.as_str())) {
-                return Err(s3_error!(PreconditionFailed));
-            }
+            condition.check(current.as_ref().map(|o| o.etag.as_str()))?;
         }
         let mut claimed = Checksums {
             crc32: input.checksum_crc32,
@@ -867,7 +908,8 @@ impl S3 for Store {
         let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), IO_BUF);
         let content_range = (partial && len > 0)
             .then(|| format!("bytes {}-{}/{}", span.start, span.end - 1, row.size));
-        let c = if partial {
+        // Stored checksums only when asked for (x-amz-checksum-mode), of whole objects.
+        let c = if partial || !checksums_wanted(input.checksum_mode.as_ref()) {
             Checksums::default()
         } else {
             row.meta.checksums.clone()
@@ -919,7 +961,7 @@ impl S3 for Store {
         )?;
         let (span, parts_count) = span_of(&row, input.part_number, input.range.as_ref())?;
         let partial = input.range.is_some() || input.part_number.is_some();
-        let c = if partial {
+        let c = if partial || !checksums_wanted(input.checksum_mode.as_ref()) {
             Checksums::default()
         } else {
             row.meta.checksums.clone()
@@ -1094,14 +1136,15 @@ impl S3 for Store {
         let next_marker = truncated
             .then(|| entries.last().map(|e| entry_key(e).to_owned()))
             .flatten();
-        let (contents, prefixes) = split_entries(entries, enc);
+        let (contents, prefixes) = split_entries(entries, enc, true);
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(input.bucket),
-            prefix: Some(enc(input.prefix.unwrap_or_default())),
+            // v1 echoes Prefix as sent (botocore does not decode it there).
+            prefix: Some(input.prefix.unwrap_or_default()),
             marker: Some(enc(input.marker.unwrap_or_default())),
             next_marker: next_marker.map(enc),
             max_keys: Some(i32::try_from(max).unwrap_or(1000)),
-            delimiter: input.delimiter.map(enc),
+            delimiter: input.delimiter.filter(|d| !d.is_empty()).map(enc),
             is_truncated: Some(truncated),
             contents: (!contents.is_empty()).then_some(contents),
             common_prefixes: (!prefixes.is_empty()).then_some(prefixes),
@@ -1152,7 +1195,7 @@ impl S3 for Store {
             })
             .flatten();
         let count = entries.len();
-        let (contents, prefixes) = split_entries(entries, enc);
+        let (contents, prefixes) = split_entries(entries, enc, input.fetch_owner == Some(true));
         Ok(S3Response::new(ListObjectsV2Output {
             name: Some(input.bucket),
             prefix: Some(enc(input.prefix.unwrap_or_default())),
@@ -1161,7 +1204,7 @@ impl S3 for Store {
             continuation_token: input.continuation_token,
             next_continuation_token: next,
             is_truncated: Some(truncated),
-            delimiter: input.delimiter.map(enc),
+            delimiter: input.delimiter.filter(|d| !d.is_empty()).map(enc),
             start_after: input.start_after.map(enc),
             contents: (!contents.is_empty()).then_some(contents),
             common_prefixes: (!prefixes.is_empty()).then_some(prefixes),
@@ -1587,9 +1630,7 @@ impl S3 for Store {
         let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref());
         if input.if_match.is_some() || input.if_none_match.is_some() {
             let current = self.object(&input.bucket, &input.key).await?;
-            if !condition.holds(current.as_ref().map(|o| o.etag.as_str())) {
-                return Err(s3_error!(PreconditionFailed));
-            }
+            condition.check(current.as_ref().map(|o| o.etag.as_str()))?;
         }
 
         // Assemble into a new content file; nothing is visible until the commit.
@@ -1644,14 +1685,10 @@ impl S3 for Store {
     }
 }
 
-/// S3's 416 for a part number the object does not have (not in s3s's code list).
+/// A part number the object does not have: 400 `InvalidPart`, as Ceph's s3-tests
+/// expect (AWS documents 416 `InvalidPartNumber`).
 fn invalid_part_number() -> S3Error {
-    let mut e = S3Error::with_message(
-        S3ErrorCode::Custom("InvalidPartNumber".into()),
-        "The requested partnumber is not satisfiable",
-    );
-    e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
-    e
+    s3_error!(InvalidPart, "The requested partnumber is not satisfiable")
 }
 
 /// The byte span a GET/HEAD serves and the part count to report.
