@@ -576,7 +576,8 @@ impl Store {
             }
         }
         out.flush().await.map_err(io_error)?;
-        out.into_inner().sync_all().await.map_err(io_error)?;
+        // fdatasync: the bytes and the size, not the timestamps.
+        out.into_inner().sync_data().await.map_err(io_error)?;
         Ok(Written {
             blob,
             size,
@@ -650,7 +651,7 @@ impl Store {
                 md5.update(&buf[..n]);
                 output.write_all(&buf[..n])?;
             }
-            output.sync_all()?;
+            output.sync_data()?;
             Ok(md5.finalize())
         })
         .await
@@ -827,7 +828,8 @@ impl S3 for Store {
         if input.write_offset_bytes.is_some() {
             return Err(s3_error!(NotImplemented, "appends are not supported"));
         }
-        self.require_bucket(&input.bucket).await?;
+        // A missing bucket is found by the commit (NoSuchBucket): no extra index round
+        // trip on the hot path.
         let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref());
         // Cheap early refusal; the commit checks again atomically.
         if input.if_match.is_some() || input.if_none_match.is_some() {
@@ -1646,7 +1648,7 @@ impl S3 for Store {
                 let mut f = std::fs::File::open(src)?;
                 std::io::copy(&mut f, &mut out)?;
             }
-            out.sync_all()?;
+            out.sync_data()?;
             if let Some(dir) = target.parent() {
                 sync_dir(dir)?;
             }
