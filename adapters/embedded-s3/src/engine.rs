@@ -90,6 +90,12 @@ pub(crate) struct Meta {
     /// The multipart upload that produced the object, for a repeated complete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_id: Option<String>,
+    /// A multipart upload's (or its object's) checksum algorithm (`CRC32`, …) and type
+    /// (`COMPOSITE`: a checksum of the parts' checksums, `-<n>`; `FULL_OBJECT`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_algorithm: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_type: Option<String>,
 }
 
 /// Base64 digests as S3 sends them in `x-amz-checksum-*`.
@@ -110,6 +116,18 @@ pub(crate) struct Checksums {
 impl Checksums {
     pub(crate) fn is_empty(&self) -> bool {
         *self == Self::default()
+    }
+
+    /// The value for an algorithm name (`CRC32`, `CRC32C`, `SHA1`, `SHA256`, `CRC64NVME`).
+    pub(crate) fn slot(&mut self, algorithm: &str) -> Option<&mut Option<String>> {
+        match algorithm.to_ascii_uppercase().as_str() {
+            "CRC32" => Some(&mut self.crc32),
+            "CRC32C" => Some(&mut self.crc32c),
+            "SHA1" => Some(&mut self.sha1),
+            "SHA256" => Some(&mut self.sha256),
+            "CRC64NVME" => Some(&mut self.crc64nvme),
+            _ => None,
+        }
     }
 }
 

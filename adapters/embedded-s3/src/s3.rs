@@ -373,6 +373,42 @@ fn read_preconditions(
     Ok(())
 }
 
+fn enable_checksum(h: &mut s3s::checksum::ChecksumHasher, name: &str) -> S3Result<()> {
+    match name.to_ascii_lowercase().as_str() {
+        "crc32" => h.crc32 = Some(Default::default()),
+        "crc32c" => h.crc32c = Some(Default::default()),
+        "sha1" => h.sha1 = Some(Default::default()),
+        "sha256" => h.sha256 = Some(Default::default()),
+        "crc64nvme" => h.crc64nvme = Some(Default::default()),
+        _ => return Err(s3_error!(InvalidRequest, "Unsupported checksum algorithm")),
+    }
+    Ok(())
+}
+
+/// A multipart object's `COMPOSITE` checksum: the algorithm over the concatenated binary
+/// part checksums, suffixed `-<parts>`.
+fn composite_checksum(algorithm: &str, parts: &[PartRow]) -> S3Result<String> {
+    use base64::Engine as _;
+    let mut h = s3s::checksum::ChecksumHasher::default();
+    enable_checksum(&mut h, algorithm)?;
+    for p in parts {
+        let mut c = p.meta.checksums.clone();
+        let value = c.slot(algorithm).and_then(Option::take).ok_or_else(|| {
+            s3_error!(InvalidPart, "Part {} has no {algorithm} checksum", p.number)
+        })?;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(value)
+            .map_err(|_| s3_error!(InternalError, "a stored part checksum is not base64"))?;
+        h.update(&raw);
+    }
+    let mut sum = checksums_of(h.finalize());
+    let value = sum
+        .slot(algorithm)
+        .and_then(Option::take)
+        .unwrap_or_default();
+    Ok(format!("{value}-{}", parts.len()))
+}
+
 /// Which checksums the request asks for: named by value, by algorithm or as a trailer.
 fn checksum_hasher(
     claimed: &Checksums,
@@ -380,17 +416,7 @@ fn checksum_hasher(
     headers: &http::HeaderMap,
 ) -> S3Result<s3s::checksum::ChecksumHasher> {
     let mut h = s3s::checksum::ChecksumHasher::default();
-    let mut enable = |name: &str| -> S3Result<()> {
-        match name.to_ascii_lowercase().as_str() {
-            "crc32" => h.crc32 = Some(Default::default()),
-            "crc32c" => h.crc32c = Some(Default::default()),
-            "sha1" => h.sha1 = Some(Default::default()),
-            "sha256" => h.sha256 = Some(Default::default()),
-            "crc64nvme" => h.crc64nvme = Some(Default::default()),
-            _ => return Err(s3_error!(InvalidRequest, "Unsupported checksum algorithm")),
-        }
-        Ok(())
-    };
+    let mut enable = |name: &str| enable_checksum(&mut h, name);
     for (name, value) in [
         ("crc32", &claimed.crc32),
         ("crc32c", &claimed.crc32c),
@@ -932,6 +958,10 @@ impl S3 for Store {
             content_language: m.content_language,
             cache_control: m.cache_control,
             website_redirect_location: m.website_redirect_location,
+            checksum_type: m
+                .checksum_type
+                .filter(|_| !c.is_empty())
+                .map(ChecksumType::from),
             metadata: (!m.user.is_empty()).then(|| m.user.into_iter().collect()),
             checksum_crc32: c.crc32,
             checksum_crc32c: c.crc32c,
@@ -984,6 +1014,10 @@ impl S3 for Store {
             content_language: m.content_language,
             cache_control: m.cache_control,
             website_redirect_location: m.website_redirect_location,
+            checksum_type: m
+                .checksum_type
+                .filter(|_| !c.is_empty())
+                .map(ChecksumType::from),
             metadata: (!m.user.is_empty()).then(|| m.user.into_iter().collect()),
             checksum_crc32: c.crc32,
             checksum_crc32c: c.crc32c,
@@ -1227,7 +1261,34 @@ impl S3 for Store {
         {
             return Err(s3_error!(InvalidStorageClass));
         }
-        let meta = meta_of!(input);
+        let mut meta = meta_of!(input);
+        if let Some(a) = &input.checksum_algorithm {
+            let algorithm = a.as_str().to_ascii_uppercase();
+            if Checksums::default().slot(&algorithm).is_none() {
+                return Err(s3_error!(InvalidRequest, "Unsupported checksum algorithm"));
+            }
+            let full_only = algorithm == "CRC64NVME";
+            let kind = match input
+                .checksum_type
+                .as_ref()
+                .map(|t| t.as_str().to_ascii_uppercase())
+            {
+                None if full_only => ChecksumType::FULL_OBJECT.to_owned(),
+                None => ChecksumType::COMPOSITE.to_owned(),
+                Some(t) if t == ChecksumType::COMPOSITE && !full_only => t,
+                // A whole-object value can only be a CRC (it is what S3 combines).
+                Some(t) if t == ChecksumType::FULL_OBJECT && algorithm.starts_with("CRC") => t,
+                Some(_) => {
+                    return Err(s3_error!(
+                        InvalidRequest,
+                        "The checksum type is not supported with this algorithm"
+                    ));
+                }
+            };
+            meta.checksum_algorithm = Some(algorithm);
+            meta.checksum_type = Some(kind);
+        }
+        let (algorithm, kind) = (meta.checksum_algorithm.clone(), meta.checksum_type.clone());
         let upload = UploadRow {
             id: Blobs::new_id(),
             bucket: input.bucket.clone(),
@@ -1242,7 +1303,8 @@ impl S3 for Store {
             bucket: Some(input.bucket),
             key: Some(input.key),
             upload_id: Some(id),
-            checksum_algorithm: input.checksum_algorithm,
+            checksum_algorithm: algorithm.map(ChecksumAlgorithm::from),
+            checksum_type: kind.map(ChecksumType::from),
             ..Default::default()
         }))
     }
@@ -1274,7 +1336,18 @@ impl S3 for Store {
             sha256: input.checksum_sha256,
             crc64nvme: input.checksum_crc64nvme,
         };
-        let hasher = checksum_hasher(&claimed, input.checksum_algorithm.as_ref(), &req.headers)?;
+        // The upload's algorithm is computed for every part, asked for or not.
+        let algorithm = input.checksum_algorithm.clone().or_else(|| {
+            upload
+                .meta
+                .checksum_algorithm
+                .clone()
+                .map(ChecksumAlgorithm::from)
+        });
+        let mut hasher = checksum_hasher(&claimed, algorithm.as_ref(), &req.headers)?;
+        if let (Some(a), Some(_)) = (&upload.meta.checksum_algorithm, &input.checksum_algorithm) {
+            enable_checksum(&mut hasher, a)?;
+        }
         let written = self.write_body(input.body, hasher).await?;
         trailer_checksums(&mut claimed, req.trailing_headers.as_ref())?;
         verify(
@@ -1618,6 +1691,24 @@ impl S3 for Store {
                         "One or more of the specified parts could not be found or its ETag did not match"
                     )
                 })?;
+            if let Some(a) = &upload.meta.checksum_algorithm {
+                let mut sent = Checksums {
+                    crc32: part.checksum_crc32.clone(),
+                    crc32c: part.checksum_crc32c.clone(),
+                    sha1: part.checksum_sha1.clone(),
+                    sha256: part.checksum_sha256.clone(),
+                    crc64nvme: part.checksum_crc64nvme.clone(),
+                };
+                let mut stored = found.meta.checksums.clone();
+                if let Some(want) = sent.slot(a).and_then(Option::take)
+                    && stored.slot(a).and_then(Option::take).as_deref() != Some(want.as_str())
+                {
+                    return Err(s3_error!(
+                        InvalidPart,
+                        "The {a} checksum of part {number} does not match"
+                    ));
+                }
+            }
             chosen.push(found.clone());
         }
         if let Some((_, init)) = chosen.split_last()
@@ -1642,21 +1733,70 @@ impl S3 for Store {
             .iter()
             .map(|p| self.engine.blobs.path(&p.blob))
             .collect();
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        let algorithm = upload.meta.checksum_algorithm.clone();
+        let full_object = upload.meta.checksum_type.as_deref() == Some(ChecksumType::FULL_OBJECT);
+        let mut hasher = s3s::checksum::ChecksumHasher::default();
+        if let (true, Some(a)) = (full_object, &algorithm) {
+            enable_checksum(&mut hasher, a)?;
+        }
+        let whole = tokio::task::spawn_blocking(move || -> std::io::Result<Checksums> {
             let mut out = std::fs::File::create(&target)?;
+            let mut buf = vec![0u8; IO_BUF];
             for src in sources {
                 let mut f = std::fs::File::open(src)?;
-                std::io::copy(&mut f, &mut out)?;
+                if full_object {
+                    loop {
+                        let n = f.read(&mut buf)?;
+                        if n == 0 {
+                            break;
+                        }
+                        hasher.update(&buf[..n]);
+                        out.write_all(&buf[..n])?;
+                    }
+                } else {
+                    std::io::copy(&mut f, &mut out)?;
+                }
             }
             out.sync_data()?;
             if let Some(dir) = target.parent() {
                 sync_dir(dir)?;
             }
-            Ok(())
+            Ok(checksums_of(hasher.finalize()))
         })
         .await
         .map_err(|e| s3_error!(InternalError, "assembly failed: {e}"))?
         .map_err(io_error)?;
+        // The object's checksum (COMPOSITE: of the parts' checksums; FULL_OBJECT: of the
+        // bytes), checked against the one the client sent.
+        let mut object_checksums = Checksums::default();
+        if let Some(a) = &algorithm {
+            let value = if full_object {
+                let mut w = whole;
+                w.slot(a).and_then(Option::take).unwrap_or_default()
+            } else {
+                composite_checksum(a, &chosen)?
+            };
+            let mut claimed = Checksums {
+                crc32: input.checksum_crc32.clone(),
+                crc32c: input.checksum_crc32c.clone(),
+                sha1: input.checksum_sha1.clone(),
+                sha256: input.checksum_sha256.clone(),
+                crc64nvme: input.checksum_crc64nvme.clone(),
+            };
+            if let Some(want) = claimed.slot(a).and_then(Option::take) {
+                // A composite value may come with or without its `-<n>`.
+                let base = value.split('-').next().unwrap_or_default();
+                if want != value && want != base {
+                    return Err(s3_error!(
+                        BadDigest,
+                        "The {a} you specified did not match the calculated checksum"
+                    ));
+                }
+            }
+            if let Some(slot) = object_checksums.slot(a) {
+                *slot = Some(value);
+            }
+        }
 
         let mut md5s = Md5::new();
         for p in &chosen {
@@ -1668,7 +1808,7 @@ impl S3 for Store {
         let mut meta = upload.meta.clone();
         meta.parts = chosen.iter().map(|p| p.size).collect();
         meta.upload_id = Some(upload.id.clone());
-        meta.checksums = Checksums::default();
+        meta.checksums = object_checksums.clone();
         let row = ObjectRow {
             key: input.key.clone(),
             blob: blob.id().to_owned(),
@@ -1683,7 +1823,15 @@ impl S3 for Store {
             .await?;
         blob.keep();
         self.engine.blobs.remove(garbage);
-        done(etag)
+        let mut out = done(etag)?;
+        let c = object_checksums;
+        out.output.checksum_crc32 = c.crc32;
+        out.output.checksum_crc32c = c.crc32c;
+        out.output.checksum_sha1 = c.sha1;
+        out.output.checksum_sha256 = c.sha256;
+        out.output.checksum_crc64nvme = c.crc64nvme;
+        out.output.checksum_type = upload.meta.checksum_type.clone().map(ChecksumType::from);
+        Ok(out)
     }
 }
 

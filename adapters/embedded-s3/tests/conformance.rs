@@ -1301,3 +1301,134 @@ async fn a_folder_written_by_s3s_fs_is_imported_on_start() -> TestResult {
     }
     Ok(())
 }
+
+fn checksum_of(algorithm: &str, data: &[u8]) -> String {
+    let mut h = s3s::checksum::ChecksumHasher::default();
+    match algorithm {
+        "crc32" => h.crc32 = Some(Default::default()),
+        _ => h.sha256 = Some(Default::default()),
+    }
+    h.update(data);
+    let c = h.finalize();
+    c.checksum_crc32.or(c.checksum_sha256).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn multipart_checksums_are_composite_or_full_object_and_verified() -> TestResult {
+    use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumType};
+    use base64::Engine as _;
+    let f = fixture().await?;
+    let p1 = vec![b'a'; 5 * MIB];
+    let p2 = b"tail".to_vec();
+
+    // COMPOSITE SHA-256: the hash of the parts' binary hashes, "-2".
+    let up = f
+        .client
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("composite")
+        .checksum_algorithm(ChecksumAlgorithm::Sha256)
+        .send()
+        .await?;
+    assert_eq!(up.checksum_type(), Some(&ChecksumType::Composite));
+    let id = up.upload_id().ok_or("id")?.to_owned();
+    let mut list = Vec::new();
+    for (n, body) in [(1, &p1), (2, &p2)] {
+        let out = f
+            .client
+            .upload_part()
+            .bucket(BUCKET)
+            .key("composite")
+            .upload_id(&id)
+            .part_number(n)
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await?;
+        assert_eq!(
+            out.checksum_sha256(),
+            Some(checksum_of("sha256", body).as_str())
+        );
+        list.push(
+            CompletedPart::builder()
+                .part_number(n)
+                .e_tag(out.e_tag().unwrap_or_default())
+                .checksum_sha256(out.checksum_sha256().unwrap_or_default())
+                .build(),
+        );
+    }
+    let mut raw = Vec::new();
+    for body in [&p1, &p2] {
+        raw.extend(base64::engine::general_purpose::STANDARD.decode(checksum_of("sha256", body))?);
+    }
+    let expected = format!("{}-2", checksum_of("sha256", &raw));
+    let complete = || {
+        f.client
+            .complete_multipart_upload()
+            .bucket(BUCKET)
+            .key("composite")
+            .upload_id(&id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(list.clone()))
+                    .build(),
+            )
+    };
+    let e = complete()
+        .checksum_sha256(checksum_of("sha256", b"wrong"))
+        .send()
+        .await
+        .err()
+        .ok_or("a wrong composite checksum was accepted")?;
+    assert_eq!(code(&e), "BadDigest");
+    let done = complete().send().await?;
+    assert_eq!(done.checksum_sha256(), Some(expected.as_str()));
+    assert_eq!(done.checksum_type(), Some(&ChecksumType::Composite));
+    let head = f
+        .client
+        .head_object()
+        .bucket(BUCKET)
+        .key("composite")
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await?;
+    assert_eq!(head.checksum_sha256(), Some(expected.as_str()));
+
+    // FULL_OBJECT CRC32: the CRC of the whole object.
+    let up = f
+        .client
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("full")
+        .checksum_algorithm(ChecksumAlgorithm::Crc32)
+        .checksum_type(ChecksumType::FullObject)
+        .send()
+        .await?;
+    let id = up.upload_id().ok_or("id")?.to_owned();
+    let mut list = Vec::new();
+    for (n, body) in [(1, &p1), (2, &p2)] {
+        let e = upload_part(&f, "full", &id, n, body.clone()).await?;
+        list.push(CompletedPart::builder().part_number(n).e_tag(e).build());
+    }
+    let done = f
+        .client
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("full")
+        .upload_id(&id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(list))
+                .build(),
+        )
+        .send()
+        .await?;
+    let mut whole = p1.clone();
+    whole.extend_from_slice(&p2);
+    assert_eq!(
+        done.checksum_crc32(),
+        Some(checksum_of("crc32", &whole).as_str())
+    );
+    assert_eq!(done.checksum_type(), Some(&ChecksumType::FullObject));
+    Ok(())
+}
