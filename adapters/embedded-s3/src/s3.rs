@@ -1636,12 +1636,18 @@ impl S3 for Store {
             input.upload_id.clone(),
         );
         let upload = self.run(move |e| e.index.get_upload(&b, &k, &u)).await?;
-        let done = |etag: String| {
+        let done = |etag: String, c: Checksums, kind: Option<String>| {
             Ok(S3Response::new(CompleteMultipartUploadOutput {
                 bucket: Some(input.bucket.clone()),
                 key: Some(input.key.clone()),
                 e_tag: Some(ETag::Strong(etag)),
                 location: Some(location.clone()),
+                checksum_type: kind.filter(|_| !c.is_empty()).map(ChecksumType::from),
+                checksum_crc32: c.crc32,
+                checksum_crc32c: c.crc32c,
+                checksum_sha1: c.sha1,
+                checksum_sha256: c.sha256,
+                checksum_crc64nvme: c.crc64nvme,
                 ..Default::default()
             }))
         };
@@ -1650,7 +1656,9 @@ impl S3 for Store {
             // object is still the one that upload made.
             let current = self.object(&input.bucket, &input.key).await?;
             return match current {
-                Some(o) if o.meta.upload_id.as_deref() == Some(upload.id.as_str()) => done(etag),
+                Some(o) if o.meta.upload_id.as_deref() == Some(upload.id.as_str()) => {
+                    done(etag, o.meta.checksums, o.meta.checksum_type)
+                }
                 _ => Err(s3_error!(NoSuchUpload)),
             };
         }
@@ -1823,15 +1831,7 @@ impl S3 for Store {
             .await?;
         blob.keep();
         self.engine.blobs.remove(garbage);
-        let mut out = done(etag)?;
-        let c = object_checksums;
-        out.output.checksum_crc32 = c.crc32;
-        out.output.checksum_crc32c = c.crc32c;
-        out.output.checksum_sha1 = c.sha1;
-        out.output.checksum_sha256 = c.sha256;
-        out.output.checksum_crc64nvme = c.crc64nvme;
-        out.output.checksum_type = upload.meta.checksum_type.clone().map(ChecksumType::from);
-        Ok(out)
+        done(etag, object_checksums, upload.meta.checksum_type.clone())
     }
 }
 

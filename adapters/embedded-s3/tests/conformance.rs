@@ -1384,6 +1384,9 @@ async fn multipart_checksums_are_composite_or_full_object_and_verified() -> Test
     let done = complete().send().await?;
     assert_eq!(done.checksum_sha256(), Some(expected.as_str()));
     assert_eq!(done.checksum_type(), Some(&ChecksumType::Composite));
+    // A repeated complete answers the same checksum.
+    let again = complete().send().await?;
+    assert_eq!(again.checksum_sha256(), Some(expected.as_str()));
     let head = f
         .client
         .head_object()
