@@ -17,9 +17,9 @@
 //! What s3s 0.14 does itself, before an operation runs:
 //! - Expiry: a request after `X-Amz-Date + X-Amz-Expires` gets 403 `AccessDenied`
 //!   ("Request has expired"), checked before the signature. An `X-Amz-Date` more than
-//!   15 min in the future gets 403 `RequestTimeTooSkewed`. s3s accepts any `u32` expiry;
-//!   [`Access`] refuses more than 7 days (604800 s), as AWS and R2 do, with 403
-//!   `AccessDenied` (what Ceph's s3-tests expect).
+//!   15 min in the future gets 403 `RequestTimeTooSkewed`. s3s accepts any `u32` expiry
+//!   and answers 400 to a negative one; [`PresignGuard`] refuses both more than 7 days
+//!   (604800 s) and a malformed value with 403 `AccessDenied`, as AWS and R2 do.
 //! - A signed `Content-Length` or `Content-Type` is checked like any signed header: a
 //!   body of another size or another type gets 403 `SignatureDoesNotMatch`. A body cut
 //!   short of its `Content-Length` aborts the upload and stores nothing.
@@ -167,7 +167,9 @@ impl EmbeddedS3 {
                 http::header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),
             ))
-            .service(builder.build());
+            .service(PresignGuard {
+                inner: builder.build(),
+            });
 
         let listener =
             TcpListener::bind(config.addr)
@@ -225,8 +227,8 @@ impl EmbeddedS3 {
 /// Longest presigned URL lifetime AWS and R2 accept: 7 days.
 const MAX_PRESIGNED_EXPIRY_SECS: u64 = 604_800;
 
-/// Runs after authentication, before each operation: anonymous requests are denied (as
-/// s3s's default check does) and presigned URLs valid for more than 7 days are refused.
+/// Runs after authentication, before each operation: anonymous requests are denied, as
+/// s3s's default check does (setting an access check replaces that default).
 struct Access;
 
 #[async_trait::async_trait]
@@ -235,22 +237,63 @@ impl s3s::access::S3Access for Access {
         if cx.credentials().is_none() {
             return Err(s3s::s3_error!(AccessDenied, "Signature is required"));
         }
-        let expires = cx
-            .uri()
-            .query()
-            .unwrap_or_default()
-            .split('&')
-            .find_map(|pair| pair.strip_prefix("X-Amz-Expires="));
-        if let Some(v) = expires
-            && v.parse::<u64>()
-                .map_or(true, |s| s > MAX_PRESIGNED_EXPIRY_SECS)
-        {
-            return Err(s3s::s3_error!(
-                AccessDenied,
-                "X-Amz-Expires must be less than a week (in seconds) that is 604800"
-            ));
-        }
         Ok(())
+    }
+}
+
+/// Why a presigned URL's `X-Amz-Expires` is refused: more than 7 days, or not a number of
+/// seconds at all (a negative one: s3s would answer 400 where S3 answers 403).
+fn bad_presign_expiry(uri: &http::Uri) -> Option<&'static str> {
+    let value = uri
+        .query()?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("X-Amz-Expires="))?;
+    match value.parse::<u64>() {
+        Ok(secs) if secs <= MAX_PRESIGNED_EXPIRY_SECS => None,
+        Ok(_) => Some("X-Amz-Expires must be less than a week (in seconds) that is 604800"),
+        Err(_) => Some("X-Amz-Expires must be a number of seconds"),
+    }
+}
+
+/// In front of s3s: refuses presigned URLs with an unusable expiry with 403
+/// `AccessDenied`, as AWS and R2 do.
+#[derive(Clone)]
+struct PresignGuard<S> {
+    inner: S,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for PresignGuard<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<s3s::Body>>,
+{
+    type Response = http::Response<s3s::Body>;
+    type Error = S::Error;
+    type Future = futures::future::Either<
+        futures::future::Ready<Result<Self::Response, Self::Error>>,
+        S::Future,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let Some(message) = bad_presign_expiry(req.uri()) else {
+            return futures::future::Either::Right(self.inner.call(req));
+        };
+        let xml = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>{message}</Message></Error>"
+        );
+        let mut resp = http::Response::new(s3s::Body::from(bytes::Bytes::from(xml)));
+        *resp.status_mut() = http::StatusCode::FORBIDDEN;
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/xml"),
+        );
+        futures::future::Either::Left(futures::future::ready(Ok(resp)))
     }
 }
 
