@@ -1098,7 +1098,9 @@ async fn presigned_urls_expire_with_403() -> TestResult {
     assert_eq!(resp.bytes().await?.as_ref(), b"presigned");
     // A negative or over-a-week expiry is refused with 403 too (s3s alone says 400 / 200).
     for bad in ["-1000", "604801"] {
-        let url = ok.uri().replace("X-Amz-Expires=60", &format!("X-Amz-Expires={bad}"));
+        let url = ok
+            .uri()
+            .replace("X-Amz-Expires=60", &format!("X-Amz-Expires={bad}"));
         assert_ne!(url, ok.uri());
         let resp = reqwest::get(&url).await?;
         assert_eq!(resp.status(), 403, "{bad}");
