@@ -659,37 +659,53 @@ impl Store {
     }
 
     /// Copies `len` bytes at `start` of a content file into a new one.
-    async fn copy_range(&self, src: &str, start: u64, len: u64) -> S3Result<(Pending, [u8; 16])> {
+    /// Also computes `checksum` (an algorithm name) when given; fsyncs file and folder.
+    async fn copy_range(
+        &self,
+        src: &str,
+        start: u64,
+        len: u64,
+        checksum: Option<&str>,
+    ) -> S3Result<(Pending, [u8; 16], Checksums)> {
         let blob = Pending::new(&self.engine);
         let (from, to) = (self.engine.blobs.path(src), blob.path());
-        let md5 = tokio::task::spawn_blocking(move || -> std::io::Result<[u8; 16]> {
-            let mut input = std::fs::File::open(from)?;
-            input.seek(SeekFrom::Start(start))?;
-            let mut input = input.take(len);
-            let mut output = std::fs::File::create(to)?;
-            let mut md5 = Md5::new();
-            let mut buf = vec![0u8; IO_BUF];
-            loop {
-                let n = input.read(&mut buf)?;
-                if n == 0 {
-                    break;
+        let mut hasher = s3s::checksum::ChecksumHasher::default();
+        if let Some(a) = checksum {
+            enable_checksum(&mut hasher, a)?;
+        }
+        let (md5, sums) =
+            tokio::task::spawn_blocking(move || -> std::io::Result<([u8; 16], Checksums)> {
+                let mut input = std::fs::File::open(from)?;
+                input.seek(SeekFrom::Start(start))?;
+                let mut input = input.take(len);
+                let mut output = std::fs::File::create(&to)?;
+                let mut md5 = Md5::new();
+                let mut buf = vec![0u8; IO_BUF];
+                loop {
+                    let n = input.read(&mut buf)?;
+                    if n == 0 {
+                        break;
+                    }
+                    md5.update(&buf[..n]);
+                    hasher.update(&buf[..n]);
+                    output.write_all(&buf[..n])?;
                 }
-                md5.update(&buf[..n]);
-                output.write_all(&buf[..n])?;
-            }
-            output.sync_data()?;
-            Ok(md5.finalize())
-        })
-        .await
-        .map_err(|e| s3_error!(InternalError, "copy task failed: {e}"))?
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                s3_error!(NoSuchKey)
-            } else {
-                io_error(e)
-            }
-        })?;
-        Ok((blob, md5))
+                output.sync_data()?;
+                if let Some(dir) = to.parent() {
+                    sync_dir(dir)?;
+                }
+                Ok((md5.finalize(), checksums_of(hasher.finalize())))
+            })
+            .await
+            .map_err(|e| s3_error!(InternalError, "copy task failed: {e}"))?
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    s3_error!(NoSuchKey)
+                } else {
+                    io_error(e)
+                }
+            })?;
+        Ok((blob, md5, sums))
     }
 }
 
@@ -1120,7 +1136,7 @@ impl S3 for Store {
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
             ));
         }
-        let (blob, _) = self.copy_range(&src.blob, 0, src.size).await?;
+        let (blob, _, _) = self.copy_range(&src.blob, 0, src.size, None).await?;
         let mut meta = if replace {
             meta_of!(input)
         } else {
@@ -1434,7 +1450,14 @@ impl S3 for Store {
             Some(r) => parse_copy_range(r, src.size)?,
             None => (0, src.size),
         };
-        let (blob, md5) = self.copy_range(&src.blob, start, len).await?;
+        let (blob, md5, checksums) = self
+            .copy_range(
+                &src.blob,
+                start,
+                len,
+                upload.meta.checksum_algorithm.as_deref(),
+            )
+            .await?;
         let etag = hex::encode(md5);
         let modified_ms = now_ms();
         let part = PartRow {
@@ -1443,7 +1466,10 @@ impl S3 for Store {
             size: len,
             etag: etag.clone(),
             modified_ms,
-            meta: Meta::default(),
+            meta: Meta {
+                checksums,
+                ..Meta::default()
+            },
         };
         let upload_id = input.upload_id;
         let old = self

@@ -1443,5 +1443,43 @@ async fn multipart_checksums_are_composite_or_full_object_and_verified() -> Test
         Some(checksum_of("crc32", &whole).as_str())
     );
     assert_eq!(done.checksum_type(), Some(&ChecksumType::FullObject));
+
+    // A part copied from another object gets the upload's checksum as well.
+    f.put("source", &p1).await?;
+    let up = f
+        .client
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("copied")
+        .checksum_algorithm(ChecksumAlgorithm::Sha256)
+        .send()
+        .await?;
+    let id = up.upload_id().ok_or("id")?.to_owned();
+    let copied = f
+        .client
+        .upload_part_copy()
+        .bucket(BUCKET)
+        .key("copied")
+        .upload_id(&id)
+        .part_number(1)
+        .copy_source(format!("{BUCKET}/source"))
+        .send()
+        .await?;
+    let e1 = copied
+        .copy_part_result()
+        .and_then(|r| r.e_tag())
+        .ok_or("no etag")?
+        .to_owned();
+    let e2 = upload_part(&f, "copied", &id, 2, p2.clone()).await?;
+    let done = f
+        .client
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("copied")
+        .upload_id(&id)
+        .multipart_upload(parts(&[(1, &e1), (2, &e2)]))
+        .send()
+        .await?;
+    assert_eq!(done.checksum_sha256(), Some(expected.as_str()));
     Ok(())
 }
