@@ -651,13 +651,10 @@ async fn upload_refused(c: &Client, app: &TestApp, token: &str, path: &Path) -> 
         ));
     }
     let key = item["key"].as_str().unwrap_or_default();
-    let on_disk = app
-        .running
-        .data_dir
-        .join("objects")
-        .join(&app.running.bucket)
-        .join(key);
-    if on_disk.exists() {
+    let objects = app.running.data_dir.join("objects");
+    if let Some(on_disk) =
+        filegate_embedded_s3::stored_object_path(&objects, &app.running.bucket, key)
+    {
         return Err(format!("{} exists", on_disk.display()));
     }
     Ok(())

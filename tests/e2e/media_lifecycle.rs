@@ -71,13 +71,12 @@ async fn sign_download_accepts_an_empty_body_without_content_length() {
     app.shutdown().await;
 }
 
-/// Where the embedded S3 endpoint keeps `key`'s bytes.
+/// Where the embedded S3 endpoint keeps `key`'s bytes (a path that does not exist when
+/// the object does not).
 fn stored_file(app: &TestApp, key: &str) -> std::path::PathBuf {
-    app.running
-        .data_dir
-        .join("objects")
-        .join(&app.running.bucket)
-        .join(key)
+    let objects = app.running.data_dir.join("objects");
+    filegate_embedded_s3::stored_object_path(&objects, &app.running.bucket, key)
+        .unwrap_or_else(|| objects.join("no-such-object"))
 }
 
 fn names(res: &filegate_e2e::JsonResponse) -> Vec<(String, String)> {

@@ -98,13 +98,12 @@ async fn read_back(app: &TestApp, token: &str, key: &str) -> Vec<u8> {
     got.bytes().await.expect("bytes").to_vec()
 }
 
-/// Where the embedded S3 endpoint keeps `key`'s bytes.
+/// Where the embedded S3 endpoint keeps `key`'s bytes (a path that does not exist when
+/// the object does not).
 fn stored_file(app: &TestApp, key: &str) -> PathBuf {
-    app.running
-        .data_dir
-        .join("objects")
-        .join(&app.running.bucket)
-        .join(key)
+    let objects = app.running.data_dir.join("objects");
+    filegate_embedded_s3::stored_object_path(&objects, &app.running.bucket, key)
+        .unwrap_or_else(|| objects.join("no-such-object"))
 }
 
 /// org_a's admin creates an organization bucket `docs`; returns (admin, member) tokens.

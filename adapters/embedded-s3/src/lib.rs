@@ -1,33 +1,34 @@
-//! A loopback S3-compatible endpoint backed by a local folder: [`s3s`] for the protocol,
-//! [`s3s_fs`] for storage, hyper for HTTP/1.1, and a `tower_http` CORS layer in front.
-//! It gives filegate a cloud-free default and real S3 behaviour in tests.
+//! A loopback S3-compatible endpoint over a storage engine filegate owns: [`s3s`] for the
+//! protocol (routing, SigV4, XML), an SQLite index plus immutable content files for
+//! storage (see `engine` and docs/EMBEDDED-STORE.md), hyper for HTTP/1.1, and a
+//! `tower_http` CORS layer in front. It gives filegate a cloud-free default, real S3
+//! behaviour in tests, and a store small deployments can keep in production.
 //!
 //! - One key pair ([`s3s::auth::SimpleAuth`]): SigV4 `Authorization` headers and presigned
 //!   query-string URLs are both verified. Anonymous requests get 403. Path-style only
 //!   (`http://127.0.0.1:<port>/<bucket>/<key>`). HTTP/1.1 only.
-//! - A thin guard over s3s-fs makes it answer like S3/R2 where s3s-fs differs: reads and
-//!   writes in a missing bucket get `NoSuchBucket` (s3s-fs would say `NoSuchKey`, or
-//!   create the bucket on PUT); `Range: bytes=-N` longer than the object returns all of
-//!   it (s3s-fs answers 500) and on an empty object is 416 (s3s-fs would panic); PUTs of
-//!   one key are serialised so `If-None-Match: *` is atomic (412 when the key exists).
+//! - Scope is what R2 supports: object CRUD, CopyObject, ListObjects v1/v2, multipart
+//!   (with ListParts and ListMultipartUploads), conditional reads and writes, checksums
+//!   (CRC32, CRC32C, SHA-1, SHA-256; CRC64NVME too). Everything else is 501.
+//! - A write is checked whole (length, Content-MD5, `x-amz-checksum-*`, conditions)
+//!   before it becomes visible; a refused or interrupted one leaves the old object.
+//! - A folder written by the previous s3s-fs based endpoint is imported on start.
 //!
-//! What s3s 0.14 does with presigned URLs (tested in `filegate-r2`'s `tests/store.rs`):
+//! What s3s 0.14 does itself, before an operation runs:
 //! - Expiry: a request after `X-Amz-Date + X-Amz-Expires` gets 403 `AccessDenied`
 //!   ("Request has expired"), checked before the signature. An `X-Amz-Date` more than
-//!   15 min in the future gets 403 `RequestTimeTooSkewed`.
-//! - No 7-day cap: `X-Amz-Expires` may be any `u32` (R2 and AWS refuse more than 604800;
-//!   filegate enforces that itself with `Expiry`).
-//! - A signed `Content-Length` is checked like any signed header: a body of another
-//!   size is sent with another `Content-Length`, so the signature fails (403
-//!   `SignatureDoesNotMatch`). A body cut short of its `Content-Length` aborts the
-//!   upload; s3s-fs deletes its temp file and stores nothing.
-//! - A signed `Content-Type` is checked the same way: a different value gets 403.
+//!   15 min in the future gets 403 `RequestTimeTooSkewed`. s3s accepts any `u32` expiry
+//!   and answers 400 to a negative one; [`PresignGuard`] refuses both more than 7 days
+//!   (604800 s) and a malformed value with 403 `AccessDenied`, as AWS and R2 do.
+//! - A signed `Content-Length` or `Content-Type` is checked like any signed header: a
+//!   body of another size or another type gets 403 `SignatureDoesNotMatch`. A body cut
+//!   short of its `Content-Length` aborts the upload and stores nothing.
 //! - `response-content-disposition` (and the other `response-*` parameters) on a GET
 //!   are applied to the response.
-//! - Checksums: s3s handles `x-amz-checksum-*`, aws-chunked bodies and trailers (the
-//!   SDK's default `WhenSupported` checksums work), but s3s-fs compares checksums only
-//!   after the file is in place, so an upload with a bad checksum is still stored.
-//! - ETags are the hex MD5 of the content, in quotes as S3 sends them.
+//! - aws-chunked bodies and their trailers are decoded; the checksums they name are
+//!   compared here, before the object is stored.
+//! - ETags are the hex MD5 of the content (`<md5 of part MD5s>-<n>` after multipart), in
+//!   quotes as S3 sends them.
 //! - CORS: s3s answers `OPTIONS` with 501, so a `CorsLayer` sits in front. Every
 //!   `OPTIONS` gets 200, with `Access-Control-Allow-Origin` only for a listed origin.
 //!   Allowed methods: GET, PUT, HEAD. Request headers are mirrored, `ETag` is exposed,
@@ -35,11 +36,22 @@
 //! - Every response carries `Content-Security-Policy: default-src 'none'; sandbox` and
 //!   `X-Content-Type-Options: nosniff`: a presigned GET of an HTML or SVG upload displays
 //!   nothing that runs, whatever type the object was stored with.
+//! - Accepted sockets get `TCP_NODELAY`: without it a keep-alive GET's small response
+//!   waits on the client's delayed ACK (about 40 ms).
 
 mod credentials;
-mod store;
+mod engine;
+mod migrate;
+mod s3;
 
 pub use credentials::EmbeddedCredentials;
+
+/// Where the endpoint serving `root` keeps the bytes of `bucket`/`key`, when that object
+/// exists (`None` otherwise): for tests that check what is on disk.
+#[must_use]
+pub fn stored_object_path(root: &std::path::Path, bucket: &str, key: &str) -> Option<PathBuf> {
+    engine::stored_object_path(root, bucket, key)
+}
 
 use http::{HeaderName, HeaderValue, Method};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -62,7 +74,9 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Where and how to serve.
 #[derive(Clone)]
 pub struct EmbeddedS3Config {
-    /// Folder holding one sub-folder per bucket; created if missing.
+    /// Folder the engine keeps its index and content files in (under `.filegate-store/`);
+    /// created if missing. Bucket folders of the previous s3s-fs layout found here are
+    /// imported on start.
     pub root: PathBuf,
     /// Address to listen on; port 0 picks a free port.
     pub addr: SocketAddr,
@@ -129,14 +143,19 @@ impl EmbeddedS3 {
         let root = tokio::fs::canonicalize(&config.root)
             .await
             .map_err(|e| root_err(e.to_string()))?;
-        // s3s_fs::Error has neither Display nor std::error::Error.
-        let fs = s3s_fs::FileSystem::new(&root).map_err(|e| root_err(format!("{e:?}")))?;
+        // Opening may import a legacy folder: blocking file work, off the runtime.
+        let engine_root = root.clone();
+        let engine = tokio::task::spawn_blocking(move || engine::Engine::open(&engine_root))
+            .await
+            .map_err(|e| root_err(e.to_string()))?
+            .map_err(|e| root_err(e.to_string()))?;
 
-        let mut builder = S3ServiceBuilder::new(store::GuardedFs::new(fs, root.clone()));
+        let mut builder = S3ServiceBuilder::new(s3::Store::new(engine));
         builder.set_auth(SimpleAuth::from_single(
             config.access_key_id.clone(),
             config.secret_access_key.clone(),
         ));
+        builder.set_access(Access);
         let service = tower::ServiceBuilder::new()
             .layer(cors)
             // Presigned GETs serve user bytes from this origin: they must never run there.
@@ -148,7 +167,9 @@ impl EmbeddedS3 {
                 http::header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),
             ))
-            .service(builder.build());
+            .service(PresignGuard {
+                inner: builder.build(),
+            });
 
         let listener =
             TcpListener::bind(config.addr)
@@ -200,6 +221,79 @@ impl EmbeddedS3 {
         {
             tracing::warn!(error = %e, "embedded S3 task failed");
         }
+    }
+}
+
+/// Longest presigned URL lifetime AWS and R2 accept: 7 days.
+const MAX_PRESIGNED_EXPIRY_SECS: u64 = 604_800;
+
+/// Runs after authentication, before each operation: anonymous requests are denied, as
+/// s3s's default check does (setting an access check replaces that default).
+struct Access;
+
+#[async_trait::async_trait]
+impl s3s::access::S3Access for Access {
+    async fn check(&self, cx: &mut s3s::access::S3AccessContext<'_>) -> s3s::S3Result<()> {
+        if cx.credentials().is_none() {
+            return Err(s3s::s3_error!(AccessDenied, "Signature is required"));
+        }
+        Ok(())
+    }
+}
+
+/// Why a presigned URL's `X-Amz-Expires` is refused: more than 7 days, or not a number of
+/// seconds at all (a negative one: s3s would answer 400 where S3 answers 403).
+fn bad_presign_expiry(uri: &http::Uri) -> Option<&'static str> {
+    let value = uri
+        .query()?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("X-Amz-Expires="))?;
+    match value.parse::<u64>() {
+        Ok(secs) if secs <= MAX_PRESIGNED_EXPIRY_SECS => None,
+        Ok(_) => Some("X-Amz-Expires must be less than a week (in seconds) that is 604800"),
+        Err(_) => Some("X-Amz-Expires must be a number of seconds"),
+    }
+}
+
+/// In front of s3s: refuses presigned URLs with an unusable expiry with 403
+/// `AccessDenied`, as AWS and R2 do.
+#[derive(Clone)]
+struct PresignGuard<S> {
+    inner: S,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for PresignGuard<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<s3s::Body>>,
+{
+    type Response = http::Response<s3s::Body>;
+    type Error = S::Error;
+    type Future = futures::future::Either<
+        futures::future::Ready<Result<Self::Response, Self::Error>>,
+        S::Future,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let Some(message) = bad_presign_expiry(req.uri()) else {
+            return futures::future::Either::Right(self.inner.call(req));
+        };
+        let xml = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>{message}</Message></Error>"
+        );
+        let mut resp = http::Response::new(s3s::Body::from(bytes::Bytes::from(xml)));
+        *resp.status_mut() = http::StatusCode::FORBIDDEN;
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/xml"),
+        );
+        futures::future::Either::Left(futures::future::ready(Ok(resp)))
     }
 }
 
@@ -259,6 +353,9 @@ where
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    if let Err(e) = stream.set_nodelay(true) {
+                        tracing::debug!(%peer, error = %e, "embedded S3: cannot set TCP_NODELAY");
+                    }
                     let conn = http.serve_connection(
                         TokioIo::new(stream),
                         TowerToHyperService::new(service.clone()),
