@@ -5,7 +5,11 @@
 //! `cargo run --release -p filegate-embedded-s3 --example store_bench -- [objects]`
 //! (default 200 000 objects in the large bucket; 0 measures throughput and latency only).
 
-#![allow(clippy::unwrap_used)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::cast_precision_loss,
+    reason = "a benchmark: a failed step aborts it, and rates are printed rounded"
+)]
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::presigning::PresigningConfig;
@@ -101,7 +105,7 @@ async fn throughput(c: &Client, bucket: &str) -> Numbers {
     for t in tasks {
         t.await.unwrap();
     }
-    let put_small = n as f64 / t.elapsed().as_secs_f64();
+    let put_small = f64::from(n) / t.elapsed().as_secs_f64();
     let t = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..8 {
@@ -122,7 +126,7 @@ async fn throughput(c: &Client, bucket: &str) -> Numbers {
     for t in tasks {
         t.await.unwrap();
     }
-    let get_small = n as f64 / t.elapsed().as_secs_f64();
+    let get_small = f64::from(n) / t.elapsed().as_secs_f64();
 
     let big = bytes::Bytes::from(vec![9u8; LARGE]);
     let rounds = 4;
@@ -203,7 +207,7 @@ async fn keep_alive_latency(c: &Client, bucket: &str) -> (Duration, Duration) {
         .get_object()
         .bucket(bucket)
         .key("small/1")
-        .presigned(PresigningConfig::expires_in(Duration::from_secs(600)).unwrap())
+        .presigned(PresigningConfig::expires_in(Duration::from_mins(10)).unwrap())
         .await
         .unwrap()
         .uri()

@@ -173,6 +173,11 @@ pub(crate) struct PartRow {
 /// What a write's condition (`If-Match` / `If-None-Match`) needs checked against the
 /// current object, inside the transaction that replaces it.
 #[derive(Debug, Clone, Default)]
+#[expect(
+    clippy::struct_field_names,
+    clippy::option_option,
+    reason = "named after the headers; If-Match: * is Some(None)"
+)]
 pub(crate) struct WriteCondition {
     /// `If-None-Match: *`: only if no object exists.
     pub if_absent: bool,

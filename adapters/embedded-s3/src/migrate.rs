@@ -212,6 +212,10 @@ fn import_bucket(root: &Path, bucket: &str, engine: &Engine) -> io::Result<usize
     Ok(imported)
 }
 
+#[expect(
+    clippy::case_sensitive_file_extension_comparisons,
+    reason = "s3s-fs wrote these names in lower case"
+)]
 fn is_legacy_side_file(name: &str) -> bool {
     (name.starts_with(".bucket-")
         && (name.ends_with(".metadata.json") || name.ends_with(".internal.json")))

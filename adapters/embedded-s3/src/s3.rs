@@ -9,7 +9,21 @@ use crate::engine::{
 use filegate_core::key_locks::KeyLocks;
 use futures::StreamExt;
 use s3s::crypto::{Checksum as _, Md5};
-use s3s::dto::*;
+use s3s::dto::{
+    AbortMultipartUploadInput, AbortMultipartUploadOutput, Bucket, ChecksumAlgorithm, ChecksumMode,
+    ChecksumType, CommonPrefix, CompleteMultipartUploadInput, CompleteMultipartUploadOutput,
+    CopyObjectInput, CopyObjectOutput, CopyObjectResult, CopyPartResult, CopySource,
+    CreateBucketInput, CreateBucketOutput, CreateMultipartUploadInput, CreateMultipartUploadOutput,
+    DeleteBucketInput, DeleteBucketOutput, DeleteObjectInput, DeleteObjectOutput,
+    DeleteObjectsInput, DeleteObjectsOutput, DeletedObject, ETag, ETagCondition, EncodingType,
+    Error, GetBucketLocationInput, GetBucketLocationOutput, GetObjectInput, GetObjectOutput,
+    HeadBucketInput, HeadBucketOutput, HeadObjectInput, HeadObjectOutput, ListBucketsInput,
+    ListBucketsOutput, ListMultipartUploadsInput, ListMultipartUploadsOutput, ListObjectsInput,
+    ListObjectsOutput, ListObjectsV2Input, ListObjectsV2Output, ListPartsInput, ListPartsOutput,
+    MetadataDirective, MultipartUpload, Object, ObjectStorageClass, Owner, Part, PutObjectInput,
+    PutObjectOutput, Range, StorageClass, StreamingBlob, Timestamp, TimestampFormat,
+    UploadPartCopyInput, UploadPartCopyOutput, UploadPartInput, UploadPartOutput,
+};
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
@@ -41,6 +55,7 @@ impl From<DbError> for S3Error {
     }
 }
 
+#[expect(clippy::needless_pass_by_value, reason = "a `map_err` function")]
 fn io_error(e: std::io::Error) -> S3Error {
     tracing::error!(error = %e, "embedded S3 I/O error");
     s3_error!(InternalError)
@@ -121,6 +136,7 @@ fn owner() -> Owner {
 }
 
 /// `Content-Encoding` as stored: without the `aws-chunked` transfer coding the SDKs add.
+#[expect(clippy::needless_pass_by_value, reason = "takes the request's field")]
 fn stored_encoding(e: Option<String>) -> Option<String> {
     let kept: Vec<&str> = e
         .as_deref()?
@@ -258,18 +274,14 @@ fn walk(
                     .find(d)
                     .map(|pos| item.key[..prefix.len() + pos + d.len()].to_owned())
             });
-            match rolled {
-                Some(cp) => {
-                    cursor = Some(prefix_end(cp.as_bytes()));
-                    out.push(Entry::Prefix(cp));
-                    jumped = true;
-                    break;
-                }
-                None => {
-                    cursor = Some(item.key.as_bytes().to_vec());
-                    out.push(Entry::Object(item));
-                }
+            if let Some(cp) = rolled {
+                cursor = Some(prefix_end(cp.as_bytes()));
+                out.push(Entry::Prefix(cp));
+                jumped = true;
+                break;
             }
+            cursor = Some(item.key.as_bytes().to_vec());
+            out.push(Entry::Object(item));
         }
         if !jumped && !full {
             return Ok((out, false));
@@ -373,6 +385,10 @@ fn read_preconditions(
     Ok(())
 }
 
+#[expect(
+    clippy::default_trait_access,
+    reason = "the hashers' types are s3s's, named only through these fields"
+)]
 fn enable_checksum(h: &mut s3s::checksum::ChecksumHasher, name: &str) -> S3Result<()> {
     match name.to_ascii_lowercase().as_str() {
         "crc32" => h.crc32 = Some(Default::default()),
@@ -1646,6 +1662,10 @@ impl S3 for Store {
         Ok(S3Response::new(AbortMultipartUploadOutput::default()))
     }
 
+    #[expect(
+        clippy::many_single_char_names,
+        reason = "bucket, key and upload id, as b, k and u, beside the S3 names"
+    )]
     async fn complete_multipart_upload(
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
@@ -1896,10 +1916,25 @@ fn span_of(
             Ok((start..start + row.meta.parts[idx], Some(count)))
         }
         // No byte of an empty object can be satisfied (s3s would serve a suffix as 0..0).
-        (None, Some(_)) if row.size == 0 => Err(s3_error!(InvalidRange)),
-        (None, Some(r)) => Ok((r.check(row.size)?, None)),
+        (None, Some(_)) if row.size == 0 => Err(invalid_range(row.size)),
+        (None, Some(r)) => Ok((
+            r.check(row.size).map_err(|_| invalid_range(row.size))?,
+            None,
+        )),
         (None, None) => Ok((0..row.size, None)),
     }
+}
+
+/// `InvalidRange` with `Content-Range: bytes */<size>` (RFC 9110), so a client learns the
+/// size from the refusal without another request.
+fn invalid_range(size: u64) -> S3Error {
+    let mut err = s3_error!(InvalidRange);
+    if let Ok(value) = http::HeaderValue::from_str(&format!("bytes */{size}")) {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::CONTENT_RANGE, value);
+        err.set_headers(headers);
+    }
+    err
 }
 
 /// Unfinished uploads after the markers, rolled up at `delimiter` like a listing.
@@ -1943,18 +1978,14 @@ fn list_uploads(
                     .find(d)
                     .map(|pos| u.key[..prefix.len() + pos + d.len()].to_owned())
             });
-            match rolled {
-                Some(cp) => {
-                    cursor = Some((prefix_end(cp.as_bytes()), String::new()));
-                    prefixes.push(cp);
-                    jumped = true;
-                    break;
-                }
-                None => {
-                    cursor = Some((u.key.as_bytes().to_vec(), u.id.clone()));
-                    uploads.push(u);
-                }
+            if let Some(cp) = rolled {
+                cursor = Some((prefix_end(cp.as_bytes()), String::new()));
+                prefixes.push(cp);
+                jumped = true;
+                break;
             }
+            cursor = Some((u.key.as_bytes().to_vec(), u.id.clone()));
+            uploads.push(u);
         }
         if !jumped && !full {
             return Ok((uploads, prefixes, false));

@@ -5,8 +5,10 @@
 //!
 //! The endpoint process is this test binary re-run as `crash_child_endpoint`.
 
-// Test helpers panic on purpose: a failed set-up step is a failed test.
-#![allow(clippy::unwrap_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers panic on purpose: a failed set-up step is a failed test"
+)]
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
@@ -293,25 +295,22 @@ fn kill_9_during_writes_leaves_whole_objects() {
             let got = c.get_object().bucket(BUCKET).key(k).send().await.unwrap();
             let etag = got.e_tag().unwrap_or_default().trim_matches('"').to_owned();
             let stored = got.body.collect().await.unwrap().into_bytes().to_vec();
-            let g = match base {
-                Some(base) => {
-                    let g = generation_of(k, &stored, base)
-                        .unwrap_or_else(|| panic!("{k}: a torn object of {} bytes", stored.len()));
-                    assert_eq!(
-                        etag,
-                        md5_hex(&stored),
-                        "{k}: ETag does not describe the bytes"
-                    );
-                    g
-                }
-                None => {
-                    let tail = &stored[5 * MIB..];
-                    let g = generation_of(k, tail, 2048)
-                        .unwrap_or_else(|| panic!("{k}: a torn multipart object"));
-                    assert!(stored == multipart_body(k, g), "{k}: parts of two versions");
-                    assert!(etag.ends_with("-2"), "{k}: {etag}");
-                    g
-                }
+            let g = if let Some(base) = base {
+                let g = generation_of(k, &stored, base)
+                    .unwrap_or_else(|| panic!("{k}: a torn object of {} bytes", stored.len()));
+                assert_eq!(
+                    etag,
+                    md5_hex(&stored),
+                    "{k}: ETag does not describe the bytes"
+                );
+                g
+            } else {
+                let tail = &stored[5 * MIB..];
+                let g = generation_of(k, tail, 2048)
+                    .unwrap_or_else(|| panic!("{k}: a torn multipart object"));
+                assert!(stored == multipart_body(k, g), "{k}: parts of two versions");
+                assert!(etag.ends_with("-2"), "{k}: {etag}");
+                g
             };
             let last_acked = acked[k];
             assert!(
