@@ -114,8 +114,8 @@ pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The embedded store's folder, owner-only like the data folder around it (s3s-fs
-/// creates it, and its object files, with the process umask).
+/// The embedded store's folder, owner-only like the data folder around it (the store
+/// creates it, and its files, with the process umask).
 ///
 /// # Errors
 /// The folder's mode cannot be set.

@@ -1,8 +1,8 @@
 //! Opens the object store as the server does: real R2 when configured, else the embedded
 //! S3 endpoint over `<data>/objects` with the credentials in `<data>/embedded-s3.json`.
 //! Shared by the server and `filegate-admin` (which starts its own embedded endpoint on a
-//! free loopback port: s3s-fs is a plain folder, so it works whether the server runs or
-//! not).
+//! free loopback port: the store's index is safe to share between processes, so it
+//! works whether the server runs or not; docs/EMBEDDED-STORE.md, "Limits").
 
 use crate::config::Config;
 use anyhow::Context;
