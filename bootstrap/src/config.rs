@@ -447,13 +447,14 @@ mod tests {
         assert!(pg.files_url.is_none());
         assert_eq!(pg.pool_size, 4);
         assert_eq!(pg.statement_timeout, None);
-        assert!(!format!("{pg:?}").contains("pw"), "the password stays out of logs");
+        assert!(
+            !format!("{pg:?}").contains("pw"),
+            "the password stays out of logs"
+        );
 
         let c = load(
             &[],
-            Some(
-                "[database]\nurl = \"postgresql://db/a\"\nfiles_url = \"postgres://db/b\"\n",
-            ),
+            Some("[database]\nurl = \"postgresql://db/a\"\nfiles_url = \"postgres://db/b\"\n"),
         )
         .unwrap();
         let pg = c.postgres.unwrap();

@@ -34,7 +34,14 @@ fn pg_settings(pg: &PostgresConfig, url: &SecretString) -> PgSettings {
 }
 
 /// Connects a pool; errors name the setting, never the URL (it may hold a password).
-async fn connect(pg: &PostgresConfig, url: &SecretString, setting: &str) -> anyhow::Result<PgPool> {
+///
+/// # Errors
+/// The server cannot be reached or refuses the login.
+pub async fn connect(
+    pg: &PostgresConfig,
+    url: &SecretString,
+    setting: &str,
+) -> anyhow::Result<PgPool> {
     PgPool::connect(&pg_settings(pg, url))
         .await
         .map_err(|e| anyhow::anyhow!("connecting to the Postgres database of {setting}: {e:?}"))
