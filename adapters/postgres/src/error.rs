@@ -47,7 +47,8 @@ fn is_unavailable(e: &tokio_postgres::Error) -> bool {
         // statement itself could not be encoded or decoded, which is our bug.
         None => {
             e.is_closed()
-                || std::error::Error::source(e).is_some_and(<dyn std::error::Error + 'static>::is::<std::io::Error>)
+                || std::error::Error::source(e)
+                    .is_some_and(<dyn std::error::Error + 'static>::is::<std::io::Error>)
                 || e.to_string().starts_with("timeout")
         }
         Some(code) => {

@@ -1,7 +1,8 @@
 //! PostgreSQL adapter of filegate's metadata ports, so several filegate nodes can share
 //! one database.
 //!
-//! - [`PgPool`] / [`PgSettings`]: the connection pool (URL, size, statement timeout).
+//! - [`PgPool`] / [`PgSettings`]: the connection pool (URL, size, statement timeout; TLS
+//!   with rustls as libpq's `sslmode` says).
 //! - [`PostgresMediaStore`]: the media table ([`MediaStore`]).
 //! - [`PostgresAuditLog`]: the audit table, sharing the media store's pool.
 //! - [`PostgresFilesDb`]: FILES_DB (managed mode: [`BucketStore`](filegate_core::managed::BucketStore)
@@ -21,6 +22,7 @@ mod migrations;
 mod pool;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tls;
 
 pub use audit::PostgresAuditLog;
 pub use files_db::PostgresFilesDb;

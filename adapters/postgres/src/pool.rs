@@ -79,9 +79,11 @@ impl PgPool {
     /// # Errors
     /// [`Error::Validation`] on `database_url` when the URL does not parse.
     pub fn build(settings: &PgSettings) -> Result<Self, Error> {
+        let tls = crate::tls::split(&settings.url)?;
         // The parser's messages never repeat the URL, so the password stays out of logs.
-        let mut config = tokio_postgres::Config::from_str(&settings.url)
+        let mut config = tokio_postgres::Config::from_str(&tls.url)
             .map_err(|e| Error::invalid("database_url", format!("is not a Postgres URL: {e}")))?;
+        config.ssl_mode(tls.mode.ssl_mode());
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -93,13 +95,13 @@ impl PgPool {
             };
             config.options(options);
         }
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match crate::tls::connector(tls.mode, tls.root_cert.as_deref())? {
+            Some(tls) => Manager::from_config(config, tls, manager_config),
+            None => Manager::from_config(config, NoTls, manager_config),
+        };
         let pool = Pool::builder(manager)
             .max_size(settings.pool_size.max(1))
             .runtime(Runtime::Tokio1)

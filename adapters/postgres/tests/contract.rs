@@ -328,3 +328,115 @@ async fn a_statement_over_the_timeout_is_unavailable() {
     assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
     client.batch_execute("ROLLBACK").await.unwrap();
 }
+
+/// `url` with `params` appended to its query.
+fn with_params(url: &str, params: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{params}")
+}
+
+/// Whether the pool's connections (named `app`) are encrypted, as the server sees them.
+async fn encrypted(base: &str, app: &str) -> bool {
+    let (client, conn) = tokio_postgres::connect(base, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let rows = client
+        .query(
+            "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.application_name = $1",
+            &[&app],
+        )
+        .await
+        .unwrap();
+    assert!(!rows.is_empty(), "no connection named {app}");
+    rows.iter().all(|r| r.get::<_, bool>(0))
+}
+
+async fn pool_for(url: String) -> Result<PgPool, Error> {
+    let mut settings = PgSettings::new(url);
+    settings.pool_size = 1;
+    PgPool::connect(&settings).await
+}
+
+#[tokio::test]
+async fn sslmode_is_honoured() {
+    let Some(_schema) = TestSchema::create().await else {
+        return;
+    };
+    let base = std::env::var(TestSchema::VAR).unwrap();
+    let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let ssl: String = client.query_one("SHOW ssl", &[]).await.unwrap().get(0);
+    let n = rand_suffix();
+
+    let app = format!("fg_tls_disable_{n}");
+    let plain = pool_for(with_params(
+        &base,
+        &format!("sslmode=disable&application_name={app}"),
+    ))
+    .await
+    .unwrap();
+    assert!(!encrypted(&base, &app).await);
+    drop(plain);
+
+    let app = format!("fg_tls_require_{n}");
+    let required = pool_for(with_params(
+        &base,
+        &format!("sslmode=require&application_name={app}"),
+    ))
+    .await;
+    if ssl != "on" {
+        // A server without TLS cannot satisfy `require`.
+        assert!(matches!(required.unwrap_err(), Error::Unavailable { .. }));
+        return;
+    }
+    let required = required.unwrap();
+    assert!(encrypted(&base, &app).await);
+    drop(required);
+
+    // verify-full against the server's own (self-signed) certificate, when this test can
+    // read it: trusted, but only under the name it was issued for.
+    let cert_file: String = client
+        .query_one("SHOW ssl_cert_file", &[])
+        .await
+        .unwrap()
+        .get(0);
+    if std::fs::read(&cert_file).is_err() || !base.contains("127.0.0.1") {
+        return;
+    }
+    let root = percent_encode_path(&cert_file);
+    let wrong_name = pool_for(with_params(
+        &base,
+        &format!("sslmode=verify-full&sslrootcert={root}"),
+    ))
+    .await;
+    assert!(
+        matches!(wrong_name, Err(Error::Unavailable { .. })),
+        "127.0.0.1 is not the certificate's name: {wrong_name:?}"
+    );
+    let app = format!("fg_tls_verify_ca_{n}");
+    let any_name = pool_for(with_params(
+        &base,
+        &format!("sslmode=verify-ca&sslrootcert={root}&application_name={app}"),
+    ))
+    .await
+    .unwrap();
+    assert!(encrypted(&base, &app).await);
+    drop(any_name);
+}
+
+fn rand_suffix() -> u64 {
+    u64::from(std::process::id()) << 16 ^ u64::from(OffsetDateTime::now_utc().nanosecond())
+}
+
+fn percent_encode_path(path: &str) -> String {
+    path.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
