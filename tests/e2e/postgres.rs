@@ -10,7 +10,7 @@
 
 use filegate_e2e::{JsonResponse, TestApp, assert_envelope};
 use filegate_postgres::testing::TestSchema;
-use filegate_server::config::PostgresConfig;
+use filegate_server::config::{PostgresConfig, RemoteStore};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -227,6 +227,143 @@ async fn two_nodes_share_one_database() {
             "{names:?}"
         );
     }
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// Node B of a deployment whose storage is node A's embedded endpoint: what a second
+/// node behind a load balancer sees when both use one R2 bucket.
+async fn second_node(schema: &TestSchema, a: &TestApp) -> TestApp {
+    let creds: Value = serde_json::from_str(
+        &std::fs::read_to_string(a.data_dir().join("embedded-s3.json")).unwrap(),
+    )
+    .unwrap();
+    let endpoint = a.running.s3_endpoint.clone().unwrap();
+    let url = schema.url();
+    TestApp::spawn_with(move |c| {
+        c.managed = true;
+        c.auth_secret = Some(SecretString::from(SHARED_SECRET));
+        c.remote = Some(RemoteStore {
+            account_id: None,
+            access_key_id: creds["access_key_id"].as_str().unwrap().to_owned(),
+            secret_access_key: SecretString::from(
+                creds["secret_access_key"].as_str().unwrap().to_owned(),
+            ),
+            endpoint: Some(endpoint),
+            region: "auto".to_owned(),
+        });
+        c.postgres = Some(PostgresConfig {
+            url: SecretString::from(url),
+            files_url: None,
+            pool_size: 4,
+            statement_timeout: Some(Duration::from_secs(10)),
+        });
+    })
+    .await
+}
+
+#[tokio::test]
+async fn two_nodes_share_one_database_and_one_store() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let a = node(&schema, true).await;
+    let b = second_node(&schema, &a).await;
+    let admin = a.token("admin_a", Some("org_a"), Some("admin"));
+    let member = a.token("user_a", Some("org_a"), Some("member"));
+    let created = a
+        .post_json(
+            "/storage/v1/bucket",
+            Some(&admin),
+            &json!({ "name": "docs" }),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{created:?}");
+
+    // Presign on B, PUT to storage, confirm on A, download by id on B.
+    let body = b"written through B, confirmed on A".to_vec();
+    let signed = b
+        .post_json(
+            "/storage/v1/presign/docs/shared/report.txt",
+            Some(&member),
+            &json!({ "contentType": "text/plain", "size": body.len() }),
+        )
+        .await;
+    assert_eq!(signed.status, 200, "{signed:?}");
+    let put = b
+        .put_presigned(
+            signed.body["uploadUrl"].as_str().unwrap(),
+            &signed.body["headers"],
+            body.clone(),
+        )
+        .await;
+    assert_eq!(put.status(), 200);
+    let confirmed = a
+        .post_json(
+            "/storage/v1/confirm/docs/shared/report.txt",
+            Some(&member),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(confirmed.status, 200, "{confirmed:?}");
+    let id = confirmed.body["id"].as_str().unwrap();
+    let got = b
+        .http
+        .get(format!("{}/api/v1/files/{id}/download", b.api))
+        .bearer_auth(&member)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.unwrap().to_vec(), body);
+
+    // A URL token minted on A is served by B's files listener (same secret).
+    let minted = a
+        .post_json(
+            "/storage/v1/url",
+            Some(&member),
+            &json!({ "key": "org_a/docs/shared/report.txt" }),
+        )
+        .await;
+    assert_eq!(minted.status, 200, "{minted:?}");
+    let on_a = minted.body["url"].as_str().unwrap();
+    let (a_files, b_files) = (
+        a.running.files_addr.unwrap().to_string(),
+        b.running.files_addr.unwrap().to_string(),
+    );
+    assert!(on_a.contains(&a_files), "{on_a}");
+    let on_b = on_a.replace(&a_files, &b_files);
+    let served = b.http.get(&on_b).send().await.unwrap();
+    assert_eq!(served.status(), 200, "{on_b}");
+    assert_eq!(served.bytes().await.unwrap().to_vec(), body);
+
+    // The same object confirmed on both at once: one row, both answers the same object.
+    let signed = a
+        .post_json(
+            "/storage/v1/presign/docs/shared/twice.txt",
+            Some(&member),
+            &json!({ "contentType": "text/plain", "size": 4 }),
+        )
+        .await;
+    assert_eq!(signed.status, 200, "{signed:?}");
+    let put = a
+        .put_presigned(
+            signed.body["uploadUrl"].as_str().unwrap(),
+            &signed.body["headers"],
+            b"both".to_vec(),
+        )
+        .await;
+    assert_eq!(put.status(), 200);
+    let (path, empty) = ("/storage/v1/confirm/docs/shared/twice.txt", json!({}));
+    let (ca, cb) = tokio::join!(
+        a.post_json(path, Some(&member), &empty),
+        b.post_json(path, Some(&member), &empty),
+    );
+    assert_eq!((ca.status, cb.status), (200, 200), "{ca:?} {cb:?}");
+    assert_eq!(ca.body["id"], cb.body["id"]);
+    assert_eq!(ca.body["size"], 4);
+    assert_eq!(cb.body["size"], 4);
+    assert_eq!(count(&schema, "objects").await, 2);
     a.shutdown().await;
     b.shutdown().await;
 }
