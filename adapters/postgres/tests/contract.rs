@@ -440,3 +440,52 @@ fn percent_encode_path(path: &str) -> String {
         })
         .collect()
 }
+
+#[tokio::test]
+async fn lost_connections_are_unavailable_then_recover() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let app = format!("fg_lost_{}", rand_suffix());
+    let mut settings = PgSettings::new(with_params(
+        &schema.url(),
+        &format!("application_name={app}"),
+    ));
+    settings.pool_size = 2;
+    let pool = PgPool::connect(&settings).await.unwrap();
+    let store = PostgresMediaStore::open(pool).await.unwrap();
+    store.insert(&media(1, "o", "o/k")).await.unwrap();
+    let id = media(1, "o", "o/k").id;
+
+    let (admin, conn) = tokio_postgres::connect(&schema.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    for _ in 0..3 {
+        // What a server restart or a failover does to every open connection.
+        let killed: i64 = admin
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE application_name = $1",
+                &[&app],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(killed >= 1);
+        // The first call may meet a dead connection: Unavailable, never Internal.
+        match store.find(&id).await {
+            Ok(found) => assert!(found.is_some()),
+            Err(e) => assert!(matches!(e, Error::Unavailable { .. }), "{e:?}"),
+        }
+        // The pool replaces it on its own.
+        let mut recovered = false;
+        for _ in 0..5 {
+            if let Ok(Some(_)) = store.find(&id).await {
+                recovered = true;
+                break;
+            }
+        }
+        assert!(recovered, "the pool did not reconnect");
+    }
+}
