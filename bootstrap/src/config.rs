@@ -116,6 +116,23 @@ pub struct Config {
     pub ui: bool,
     /// Timeouts and connection cap of the API and files listeners (each).
     pub listener: ListenerLimits,
+    /// Postgres for the media table, the audit log and FILES_DB; `None`: SQLite files
+    /// under `data_dir`.
+    pub postgres: Option<PostgresConfig>,
+}
+
+/// Where the metadata lives when it is in Postgres (docs/CONFIG.md, "Database").
+#[derive(Debug, Clone)]
+pub struct PostgresConfig {
+    /// The media table and the audit log; also FILES_DB unless `files_url` is set.
+    /// Secret: it may carry a password.
+    pub url: SecretString,
+    /// FILES_DB in a database of its own.
+    pub files_url: Option<SecretString>,
+    /// Connections per pool at most.
+    pub pool_size: usize,
+    /// Statements running longer are cancelled by the server; `None`: the server's limit.
+    pub statement_timeout: Option<Duration>,
 }
 
 /// Limits of one listener (docs/CONFIG.md, "Listener limits").
@@ -228,6 +245,7 @@ impl Config {
         };
 
         let listener = listener_limits(s.header_read_timeout, s.idle_timeout, s.max_connections)?;
+        let postgres = postgres_config(s.database)?;
 
         let log_format = match s.log_format.as_str() {
             "text" => LogFormat::Text,
@@ -264,6 +282,7 @@ impl Config {
             public_max_age: s.public_max_age,
             ui: s.ui,
             listener,
+            postgres,
         })
     }
 
@@ -351,6 +370,42 @@ fn cors_origins(
     Ok(cors_origins)
 }
 
+/// The Postgres settings, when `FILEGATE_DATABASE_URL` is set.
+fn postgres_config(d: layers::DatabaseSettings) -> anyhow::Result<Option<PostgresConfig>> {
+    // Messages never repeat a URL: it may hold a password.
+    let check = |name: &str, url: &str| {
+        if filegate_postgres::is_postgres_url(url) {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!(
+                "{name} must be a postgres:// or postgresql:// URL"
+            ))
+        }
+    };
+    let Some(url) = d.url else {
+        if d.files_url.is_some() {
+            bail!(
+                "FILEGATE_FILES_DATABASE_URL needs FILEGATE_DATABASE_URL (FILES_DB on Postgres with the media table in SQLite is not supported)"
+            );
+        }
+        return Ok(None);
+    };
+    check("FILEGATE_DATABASE_URL", &url)?;
+    if let Some(files) = &d.files_url {
+        check("FILEGATE_FILES_DATABASE_URL", files)?;
+    }
+    if !(1..=1000).contains(&d.pool_size) {
+        bail!("FILEGATE_DATABASE_POOL_SIZE must be between 1 and 1000");
+    }
+    Ok(Some(PostgresConfig {
+        url: SecretString::from(url),
+        files_url: d.files_url.map(SecretString::from),
+        pool_size: d.pool_size as usize,
+        statement_timeout: (d.statement_timeout > 0)
+            .then(|| Duration::from_secs(u64::from(d.statement_timeout))),
+    }))
+}
+
 fn listener_limits(
     header_read_timeout: u32,
     idle_timeout: u32,
@@ -389,6 +444,7 @@ fn default_origins(listen: SocketAddr) -> Vec<String> {
 mod tests {
     use super::*;
     use filegate_core::domain::AccessRule;
+    use secrecy::ExposeSecret as _;
     use std::collections::HashMap;
 
     /// The configuration from these variables and, when given, this TOML file.
@@ -403,6 +459,61 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn a_database_url_puts_the_metadata_on_postgres() {
+        assert!(load(&[], None).unwrap().postgres.is_none());
+        let c = load(
+            &[
+                ("FILEGATE_DATABASE_URL", "postgres://u:pw@db:5432/filegate"),
+                ("FILEGATE_DATABASE_POOL_SIZE", "4"),
+                ("FILEGATE_DATABASE_STATEMENT_TIMEOUT", "0"),
+            ],
+            None,
+        )
+        .unwrap();
+        let pg = c.postgres.unwrap();
+        assert_eq!(pg.url.expose_secret(), "postgres://u:pw@db:5432/filegate");
+        assert!(pg.files_url.is_none());
+        assert_eq!(pg.pool_size, 4);
+        assert_eq!(pg.statement_timeout, None);
+        assert!(
+            !format!("{pg:?}").contains("pw"),
+            "the password stays out of logs"
+        );
+
+        let c = load(
+            &[],
+            Some("[database]\nurl = \"postgresql://db/a\"\nfiles_url = \"postgres://db/b\"\n"),
+        )
+        .unwrap();
+        let pg = c.postgres.unwrap();
+        assert_eq!(pg.files_url.unwrap().expose_secret(), "postgres://db/b");
+        assert_eq!(pg.pool_size, 16);
+        assert_eq!(pg.statement_timeout, Some(Duration::from_secs(30)));
+
+        for (pairs, needle) in [
+            (
+                &[("FILEGATE_DATABASE_URL", "mysql://u:secretpw@db/x")][..],
+                "FILEGATE_DATABASE_URL must be a postgres://",
+            ),
+            (
+                &[("FILEGATE_FILES_DATABASE_URL", "postgres://db/b")][..],
+                "needs FILEGATE_DATABASE_URL",
+            ),
+            (
+                &[
+                    ("FILEGATE_DATABASE_URL", "postgres://db/a"),
+                    ("FILEGATE_DATABASE_POOL_SIZE", "0"),
+                ][..],
+                "FILEGATE_DATABASE_POOL_SIZE",
+            ),
+        ] {
+            let err = load(pairs, None).unwrap_err().to_string();
+            assert!(err.contains(needle), "{err}");
+            assert!(!err.contains("secretpw"), "{err}");
+        }
     }
 
     #[test]

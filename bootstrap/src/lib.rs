@@ -6,6 +6,7 @@
 pub mod config;
 pub mod data_dir;
 pub mod file_tokens;
+pub mod metadata;
 pub mod readiness;
 pub mod services;
 pub mod storage;

@@ -1,10 +1,10 @@
 //! Named dependency checks behind `GET /readyz`; [`Readiness::for_adapters`] is the
 //! server's set, over the adapters bootstrap opened.
 
+use crate::metadata::MediaDb;
 use filegate_core::Error;
 use filegate_core::domain::BucketName;
 use filegate_r2::S3ObjectStore;
-use filegate_sqlite::SqliteMediaStore;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -86,7 +86,7 @@ impl Readiness {
     /// The server's checks: `database` (the media database answers `SELECT 1`) and
     /// `storage` (HeadBucket on the configured bucket), each within the default timeout.
     #[must_use]
-    pub fn for_adapters(db: SqliteMediaStore, objects: S3ObjectStore, bucket: BucketName) -> Self {
+    pub fn for_adapters(db: MediaDb, objects: S3ObjectStore, bucket: BucketName) -> Self {
         Self::default()
             .check("database", move || {
                 let db = db.clone();

@@ -4,32 +4,29 @@
 //! files listener's bound port, which the server binds in between.
 
 use crate::config::{AuthDbLocation, Config};
-use crate::data_dir::{
-    SecretSource, auth_secret, prepare_data_dir, prepare_database, restrict_objects_dir,
-};
+use crate::data_dir::{SecretSource, auth_secret, prepare_data_dir, restrict_objects_dir};
 use crate::file_tokens::FileTokens;
+use crate::metadata::{FilesDb, MediaDb};
 use crate::readiness::Readiness;
 use crate::storage::{OpenedStorage, open_storage};
 use anyhow::Context;
 use filegate_auth::{
     ApiKeyConfig, AuthDb, JwtAuthenticator, JwtConfig, QuickbackAuthenticator, SessionConfig,
 };
-use filegate_core::managed::{EtagMismatchHook, ManagedPolicy, ManagedService};
+use filegate_core::managed::{
+    BucketStore, EtagMismatchHook, ManagedPolicy, ManagedService, ObjectRowStore,
+};
 use filegate_core::media::{MediaPolicy, MediaService};
 use filegate_core::policy::AccessPolicy;
 use filegate_core::ports::{Clock, ObjectStore, SystemClock};
 use filegate_core::storage::Storage;
 use filegate_embedded_s3::EmbeddedS3;
 use filegate_r2::{R2Config, SigV4Signer};
-use filegate_sqlite::{SqliteFilesDb, SqliteMediaStore};
 use secrecy::{ExposeSecret, SecretString};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// Name of the media database inside the data directory.
-pub const MEDIA_DB_FILE: &str = "filegate.db";
-/// Name of FILES_DB (managed mode) inside the data directory.
-pub const FILES_DB_FILE: &str = "files.db";
+pub use crate::metadata::{FILES_DB_FILE, MEDIA_DB_FILE};
 
 /// The JWT settings of `config`, signing with `secret`.
 #[must_use]
@@ -86,19 +83,38 @@ pub fn managed_policy(config: &Config, files_url: String) -> ManagedPolicy {
 ///
 /// # Errors
 /// A policy the service refuses.
-pub fn managed_service(
+pub fn managed_service<D>(
     config: &Config,
     files_url: String,
     signing: Storage,
     objects: Arc<dyn ObjectStore>,
-    db: Arc<SqliteFilesDb>,
+    db: Arc<D>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<ManagedService>
+where
+    D: BucketStore + ObjectRowStore + 'static,
+{
+    managed_service_over(config, files_url, signing, objects, db.clone(), db, clock)
+}
+
+/// [`managed_service`] over FILES_DB's two ports given apart.
+///
+/// # Errors
+/// A policy the service refuses.
+pub fn managed_service_over(
+    config: &Config,
+    files_url: String,
+    signing: Storage,
+    objects: Arc<dyn ObjectStore>,
+    buckets: Arc<dyn BucketStore>,
+    rows: Arc<dyn ObjectRowStore>,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<ManagedService> {
     ManagedService::new(
         signing,
         objects,
-        db.clone(),
-        db,
+        buckets,
+        rows,
         clock,
         managed_policy(config, files_url),
     )
@@ -164,7 +180,7 @@ pub struct Opened {
     pub auth_secret: SecretString,
     pub secret_source: SecretSource,
     pub storage: OpenedStorage,
-    media_store: SqliteMediaStore,
+    media_db: MediaDb,
 }
 
 /// Everything the server's handlers use.
@@ -208,16 +224,12 @@ impl Opened {
         let (auth_secret, secret_source) = auth_secret(config)?;
         let storage = open_storage(config, embedded_listen).await?;
         restrict_objects_dir(&config.data_dir)?;
-        let db_path = config.data_dir.join(MEDIA_DB_FILE);
-        prepare_database(&db_path)?;
-        let media_store = SqliteMediaStore::open(&db_path)
-            .await
-            .with_context(|| format!("opening the media database {}", db_path.display()))?;
+        let media_db = MediaDb::open(config).await?;
         Ok(Self {
             auth_secret,
             secret_source,
             storage,
-            media_store,
+            media_db,
         })
     }
 
@@ -236,23 +248,23 @@ impl Opened {
             auth_secret,
             secret_source,
             storage,
-            media_store,
+            media_db,
         } = self;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let signing = signing(config, &storage.r2, clock.clone())?;
-        let audit = Arc::new(media_store.audit_log());
+        let audit = media_db.audit_log();
         let readiness = Readiness::for_adapters(
-            media_store.clone(),
+            media_db.clone(),
             storage.objects.clone(),
             config.bucket.clone(),
         );
-        let pool = media_store.clone();
+        let pool = media_db.clone();
         let media_pool = Box::new(move || pool.pool_usage());
         let objects = (hooks.objects)(Arc::new(storage.objects.clone()));
         let media = MediaService::new(
             signing.clone(),
             objects.clone(),
-            Arc::new(media_store),
+            media_db.store(),
             audit,
             clock.clone(),
             media_policy(config),
@@ -260,19 +272,14 @@ impl Opened {
         .map_err(|e| anyhow::anyhow!("invalid media policy: {e:?}"))?;
         let file_tokens = Arc::new(FileTokens::new(&auth_secret));
         let (managed, readiness) = if config.managed {
-            let path = config.data_dir.join(FILES_DB_FILE);
-            prepare_database(&path)?;
-            let files_db = Arc::new(
-                SqliteFilesDb::open(&path)
-                    .await
-                    .with_context(|| format!("opening FILES_DB {}", path.display()))?,
-            );
-            let mut service = managed_service(
+            let files_db = FilesDb::open(config, Some(&media_db)).await?;
+            let mut service = managed_service_over(
                 config,
                 files_url,
                 signing,
                 objects.clone(),
-                files_db.clone(),
+                files_db.buckets(),
+                files_db.rows(),
                 clock,
             )?
             .with_url_tokens(file_tokens.clone());

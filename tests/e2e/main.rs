@@ -9,6 +9,7 @@ mod hardening;
 mod http_layers;
 mod media_lifecycle;
 mod ops;
+mod postgres;
 mod presign_flow;
 mod security;
 mod storage;

@@ -14,6 +14,8 @@ fn admin(data_dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_filegate-admin"));
     cmd.env_remove("BETTER_AUTH_SECRET")
         .env_remove("FILEGATE_MEDIA_DB")
+        .env_remove("FILEGATE_DATABASE_URL")
+        .env_remove("FILEGATE_FILES_DATABASE_URL")
         .env("FILEGATE_DATA_DIR", data_dir)
         .env("RUST_LOG", "warn");
     cmd
@@ -177,6 +179,45 @@ fn migrate_then_status_on_a_fresh_data_dir() {
     let again = run(admin(&data).arg("migrate"));
     assert!(again.status.success(), "{}", stderr(&again));
     assert!(stderr(&again).contains("up to date"), "{}", stderr(&again));
+}
+
+#[tokio::test]
+async fn migrate_then_status_on_postgres() {
+    let Some(schema) = filegate_postgres::testing::TestSchema::create().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let on_pg = |args: &[&str]| {
+        run(admin(&data)
+            .env("FILEGATE_DATABASE_URL", schema.url())
+            .args(args))
+    };
+
+    let before = on_pg(&["migrate", "--status"]);
+    assert!(before.status.success(), "{}", stderr(&before));
+    assert!(stdout(&before).contains("pending"), "{}", stdout(&before));
+    let migrated = on_pg(&["migrate"]);
+    assert!(migrated.status.success(), "{}", stderr(&migrated));
+    assert!(
+        stderr(&migrated).contains("applied"),
+        "{}",
+        stderr(&migrated)
+    );
+    let status = on_pg(&["migrate", "--status"]);
+    let table = stdout(&status);
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    assert!(rows.iter().any(|r| r.starts_with("media")), "{table}");
+    assert!(rows.iter().any(|r| r.starts_with("files")), "{table}");
+    assert!(rows.iter().all(|r| !r.contains("pending")), "{table}");
+    let again = on_pg(&["migrate"]);
+    assert!(stderr(&again).contains("up to date"), "{}", stderr(&again));
+    // Nothing was written under the data folder.
+    assert!(!data.join("filegate.db").exists() && !data.join("files.db").exists());
+    // The URL (it may hold a password) is never printed.
+    for out in [&before, &migrated, &status, &again] {
+        assert!(!stderr(out).contains(&schema.url()) && !stdout(out).contains(&schema.url()));
+    }
 }
 
 #[test]

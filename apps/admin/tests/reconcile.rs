@@ -16,8 +16,8 @@ use filegate_bootstrap::config::Config;
 use filegate_bootstrap::storage::{OpenedStorage, open_storage};
 use filegate_core::domain::{ContentType, ObjectKey, Principal};
 use filegate_core::managed::{
-    CreateBucket, ManagedPolicy, ManagedService, ObjectConfirmation, ObjectRowStore, ObjectStatus,
-    PresignUpload, Upload,
+    BucketStore, CreateBucket, ManagedPolicy, ManagedService, ObjectConfirmation, ObjectRowStore,
+    ObjectStatus, PresignUpload, Upload,
 };
 use filegate_core::ports::{Clock, Media, MediaStatus, MediaStore as _, ObjectStore, PutObject};
 use filegate_core::storage::Storage;
@@ -76,12 +76,15 @@ fn member() -> Principal {
     }
 }
 
-fn service(
+fn service<D>(
     config: &Config,
     storage: &OpenedStorage,
-    db: &SqliteFilesDb,
+    db: &D,
     now: OffsetDateTime,
-) -> ManagedService {
+) -> ManagedService
+where
+    D: BucketStore + ObjectRowStore + Clone + 'static,
+{
     let clock: Arc<dyn Clock> = Arc::new(FixedClock(now));
     let signer = SigV4Signer::new(&storage.r2).unwrap();
     let db = Arc::new(db.clone());
@@ -127,11 +130,19 @@ fn key(k: &str) -> ObjectKey {
 
 /// Seeds one of each kind of drift in bucket `docs` of organization `o1`.
 async fn seed(dir: &Path) -> (Config, OpenedStorage, SqliteFilesDb) {
+    let db = SqliteFilesDb::open(&dir.join("files.db")).await.unwrap();
+    seed_into(dir, db).await
+}
+
+/// [`seed`] into any FILES_DB.
+async fn seed_into<D>(dir: &Path, db: D) -> (Config, OpenedStorage, D)
+where
+    D: BucketStore + ObjectRowStore + Clone + 'static,
+{
     let config = Config::ephemeral(dir);
     let storage = open_storage(&config, "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let db = SqliteFilesDb::open(&dir.join("files.db")).await.unwrap();
     let now = OffsetDateTime::now_utc();
     let svc = service(&config, &storage, &db, now);
     let p = member();
@@ -196,6 +207,76 @@ async fn seed(dir: &Path) -> (Config, OpenedStorage, SqliteFilesDb) {
 
 fn count(report: &Value, category: &str) -> u64 {
     report["categories"][category]["count"].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_and_purge_work_against_a_postgres_files_db() {
+    let Some(schema) = filegate_postgres::testing::TestSchema::create().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = filegate_postgres::PostgresFilesDb::open(schema.pool().await)
+        .await
+        .unwrap();
+    let (_config, _storage, db) = seed_into(dir.path(), db).await;
+    let on_pg = |args: &[&str]| {
+        run(admin(dir.path())
+            .env("FILEGATE_DATABASE_URL", schema.url())
+            .args(args))
+    };
+
+    let dry = on_pg(&["reconcile", "--json"]);
+    assert_eq!(dry.status.code(), Some(3), "{}", text(&dry.stderr));
+    let report = json(&dry);
+    // Exactly the seeded drift: had Postgres ordered `é~/ß.txt` otherwise than storage
+    // lists it, the merge would also report it missing and orphaned.
+    for (category, n) in [
+        ("orphan", 1),
+        ("missing", 1),
+        ("stale_pending", 1),
+        ("arrived", 1),
+        ("mismatch", 1),
+    ] {
+        assert_eq!(count(&report, category), n, "{category}: {report:#}");
+    }
+
+    let applied = on_pg(&[
+        "reconcile",
+        "--apply",
+        "--yes",
+        "--delete-orphans",
+        "--older-than",
+        "0s",
+        "--json",
+    ]);
+    assert_eq!(
+        applied.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&applied.stdout),
+        text(&applied.stderr)
+    );
+    let resized = db
+        .find_object_by_key(&key("o1/docs/resized.txt"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resized.size, 5);
+    assert!(
+        db.find_object_by_key(&key("o1/docs/gone.txt"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let again = on_pg(&["reconcile", "--json"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stdout));
+
+    let purged = on_pg(&["purge", "--yes", "--json"]);
+    assert_eq!(purged.status.code(), Some(0), "{}", text(&purged.stderr));
+    let stats = on_pg(&["stats", "--json"]);
+    assert_eq!(stats.status.code(), Some(0), "{}", text(&stats.stderr));
+    // Nothing was written to SQLite files.
+    assert!(!dir.path().join("files.db").exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -46,6 +46,18 @@ pub(super) struct Settings {
     pub max_connections: u32,
     pub r2: R2Settings,
     pub auth: AuthSettings,
+    pub database: DatabaseSettings,
+}
+
+/// `[database]`: Postgres for the metadata instead of SQLite under the data folder.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DatabaseSettings {
+    pub url: Option<String>,
+    pub files_url: Option<String>,
+    pub pool_size: u32,
+    /// Seconds; 0 leaves the server's own limit.
+    pub statement_timeout: u32,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -116,6 +128,12 @@ impl Default for Settings {
                 better_auth_url: None,
                 database: None,
             },
+            database: DatabaseSettings {
+                url: None,
+                files_url: None,
+                pool_size: 16,
+                statement_timeout: 30,
+            },
         }
     }
 }
@@ -169,6 +187,22 @@ const VARIABLES: &[(&str, &str, Kind)] = &[
     ("FILEGATE_JWT_SECRET_ENV", "auth.secret_env", Kind::Text),
     ("BETTER_AUTH_URL", "auth.better_auth_url", Kind::Text),
     ("FILEGATE_AUTH_DB", "auth.database", Kind::Text),
+    ("FILEGATE_DATABASE_URL", "database.url", Kind::Text),
+    (
+        "FILEGATE_FILES_DATABASE_URL",
+        "database.files_url",
+        Kind::Text,
+    ),
+    (
+        "FILEGATE_DATABASE_POOL_SIZE",
+        "database.pool_size",
+        Kind::Number,
+    ),
+    (
+        "FILEGATE_DATABASE_STATEMENT_TIMEOUT",
+        "database.statement_timeout",
+        Kind::Number,
+    ),
     (
         "FILEGATE_JWT_EXPIRES_IN",
         "auth.jwt_expires_in",

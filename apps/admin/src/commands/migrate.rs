@@ -10,6 +10,9 @@ use filegate_sqlite::{
 };
 
 use super::{ConfigOpts, FILES_DB_FILE};
+use filegate_bootstrap::config::PostgresConfig;
+use filegate_bootstrap::metadata::connect;
+use filegate_postgres as pg;
 
 /// Name of the media database inside the data directory.
 pub(crate) use filegate_bootstrap::services::MEDIA_DB_FILE;
@@ -53,6 +56,14 @@ fn databases(opts: &Opts, data_dir: &Path) -> [(&'static str, PathBuf, bool); 2]
 
 pub(crate) async fn run(opts: Opts) -> anyhow::Result<u8> {
     let config = opts.config.load()?;
+    if let Some(pg) = &config.postgres
+        && opts.db.is_none()
+        && opts.files_db.is_none()
+    {
+        let rows = run_postgres(opts.status, pg).await?;
+        print!("{}", render_table(&rows));
+        return Ok(super::EXIT_OK);
+    }
     let mut rows: Vec<(&'static str, MigrationStatus)> = Vec::new();
     for (label, path, files) in databases(&opts, &config.data_dir) {
         let shown = path.display();
@@ -85,6 +96,62 @@ pub(crate) async fn run(opts: Opts) -> anyhow::Result<u8> {
     }
     print!("{}", render_table(&rows));
     Ok(super::EXIT_OK)
+}
+
+/// `migrate` against the Postgres database(s) of `FILEGATE_DATABASE_URL` (and
+/// `FILEGATE_FILES_DATABASE_URL`): the same sets and table as for SQLite files. Several
+/// runs (or nodes starting) at once queue behind the schema's advisory lock.
+async fn run_postgres(
+    status_only: bool,
+    pg: &PostgresConfig,
+) -> anyhow::Result<Vec<(&'static str, MigrationStatus)>> {
+    let media_pool = connect(pg, &pg.url, "FILEGATE_DATABASE_URL").await?;
+    let files_pool = match &pg.files_url {
+        Some(url) => connect(pg, url, "FILEGATE_FILES_DATABASE_URL").await?,
+        None => media_pool.clone(),
+    };
+    let mut rows = Vec::new();
+    for (label, pool, files) in [("media", &media_pool, false), ("files", &files_pool, true)] {
+        let shown = format!("the Postgres {label} tables");
+        if !status_only {
+            let applied = if files {
+                pg::migrate_files(pool).await
+            } else {
+                pg::migrate(pool).await
+            }
+            .map_err(anyhow::Error::new)
+            .with_context(|| format!("cannot migrate {shown}"))?;
+            if applied.is_empty() {
+                eprintln!("{shown} are up to date");
+            } else {
+                eprintln!("applied {} migration(s) to {shown}", applied.len());
+            }
+        }
+        let status = if files {
+            pg::files_migration_status(pool).await
+        } else {
+            pg::migration_status(pool).await
+        }
+        .map_err(anyhow::Error::new)
+        .with_context(|| format!("cannot read the migration status of {shown}"))?;
+        if status_only {
+            let pending = status.iter().filter(|m| m.applied_at.is_none()).count();
+            eprintln!("{shown}: {pending} pending migration(s)");
+        }
+        rows.extend(status.into_iter().map(|m| {
+            (
+                label,
+                MigrationStatus {
+                    version: m.version,
+                    name: m.name,
+                    applied_at: m.applied_at,
+                },
+            )
+        }));
+    }
+    media_pool.close();
+    files_pool.close();
+    Ok(rows)
 }
 
 /// A plain table: database, version, name, and when applied or `pending`.

@@ -13,10 +13,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use filegate_bootstrap::config::Config;
+use filegate_bootstrap::metadata::{FilesDb, MediaDb};
 use filegate_bootstrap::storage::{OpenedStorage, open_storage};
 use filegate_core::managed::ManagedService;
-use filegate_core::ports::{Clock, SystemClock};
-use filegate_sqlite::{SqliteFilesDb, SqliteMediaStore};
+use filegate_core::ports::{Clock, MediaStore, SystemClock};
 
 /// Exit code: success, and nothing left to fix.
 pub(crate) const EXIT_OK: u8 = 0;
@@ -65,39 +65,35 @@ impl ConfigOpts {
     }
 }
 
-/// FILES_DB of `config`; refuses to create one where none exists.
+/// FILES_DB of `config`; refuses to create a SQLite one where none exists. On Postgres
+/// opening applies the binary's pending migrations, as the server does.
 ///
 /// # Errors
 /// A missing or unopenable database.
-pub(crate) async fn open_files_db(config: &Config) -> anyhow::Result<SqliteFilesDb> {
-    let path = config.data_dir.join(FILES_DB_FILE);
-    if !path.exists() {
-        bail!(
-            "no FILES_DB at {}: start the server in managed mode once, or run `filegate-admin migrate`",
-            path.display()
-        );
+pub(crate) async fn open_files_db(config: &Config) -> anyhow::Result<FilesDb> {
+    if config.postgres.is_none() {
+        let path = config.data_dir.join(FILES_DB_FILE);
+        if !path.exists() {
+            bail!(
+                "no FILES_DB at {}: start the server in managed mode once, or run `filegate-admin migrate`",
+                path.display()
+            );
+        }
     }
-    SqliteFilesDb::open(&path)
-        .await
-        .map_err(anyhow::Error::new)
-        .with_context(|| format!("opening FILES_DB {}", path.display()))
+    FilesDb::open(config, None).await
 }
 
 /// The media table (presign-only uploads) of `config`, when its database exists; never
-/// creates one. Opening applies the binary's pending migrations, as the server does.
+/// creates a SQLite one. Opening applies the binary's pending migrations, as the server
+/// does.
 ///
 /// # Errors
 /// An unopenable database.
-pub(crate) async fn open_media_db(config: &Config) -> anyhow::Result<Option<SqliteMediaStore>> {
-    let path = config.data_dir.join(migrate::MEDIA_DB_FILE);
-    if !path.exists() {
+pub(crate) async fn open_media_db(config: &Config) -> anyhow::Result<Option<Arc<dyn MediaStore>>> {
+    if config.postgres.is_none() && !config.data_dir.join(migrate::MEDIA_DB_FILE).exists() {
         return Ok(None);
     }
-    SqliteMediaStore::open(&path)
-        .await
-        .map(Some)
-        .map_err(anyhow::Error::new)
-        .with_context(|| format!("opening the media database {}", path.display()))
+    Ok(Some(MediaDb::open(config).await?.store()))
 }
 
 /// The object store as the server opens it; in embedded mode our own endpoint on a free
@@ -123,16 +119,17 @@ pub(crate) async fn close_storage(storage: OpenedStorage) {
 pub(crate) fn managed_service(
     config: &Config,
     storage: &OpenedStorage,
-    db: &SqliteFilesDb,
+    db: &FilesDb,
 ) -> anyhow::Result<ManagedService> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let signing = filegate_bootstrap::services::signing(config, &storage.r2, clock.clone())?;
-    filegate_bootstrap::services::managed_service(
+    filegate_bootstrap::services::managed_service_over(
         config,
         config.files_url.clone(),
         signing,
         Arc::new(storage.objects.clone()),
-        Arc::new(db.clone()),
+        db.buckets(),
+        db.rows(),
         clock,
     )
 }

@@ -62,10 +62,8 @@ pub(crate) async fn run(opts: Opts) -> anyhow::Result<u8> {
     let mut last = Instant::now();
     let result = purge(
         &storage.objects,
-        &db,
-        media
-            .as_ref()
-            .map(|m| m as &dyn filegate_core::ports::MediaStore),
+        &*db.rows(),
+        media.as_deref(),
         &purge_opts,
         &mut |r: &PurgeReport| {
             if plain && (terminal || last.elapsed() >= Duration::from_secs(5)) {

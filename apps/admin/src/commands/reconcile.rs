@@ -7,11 +7,12 @@ use std::io::IsTerminal as _;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
+use filegate_bootstrap::metadata::FilesDb;
+use filegate_core::ports::MediaStore;
 use filegate_core::reconcile::{
     Applied, Applier, ApplyOptions, Category, DEFAULT_ORPHAN_MIN_AGE, Finding, KeySpaces,
     PlanOptions, Planner, Progress, ReconcileReport, run as reconcile_run, stale_pending_after,
 };
-use filegate_sqlite::SqliteMediaStore;
 use indicatif::{ProgressBar, ProgressStyle};
 use time::OffsetDateTime;
 
@@ -62,7 +63,7 @@ pub(crate) async fn run(opts: Opts) -> anyhow::Result<u8> {
     let db = open_files_db(&config).await?;
     let media = open_media_db(&config).await?;
     let storage = super::storage(&config).await?;
-    let result = reconcile(&opts, &config, &storage, &db, media.as_ref()).await;
+    let result = reconcile(&opts, &config, &storage, &db, media.as_deref()).await;
     close_storage(storage).await;
     result
 }
@@ -71,8 +72,8 @@ async fn reconcile(
     opts: &Opts,
     config: &filegate_bootstrap::config::Config,
     storage: &filegate_bootstrap::storage::OpenedStorage,
-    db: &filegate_sqlite::SqliteFilesDb,
-    media: Option<&SqliteMediaStore>,
+    db: &FilesDb,
+    media: Option<&dyn MediaStore>,
 ) -> anyhow::Result<u8> {
     if opts.apply {
         let mut what = format!(
@@ -116,11 +117,12 @@ async fn reconcile(
         ..PlanOptions::new(config.bucket.clone(), now)
     };
     let stale_after = plan.stale_after;
-    let mut planner = Planner::new(&storage.objects, db, plan);
+    let (rows, buckets) = (db.rows(), db.buckets());
+    let mut planner = Planner::new(&storage.objects, &*rows, plan);
     let mut applier = Applier::new(
         &storage.objects,
-        db,
-        db,
+        &*rows,
+        &*buckets,
         ApplyOptions {
             bucket: config.bucket.clone(),
             max_file_size: config.max_upload_size,

@@ -1,7 +1,7 @@
 //! `stats`: live objects and bytes per bucket and per organization, from FILES_DB and the
 //! media table.
 
-use filegate_core::managed::{BucketId, BucketStore as _};
+use filegate_core::managed::BucketId;
 use filegate_core::reconcile::{Usage, stats};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -39,19 +39,17 @@ pub(crate) async fn run(opts: Opts) -> anyhow::Result<u8> {
     let config = opts.config.load()?;
     let db = open_files_db(&config).await?;
     let media = open_media_db(&config).await?;
-    let s = stats(
-        &db,
-        media
-            .as_ref()
-            .map(|m| m as &dyn filegate_core::ports::MediaStore),
-        1000,
-    )
-    .await
-    .map_err(anyhow::Error::new)?;
+    let s = stats(&*db.rows(), media.as_deref(), 1000)
+        .await
+        .map_err(anyhow::Error::new)?;
     let mut buckets = Vec::with_capacity(s.by_bucket.len());
     for (id, usage) in s.by_bucket {
         let found = match BucketId::parse(&id) {
-            Ok(bid) => db.find_bucket(&bid).await.map_err(anyhow::Error::new)?,
+            Ok(bid) => db
+                .buckets()
+                .find_bucket(&bid)
+                .await
+                .map_err(anyhow::Error::new)?,
             Err(_) => None,
         };
         buckets.push(BucketUsage {

@@ -1,0 +1,303 @@
+//! PostgreSQL adapter of filegate's metadata ports, so several filegate nodes can share
+//! one database.
+//!
+//! - [`PgPool`] / [`PgSettings`]: the connection pool (URL, size, statement timeout; TLS
+//!   with rustls as libpq's `sslmode` says).
+//! - [`PostgresMediaStore`]: the media table ([`MediaStore`]).
+//! - [`PostgresAuditLog`]: the audit table, sharing the media store's pool.
+//! - [`PostgresFilesDb`]: FILES_DB (managed mode: [`BucketStore`](filegate_core::managed::BucketStore)
+//!   and [`ObjectRowStore`](filegate_core::managed::ObjectRowStore)); its own tables, in the
+//!   same database or another.
+//! - [`migrate`] / [`migration_status`] and their FILES_DB twins: the versioned schema
+//!   shipped in `migrations/`, applied under an advisory lock.
+//!
+//! The schema mirrors the SQLite adapter's so both behave alike: instants are BIGINT unix
+//! nanoseconds (UTC; 1677 to 2262), and ids, keys, names and paths are `COLLATE "C"`, so
+//! listings, cursors and reconcile's merge order are byte order, as in SQLite.
+
+mod audit;
+mod error;
+mod files_db;
+mod migrations;
+mod pool;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod tls;
+
+pub use audit::PostgresAuditLog;
+pub use files_db::PostgresFilesDb;
+pub use migrations::{
+    MigrationStatus, files_migration_status, migrate, migrate_files, migration_status,
+};
+pub use pool::{CONNECT_TIMEOUT, PgPool, PgSettings, is_postgres_url};
+
+use crate::error::column;
+use async_trait::async_trait;
+use filegate_core::Error;
+use filegate_core::domain::{BucketName, ContentType, MediaId, ObjectKey};
+use filegate_core::error::Resource;
+use filegate_core::ports::{
+    Media, MediaConfirmation, MediaCursor, MediaPage, MediaStatus, MediaStore,
+};
+use time::OffsetDateTime;
+use tokio_postgres::Row;
+
+/// The media table in Postgres. Cheap to clone (shares the pool).
+#[derive(Clone, Debug)]
+pub struct PostgresMediaStore {
+    pool: PgPool,
+}
+
+impl PostgresMediaStore {
+    /// Applies pending migrations of the media set, then serves from `pool`.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the server cannot be reached; [`Error::Internal`] when a
+    /// migration fails or the database was migrated by a newer binary.
+    pub async fn open(pool: PgPool) -> Result<Self, Error> {
+        migrations::apply_pending(&pool, &migrations::MEDIA).await?;
+        Ok(Self { pool })
+    }
+
+    /// The audit log in this database, sharing this store's pool.
+    #[must_use]
+    pub fn audit_log(&self) -> PostgresAuditLog {
+        PostgresAuditLog::new(self.pool.clone())
+    }
+
+    /// The pool, for readiness checks and metrics.
+    #[must_use]
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+const COLUMNS: &str = "id, bucket, key, organization_id, uploader_id, filename, content_type, \
+                       declared_size, created_at, status, size, etag, upload_expires_at";
+
+/// A row back into domain types. Stored rows were valid when written, so a failure here
+/// means corrupt data.
+fn media_of(r: &Row) -> Result<Media, Error> {
+    let id: String = r.try_get(0).map_err(column)?;
+    let corrupt = |field: &str| Error::internal(format!("media row {id:?} has an invalid {field}"));
+    let instant = |n: i64, field: &str| {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(n)).map_err(|_| corrupt(field))
+    };
+    let bytes =
+        |n: Option<i64>, field: &str| n.map(u64::try_from).transpose().map_err(|_| corrupt(field));
+    let text = |i: usize| r.try_get::<_, String>(i).map_err(column);
+    let status: String = text(9)?;
+    let expires: Option<i64> = r.try_get(12).map_err(column)?;
+    Ok(Media {
+        bucket: BucketName::parse(text(1)?).map_err(|_| corrupt("bucket"))?,
+        key: ObjectKey::parse(text(2)?).map_err(|_| corrupt("key"))?,
+        organization_id: text(3)?,
+        uploader_id: text(4)?,
+        filename: text(5)?,
+        // Rows written before strict parsing may hold a type browsers read two ways.
+        content_type: ContentType::from_stored(&text(6)?),
+        declared_size: bytes(r.try_get(7).map_err(column)?, "declared_size")?,
+        created_at: instant(r.try_get(8).map_err(column)?, "created_at")?,
+        status: MediaStatus::parse(&status).map_err(|_| corrupt("status"))?,
+        size: bytes(r.try_get(10).map_err(column)?, "size")?,
+        etag: r.try_get(11).map_err(column)?,
+        upload_expires_at: expires
+            .map(|n| instant(n, "upload_expires_at"))
+            .transpose()?,
+        id: MediaId::parse(&id).map_err(|_| corrupt("id"))?,
+    })
+}
+
+fn size_param(n: Option<u64>) -> Result<Option<i64>, Error> {
+    n.map(i64::try_from)
+        .transpose()
+        .map_err(|_| Error::invalid("size", format!("must be at most {} bytes", i64::MAX)))
+}
+
+/// The clock, not the client, sets instants: out of range is our bug.
+pub(crate) fn nanos(t: OffsetDateTime, field: &str) -> Result<i64, Error> {
+    i64::try_from(t.unix_timestamp_nanos()).map_err(|_| {
+        Error::internal(format!(
+            "{field} {t} is outside the storable range (1677-2262)"
+        ))
+    })
+}
+
+#[async_trait]
+impl MediaStore for PostgresMediaStore {
+    async fn insert(&self, m: &Media) -> Result<(), Error> {
+        let declared_size = size_param(m.declared_size)?;
+        let size = size_param(m.size)?;
+        let created_at = nanos(m.created_at, "created_at")?;
+        let expires = m
+            .upload_expires_at
+            .map(|t| nanos(t, "upload_expires_at"))
+            .transpose()?;
+        self.pool
+            .execute(
+                &format!(
+                    "INSERT INTO media ({COLUMNS}) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                ),
+                &[
+                    &m.id.as_str(),
+                    &m.bucket.as_str(),
+                    &m.key.as_str(),
+                    &m.organization_id,
+                    &m.uploader_id,
+                    &m.filename,
+                    &m.content_type.as_str(),
+                    &declared_size,
+                    &created_at,
+                    &m.status.as_str(),
+                    &size,
+                    &m.etag,
+                    &expires,
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn find(&self, id: &MediaId) -> Result<Option<Media>, Error> {
+        let rows = self
+            .pool
+            .query(
+                &format!("SELECT {COLUMNS} FROM media WHERE id = $1"),
+                &[&id.as_str()],
+            )
+            .await?;
+        rows.first().map(media_of).transpose()
+    }
+
+    async fn find_by_key(&self, key: &ObjectKey) -> Result<Option<Media>, Error> {
+        let rows = self
+            .pool
+            .query(
+                &format!("SELECT {COLUMNS} FROM media WHERE key = $1"),
+                &[&key.as_str()],
+            )
+            .await?;
+        rows.first().map(media_of).transpose()
+    }
+
+    async fn list(
+        &self,
+        organization_id: &str,
+        status: Option<MediaStatus>,
+        limit: u32,
+        after: Option<MediaCursor>,
+    ) -> Result<MediaPage, Error> {
+        if limit == 0 {
+            return Ok(MediaPage::default());
+        }
+        // Stored instants all fit in i64 nanoseconds: a cursor past the end matches every
+        // row, one before the start matches none.
+        let after = match after {
+            None => None,
+            Some(c) => match i64::try_from(c.created_at.unix_timestamp_nanos()) {
+                Ok(nanos) => Some((nanos, c.id.as_str().to_owned())),
+                Err(_) if c.created_at.unix_timestamp() > 0 => None,
+                Err(_) => return Ok(MediaPage::default()),
+            },
+        };
+        let status = status.map(MediaStatus::as_str);
+        // One extra row tells whether another page follows.
+        let fetch = i64::from(limit) + 1;
+        let rows = match after {
+            None => {
+                self.pool
+                    .query(
+                        &format!(
+                            "SELECT {COLUMNS} FROM media WHERE organization_id = $1 \
+                             AND ($2::text IS NULL OR status = $2) \
+                             ORDER BY created_at DESC, id DESC LIMIT $3"
+                        ),
+                        &[&organization_id, &status, &fetch],
+                    )
+                    .await?
+            }
+            Some((nanos, id)) => {
+                self.pool
+                    .query(
+                        &format!(
+                            "SELECT {COLUMNS} FROM media WHERE organization_id = $1 \
+                             AND ($2::text IS NULL OR status = $2) \
+                             AND (created_at, id) < ($3, $4) \
+                             ORDER BY created_at DESC, id DESC LIMIT $5"
+                        ),
+                        &[&organization_id, &status, &nanos, &id, &fetch],
+                    )
+                    .await?
+            }
+        };
+        let more = rows.len() > limit as usize;
+        let items = rows
+            .iter()
+            .take(limit as usize)
+            .map(media_of)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = if more {
+            items.last().map(|m| MediaCursor {
+                created_at: m.created_at,
+                id: m.id.clone(),
+            })
+        } else {
+            None
+        };
+        Ok(MediaPage { items, next })
+    }
+
+    async fn confirm(
+        &self,
+        id: &MediaId,
+        confirmation: &MediaConfirmation,
+    ) -> Result<Media, Error> {
+        let size = size_param(Some(confirmation.size))?;
+        let rows = self
+            .pool
+            .query(
+                &format!(
+                    "UPDATE media SET status = 'confirmed', size = $2, etag = $3, \
+                     content_type = $4 WHERE id = $1 RETURNING {COLUMNS}"
+                ),
+                &[
+                    &id.as_str(),
+                    &size,
+                    &confirmation.etag,
+                    &confirmation.content_type.as_str(),
+                ],
+            )
+            .await?;
+        match rows.first() {
+            Some(r) => media_of(r),
+            None => Err(Error::NotFound(Resource::Media)),
+        }
+    }
+
+    async fn delete(&self, id: &MediaId) -> Result<(), Error> {
+        self.pool
+            .execute("DELETE FROM media WHERE id = $1", &[&id.as_str()])
+            .await?;
+        Ok(())
+    }
+
+    async fn by_key(&self, after: Option<ObjectKey>, limit: u32) -> Result<Vec<Media>, Error> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let after = after.as_ref().map(ObjectKey::as_str);
+        // `key` is COLLATE "C": byte order, as storage lists keys.
+        let rows = self
+            .pool
+            .query(
+                &format!(
+                    "SELECT {COLUMNS} FROM media WHERE ($1::text IS NULL OR key > $1) \
+                     ORDER BY key LIMIT $2"
+                ),
+                &[&after, &i64::from(limit)],
+            )
+            .await?;
+        rows.iter().map(media_of).collect()
+    }
+}

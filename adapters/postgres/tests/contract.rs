@@ -1,0 +1,491 @@
+//! The testkit's contract suites and this adapter's own rules, against a real Postgres
+//! (each test in its own schema). Skipped, with one line saying so, when
+//! FILEGATE_TEST_DATABASE_URL is unset.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers panic on purpose: a failed set-up step is a failed test"
+)]
+
+use filegate_core::Error;
+use filegate_core::ports::{AuditEntry, AuditLog, Media, MediaStatus, MediaStore};
+use filegate_postgres::testing::TestSchema;
+use filegate_postgres::{
+    PgPool, PgSettings, PostgresFilesDb, PostgresMediaStore, files_migration_status, migrate,
+    migrate_files, migration_status,
+};
+use filegate_testkit::files_db::files_db_contract;
+use filegate_testkit::media_store::media_store_contract;
+use time::OffsetDateTime;
+
+#[tokio::test]
+async fn media_store_passes_the_contract() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let store = PostgresMediaStore::open(schema.pool().await).await.unwrap();
+    media_store_contract(&store).await;
+    // Twice on one database: the suite must not depend on an empty store.
+    media_store_contract(&store).await;
+}
+
+#[tokio::test]
+async fn files_db_passes_the_contract() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let db = PostgresFilesDb::open(schema.pool().await).await.unwrap();
+    files_db_contract(&db).await;
+    files_db_contract(&db).await;
+}
+
+#[tokio::test]
+async fn media_and_files_db_share_one_schema() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let pool = schema.pool().await;
+    let store = PostgresMediaStore::open(pool.clone()).await.unwrap();
+    let db = PostgresFilesDb::open(pool.clone()).await.unwrap();
+    media_store_contract(&store).await;
+    files_db_contract(&db).await;
+    assert!(migrate(&pool).await.unwrap().is_empty());
+    assert!(migrate_files(&pool).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn migrations_are_applied_once_and_reported() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let pool = schema.pool().await;
+    let before = migration_status(&pool).await.unwrap();
+    assert!(!before.is_empty());
+    assert!(before.iter().all(|s| s.applied_at.is_none()), "{before:?}");
+    assert!(
+        files_migration_status(&pool)
+            .await
+            .unwrap()
+            .iter()
+            .all(|s| s.applied_at.is_none())
+    );
+    let applied = migrate(&pool).await.unwrap();
+    assert_eq!(applied.len(), before.len());
+    assert!(migrate(&pool).await.unwrap().is_empty());
+    let after = migration_status(&pool).await.unwrap();
+    assert!(after.iter().all(|s| s.applied_at.is_some()), "{after:?}");
+    // The sets are tracked apart: the media set says nothing about FILES_DB.
+    assert!(
+        files_migration_status(&pool)
+            .await
+            .unwrap()
+            .iter()
+            .all(|s| s.applied_at.is_none())
+    );
+}
+
+#[tokio::test]
+async fn nodes_starting_at_once_apply_migrations_once() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let pools: Vec<PgPool> = pools_on(&schema, 6).await;
+    let runs = pools.iter().map(|p| {
+        let p = p.clone();
+        tokio::spawn(async move {
+            let media = migrate(&p).await.unwrap();
+            let files = migrate_files(&p).await.unwrap();
+            (media.len(), files.len())
+        })
+    });
+    let mut totals = (0, 0);
+    for run in runs.collect::<Vec<_>>() {
+        let (m, f) = run.await.unwrap();
+        totals.0 += m;
+        totals.1 += f;
+    }
+    let pool = &pools[0];
+    assert_eq!(totals.0, migration_status(pool).await.unwrap().len());
+    assert_eq!(totals.1, files_migration_status(pool).await.unwrap().len());
+}
+
+async fn pools_on(schema: &TestSchema, n: usize) -> Vec<PgPool> {
+    let mut pools = Vec::new();
+    for _ in 0..n {
+        pools.push(schema.pool().await);
+    }
+    pools
+}
+
+fn media(n: u8, org: &str, key: &str) -> Media {
+    Media {
+        id: filegate_core::domain::MediaId::parse(&format!("med_{:032x}", u128::from(n))).unwrap(),
+        bucket: filegate_core::domain::BucketName::parse("media".to_owned()).unwrap(),
+        key: filegate_core::domain::ObjectKey::parse(key.to_owned()).unwrap(),
+        organization_id: org.to_owned(),
+        uploader_id: "u".to_owned(),
+        filename: "f".to_owned(),
+        content_type: filegate_core::domain::ContentType::parse("text/plain").unwrap(),
+        declared_size: None,
+        created_at: OffsetDateTime::from_unix_timestamp_nanos(
+            1_700_000_000_000_000_000 + i128::from(n),
+        )
+        .unwrap(),
+        status: MediaStatus::Pending,
+        size: None,
+        etag: None,
+        upload_expires_at: None,
+    }
+}
+
+#[tokio::test]
+async fn keys_are_in_byte_order_whatever_the_database_collation() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let store = PostgresMediaStore::open(schema.pool().await).await.unwrap();
+    // Byte order: 'B' < 'a' < 'z' < 'é' < '中' < '😀'; a linguistic collation would differ.
+    let keys = ["o/a", "o/é", "o/B", "o/😀", "o/z", "o/中", "o/a b", "o/a-b"];
+    for (i, k) in keys.iter().enumerate() {
+        store
+            .insert(&media(u8::try_from(i).unwrap(), "org", k))
+            .await
+            .unwrap();
+    }
+    let mut expected: Vec<&str> = keys.to_vec();
+    expected.sort_unstable();
+    let all: Vec<String> = store
+        .by_key(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.key.as_str().to_owned())
+        .collect();
+    assert_eq!(all, expected);
+    // Page by page from a non-ASCII cursor.
+    let after = filegate_core::domain::ObjectKey::parse("o/é".to_owned()).unwrap();
+    let rest: Vec<String> = store
+        .by_key(Some(after), 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.key.as_str().to_owned())
+        .collect();
+    assert_eq!(rest, ["o/中", "o/😀"]);
+
+    // The test database may itself sort bytewise (C.UTF-8), so also check that the columns
+    // carry their own collation and do not depend on the database's.
+    let (client, conn) = tokio_postgres::connect(&schema.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    PostgresFilesDb::open(schema.pool().await).await.unwrap();
+    let rows = client
+        .query(
+            "SELECT table_name || '.' || column_name, coalesce(collation_name, '') \
+             FROM information_schema.columns WHERE table_schema = $1 \
+             AND (table_name, column_name) IN (('media', 'id'), ('media', 'key'), \
+             ('media', 'organization_id'), ('buckets', 'name'), ('objects', 'key'), \
+             ('objects', 'path'), ('objects', 'segment'), ('objects', 'id')) ORDER BY 1",
+            &[&schema.name()],
+        )
+        .await
+        .unwrap();
+    let collations: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(collations.len(), 8, "{collations:?}");
+    assert!(collations.iter().all(|(_, c)| c == "C"), "{collations:?}");
+}
+
+#[tokio::test]
+async fn the_audit_log_writes_rows_beside_the_media_table() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let pool = schema.pool().await;
+    let store = PostgresMediaStore::open(pool.clone()).await.unwrap();
+    let log = store.audit_log();
+    let full = AuditEntry {
+        at: OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_789).unwrap(),
+        route: "/api/v1/media/{id}/sign-download".to_owned(),
+        method: "POST".to_owned(),
+        ip: Some("2001:db8::1".to_owned()),
+        user_id: Some("user-ü".to_owned()),
+        resource: Some("med_0123456789abcdef0123456789abcdef".to_owned()),
+    };
+    let anonymous = AuditEntry {
+        at: OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_790).unwrap(),
+        route: "/api/v1/media".to_owned(),
+        method: "GET".to_owned(),
+        ip: None,
+        user_id: None,
+        resource: None,
+    };
+    log.record(&full).await.unwrap();
+    log.record(&anonymous).await.unwrap();
+    store.insert(&media(1, "o1", "o1/k")).await.unwrap();
+    log.clone().record(&full).await.unwrap();
+
+    let (client, conn) = tokio_postgres::connect(&schema.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let rows = client
+        .query(
+            "SELECT at, route, method, ip, user_id, resource FROM audit_log ORDER BY seq",
+            &[],
+        )
+        .await
+        .unwrap();
+    type AuditRow = (
+        i64,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let got: Vec<AuditRow> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+        .collect();
+    let as_row = |e: &AuditEntry| -> AuditRow {
+        (
+            i64::try_from(e.at.unix_timestamp_nanos()).unwrap(),
+            e.route.clone(),
+            e.method.clone(),
+            e.ip.clone(),
+            e.user_id.clone(),
+            e.resource.clone(),
+        )
+    };
+    assert_eq!(got, [as_row(&full), as_row(&anonymous), as_row(&full)]);
+
+    let far = AuditEntry {
+        at: time::Date::from_calendar_date(9000, time::Month::January, 1)
+            .unwrap()
+            .midnight()
+            .assume_utc(),
+        ..anonymous
+    };
+    assert!(matches!(
+        log.record(&far).await.unwrap_err(),
+        Error::Internal { .. }
+    ));
+}
+
+#[tokio::test]
+async fn a_duplicate_media_row_is_a_conflict() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let store = PostgresMediaStore::open(schema.pool().await).await.unwrap();
+    store.insert(&media(1, "o", "o/k")).await.unwrap();
+    let err = store.insert(&media(2, "o", "o/k")).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_unavailable() {
+    // A closed port: no test database needed.
+    let mut settings = PgSettings::new("postgres://postgres@127.0.0.1:1/none");
+    settings.pool_size = 1;
+    let err = PgPool::connect(&settings).await.unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    let err = PgPool::build(&PgSettings::new("not a url at all")).unwrap_err();
+    assert!(matches!(err, Error::Validation(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_statement_over_the_timeout_is_unavailable() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let mut settings = PgSettings::new(schema.url());
+    settings.statement_timeout = Some(std::time::Duration::from_millis(50));
+    let pool = PgPool::connect(&settings).await.unwrap();
+    let store = PostgresMediaStore::open(pool.clone()).await.unwrap();
+    store.insert(&media(1, "o", "o/k")).await.unwrap();
+    // Hold the row's lock in another session, so the confirm below waits past the timeout.
+    let (client, conn) = tokio_postgres::connect(&schema.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute("BEGIN; SELECT * FROM media FOR UPDATE")
+        .await
+        .unwrap();
+    let err = store
+        .confirm(
+            &media(1, "o", "o/k").id,
+            &filegate_core::ports::MediaConfirmation {
+                size: 1,
+                etag: Some("\"e\"".to_owned()),
+                content_type: filegate_core::domain::ContentType::parse("text/plain").unwrap(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    client.batch_execute("ROLLBACK").await.unwrap();
+}
+
+/// `url` with `params` appended to its query.
+fn with_params(url: &str, params: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{params}")
+}
+
+/// Whether the pool's connections (named `app`) are encrypted, as the server sees them.
+async fn encrypted(base: &str, app: &str) -> bool {
+    let (client, conn) = tokio_postgres::connect(base, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let rows = client
+        .query(
+            "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.application_name = $1",
+            &[&app],
+        )
+        .await
+        .unwrap();
+    assert!(!rows.is_empty(), "no connection named {app}");
+    rows.iter().all(|r| r.get::<_, bool>(0))
+}
+
+async fn pool_for(url: String) -> Result<PgPool, Error> {
+    let mut settings = PgSettings::new(url);
+    settings.pool_size = 1;
+    PgPool::connect(&settings).await
+}
+
+#[tokio::test]
+async fn sslmode_is_honoured() {
+    let Some(_schema) = TestSchema::create().await else {
+        return;
+    };
+    let base = std::env::var(TestSchema::VAR).unwrap();
+    let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let ssl: String = client.query_one("SHOW ssl", &[]).await.unwrap().get(0);
+    let n = rand_suffix();
+
+    let app = format!("fg_tls_disable_{n}");
+    let plain = pool_for(with_params(
+        &base,
+        &format!("sslmode=disable&application_name={app}"),
+    ))
+    .await
+    .unwrap();
+    assert!(!encrypted(&base, &app).await);
+    drop(plain);
+
+    let app = format!("fg_tls_require_{n}");
+    let required = pool_for(with_params(
+        &base,
+        &format!("sslmode=require&application_name={app}"),
+    ))
+    .await;
+    if ssl != "on" {
+        // A server without TLS cannot satisfy `require`.
+        assert!(matches!(required.unwrap_err(), Error::Unavailable { .. }));
+        return;
+    }
+    let required = required.unwrap();
+    assert!(encrypted(&base, &app).await);
+    drop(required);
+
+    // verify-full against the server's own (self-signed) certificate, when this test can
+    // read it: trusted, but only under the name it was issued for.
+    let cert_file: String = client
+        .query_one("SHOW ssl_cert_file", &[])
+        .await
+        .unwrap()
+        .get(0);
+    if std::fs::read(&cert_file).is_err() || !base.contains("127.0.0.1") {
+        return;
+    }
+    let root = percent_encode_path(&cert_file);
+    let wrong_name = pool_for(with_params(
+        &base,
+        &format!("sslmode=verify-full&sslrootcert={root}"),
+    ))
+    .await;
+    assert!(
+        matches!(wrong_name, Err(Error::Unavailable { .. })),
+        "127.0.0.1 is not the certificate's name: {wrong_name:?}"
+    );
+    let app = format!("fg_tls_verify_ca_{n}");
+    let any_name = pool_for(with_params(
+        &base,
+        &format!("sslmode=verify-ca&sslrootcert={root}&application_name={app}"),
+    ))
+    .await
+    .unwrap();
+    assert!(encrypted(&base, &app).await);
+    drop(any_name);
+}
+
+fn rand_suffix() -> u64 {
+    u64::from(std::process::id()) << 16 ^ u64::from(OffsetDateTime::now_utc().nanosecond())
+}
+
+fn percent_encode_path(path: &str) -> String {
+    path.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn lost_connections_are_unavailable_then_recover() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let app = format!("fg_lost_{}", rand_suffix());
+    let mut settings = PgSettings::new(with_params(
+        &schema.url(),
+        &format!("application_name={app}"),
+    ));
+    settings.pool_size = 2;
+    let pool = PgPool::connect(&settings).await.unwrap();
+    let store = PostgresMediaStore::open(pool).await.unwrap();
+    store.insert(&media(1, "o", "o/k")).await.unwrap();
+    let id = media(1, "o", "o/k").id;
+
+    let (admin, conn) = tokio_postgres::connect(&schema.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    for _ in 0..3 {
+        // What a server restart or a failover does to every open connection.
+        let killed: i64 = admin
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE application_name = $1",
+                &[&app],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(killed >= 1);
+        // The first call may meet a dead connection: Unavailable, never Internal.
+        match store.find(&id).await {
+            Ok(found) => assert!(found.is_some()),
+            Err(e) => assert!(matches!(e, Error::Unavailable { .. }), "{e:?}"),
+        }
+        // The pool replaces it on its own.
+        let mut recovered = false;
+        for _ in 0..5 {
+            if let Ok(Some(_)) = store.find(&id).await {
+                recovered = true;
+                break;
+            }
+        }
+        assert!(recovered, "the pool did not reconnect");
+    }
+}
