@@ -18,7 +18,7 @@
 //! - Expiry: a request after `X-Amz-Date + X-Amz-Expires` gets 403 `AccessDenied`
 //!   ("Request has expired"), checked before the signature. An `X-Amz-Date` more than
 //!   15 min in the future gets 403 `RequestTimeTooSkewed`. s3s accepts any `u32` expiry
-//!   and answers 400 to a negative one; [`PresignGuard`] refuses both more than 7 days
+//!   and answers 400 to a negative one; `PresignGuard` refuses both more than 7 days
 //!   (604800 s) and a malformed value with 403 `AccessDenied`, as AWS and R2 do.
 //! - A signed `Content-Length` or `Content-Type` is checked like any signed header: a
 //!   body of another size or another type gets 403 `SignatureDoesNotMatch`. A body cut
