@@ -16,6 +16,7 @@
 mod audit;
 mod error;
 mod files_db;
+mod group_commit;
 mod migrations;
 pub mod pool;
 #[cfg(test)]
@@ -43,6 +44,8 @@ use time::OffsetDateTime;
 #[derive(Clone, Debug)]
 pub struct SqliteMediaStore {
     pool: Pool,
+    /// Inserts of concurrent sign-uploads share one transaction (see [`group_commit`]).
+    inserts: group_commit::GroupCommit,
 }
 
 impl SqliteMediaStore {
@@ -56,7 +59,8 @@ impl SqliteMediaStore {
     pub async fn open(path: &Path) -> Result<Self, Error> {
         let pool = pool::open(path, pool::Ownership::Owned).await?;
         migrations::apply_pending(&pool, migrations::MIGRATIONS).await?;
-        Ok(Self { pool })
+        let inserts = group_commit::GroupCommit::start(pool.clone(), insert_sql());
+        Ok(Self { pool, inserts })
     }
 
     /// The audit log in this database, sharing this store's pool.
@@ -93,6 +97,13 @@ impl SqliteMediaStore {
 
 const COLUMNS: &str = "id, bucket, key, organization_id, uploader_id, filename, content_type, \
                        declared_size, created_at, status, size, etag, upload_expires_at";
+
+fn insert_sql() -> String {
+    format!(
+        "INSERT INTO media ({COLUMNS}) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+    )
+}
 
 /// A row as stored, before it is validated back into domain types.
 struct RawRow {
@@ -195,30 +206,24 @@ impl MediaStore for SqliteMediaStore {
             .upload_expires_at
             .map(|t| nanos(t, "upload_expires_at"))
             .transpose()?;
-        let m = media.clone();
-        self.interact(move |c| {
-            c.prepare_cached(&format!(
-                "INSERT INTO media ({COLUMNS}) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
-            ))?
-            .execute(params![
-                m.id.as_str(),
-                m.bucket.as_str(),
-                m.key.as_str(),
-                m.organization_id,
-                m.uploader_id,
-                m.filename,
-                m.content_type.as_str(),
-                declared_size,
-                created_at,
-                m.status.as_str(),
-                size,
-                m.etag,
-                expires,
+        let m = media;
+        self.inserts
+            .insert(vec![
+                Box::new(m.id.as_str().to_owned()),
+                Box::new(m.bucket.as_str().to_owned()),
+                Box::new(m.key.as_str().to_owned()),
+                Box::new(m.organization_id.clone()),
+                Box::new(m.uploader_id.clone()),
+                Box::new(m.filename.clone()),
+                Box::new(m.content_type.as_str().to_owned()),
+                Box::new(declared_size),
+                Box::new(created_at),
+                Box::new(m.status.as_str()),
+                Box::new(size),
+                Box::new(m.etag.clone()),
+                Box::new(expires),
             ])
-        })
-        .await
-        .map(drop)
+            .await
     }
 
     async fn find(&self, id: &MediaId) -> Result<Option<Media>, Error> {

@@ -240,6 +240,62 @@ async fn concurrent_inserts_from_many_tasks_all_land() {
     assert!(ids.iter().all(|id| page.items.iter().any(|m| &m.id == id)));
 }
 
+/// Group commit keeps each caller's own result: in batches of concurrent inserts, the
+/// rows that repeat a stored key fail alone with `Conflict`, and every other row commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_row_fails_alone_in_its_batch() {
+    let (_dir, path) = temp_db();
+    let store = SqliteMediaStore::open(&path).await.unwrap();
+    let taken = row("batch-org", 1_700_000_000_000_000_000);
+    store.insert(&taken).await.unwrap();
+    let mut tasks = Vec::new();
+    for round in 0..20 {
+        let start = tokio::sync::Barrier::new(16);
+        let start = std::sync::Arc::new(start);
+        for i in 0..16_i128 {
+            let (store, start) = (store.clone(), start.clone());
+            let mut m = row("batch-org", 1_700_000_000_000_000_001 + round * 100 + i);
+            // One row per round repeats the stored key.
+            let dup = i == 7;
+            if dup {
+                m.key = taken.key.clone();
+            }
+            tasks.push(tokio::spawn(async move {
+                start.wait().await;
+                (dup, m.id.clone(), store.insert(&m).await)
+            }));
+        }
+    }
+    let mut committed = Vec::new();
+    for t in tasks {
+        let (dup, id, result) = t.await.unwrap();
+        if dup {
+            assert!(
+                matches!(result, Err(Error::Conflict { .. })),
+                "the duplicate: {result:?}"
+            );
+            assert!(
+                store.find(&id).await.unwrap().is_none(),
+                "nothing of it stored"
+            );
+        } else {
+            assert!(
+                result.is_ok(),
+                "a valid row beside the duplicate: {result:?}"
+            );
+            committed.push(id);
+        }
+    }
+    assert_eq!(committed.len(), 20 * 15);
+    for id in &committed {
+        assert!(store.find(id).await.unwrap().is_some(), "{id} committed");
+    }
+    assert!(
+        store.inserts.largest_batch() > 1,
+        "the inserts were never batched, so the test proved nothing"
+    );
+}
+
 #[tokio::test]
 async fn sizes_beyond_i64_are_rejected_without_writing() {
     let (_dir, path) = temp_db();
