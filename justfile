@@ -31,6 +31,10 @@ serve:
 admin *ARGS:
     cargo run --release -p filegate-admin -- {{ARGS}}
 
+# Load figures of the hot paths against /healthz in one run (needs wrk); docs/BENCHMARKS.md.
+bench-http duration="6s" connections="64":
+    bash scripts/bench-http.sh {{duration}} {{connections}}
+
 # Criterion benchmarks (release); figures go to docs/BENCHMARKS.md.
 bench:
     cargo bench -p filegate-r2 --bench presign
