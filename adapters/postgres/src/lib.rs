@@ -8,6 +8,7 @@
 //! - [`PostgresFilesDb`]: FILES_DB (managed mode: [`BucketStore`](filegate_core::managed::BucketStore)
 //!   and [`ObjectRowStore`](filegate_core::managed::ObjectRowStore)); its own tables, in the
 //!   same database or another.
+//! - [`copy`]: raw rows written and read back by key (`filegate-admin copy-metadata`).
 //! - [`migrate`] / [`migration_status`] and their FILES_DB twins: the versioned schema
 //!   shipped in `migrations/`, applied under an advisory lock.
 //!
@@ -16,6 +17,7 @@
 //! listings, cursors and reconcile's merge order are byte order, as in SQLite.
 
 mod audit;
+pub mod copy;
 mod error;
 mod files_db;
 mod migrations;

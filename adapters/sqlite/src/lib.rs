@@ -8,12 +8,14 @@
 //! - [`SqliteFilesDb`]: FILES_DB (managed mode), a separate file with its own migrations
 //!   ([`migrate_files`] / [`files_migration_status`], `migrations/files/`).
 //!
+//! - [`copy`]: every row of a table in key order, untyped (`filegate-admin copy-metadata`).
 //! - [`pool`]: the connection pool every SQLite user shares (Better Auth's database too).
 //!
 //! `created_at` is stored as INTEGER unix nanoseconds (UTC), so ordering and keyset
 //! cursors are exact; representable instants run from 1677 to 2262.
 
 mod audit;
+pub mod copy;
 mod error;
 mod files_db;
 mod group_commit;

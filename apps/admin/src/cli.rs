@@ -1,12 +1,12 @@
 use clap::{Parser, Subcommand};
 
-use crate::commands::{bucket, migrate, purge, reconcile, stats, token};
+use crate::commands::{bucket, copy_metadata, migrate, purge, reconcile, stats, token};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "filegate-admin",
     version,
-    about = "filegate administration: migrations, buckets, reconcile, purge, stats and development tokens",
+    about = "filegate administration: migrations, buckets, reconcile, purge, stats, copying metadata to Postgres and development tokens",
     after_help = "Exit codes: 0 success; 1 error; 2 usage error; 3 reconcile found differences (dry run) or left some unfixed (--apply)."
 )]
 pub(crate) struct Cli {
@@ -26,6 +26,8 @@ pub(crate) enum Command {
     Purge(purge::Opts),
     /// Objects and bytes per bucket and per organization.
     Stats(stats::Opts),
+    /// Copy a SQLite deployment's metadata (media, audit, buckets, objects) into Postgres.
+    CopyMetadata(copy_metadata::Opts),
     /// Mint a development JWT (HS256, Quickback claims) and print it on stdout.
     Token(token::Opts),
 }
@@ -39,6 +41,7 @@ impl Command {
             Self::Reconcile(opts) => reconcile::run(opts).await,
             Self::Purge(opts) => purge::run(opts).await,
             Self::Stats(opts) => stats::run(opts).await,
+            Self::CopyMetadata(opts) => copy_metadata::run(opts).await,
             Self::Token(opts) => token::run(opts).await.map(|()| 0),
         }
     }

@@ -1,4 +1,5 @@
-//! `filegate-admin`: migrations, buckets, reconcile, purge, stats and development tokens.
+//! `filegate-admin`: migrations, buckets, reconcile, purge, stats, copy-metadata (SQLite to
+//! Postgres) and development tokens.
 //! Exit codes: 0 success, 1 error, 2 usage error (clap), 3 reconcile differences.
 
 mod cli;

@@ -1,6 +1,7 @@
 //! One module per subcommand, each with its `Opts` and `run`; shared set-up here.
 
 pub(crate) mod bucket;
+pub(crate) mod copy_metadata;
 pub(crate) mod migrate;
 pub(crate) mod purge;
 pub(crate) mod reconcile;
