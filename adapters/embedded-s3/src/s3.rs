@@ -147,6 +147,14 @@ fn stored_encoding(e: Option<String>) -> Option<String> {
     (!kept.is_empty()).then(|| kept.join(", "))
 }
 
+/// Only the `null` version exists (no versioning, as on R2): any other is 501.
+fn unversioned(version_id: Option<&str>) -> S3Result<()> {
+    if version_id.is_some_and(|v| v != "null") {
+        return Err(s3_error!(NotImplemented, "versioning is not supported"));
+    }
+    Ok(())
+}
+
 fn checksums_wanted(mode: Option<&ChecksumMode>) -> bool {
     mode.is_some_and(|m| m.as_str().eq_ignore_ascii_case(ChecksumMode::ENABLED))
 }
@@ -749,9 +757,7 @@ fn copy_source(src: &CopySource) -> S3Result<(String, String)> {
             key,
             version_id,
         } => {
-            if version_id.as_deref().is_some_and(|v| v != "null") {
-                return Err(s3_error!(NotImplemented, "versioning is not supported"));
-            }
+            unversioned(version_id.as_deref())?;
             Ok((bucket.to_string(), key.to_string()))
         }
         _ => Err(s3_error!(NotImplemented)),
@@ -945,9 +951,7 @@ impl S3 for Store {
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let input = req.input;
-        if input.version_id.as_deref().is_some_and(|v| v != "null") {
-            return Err(s3_error!(NotImplemented, "versioning is not supported"));
-        }
+        unversioned(input.version_id.as_deref())?;
         let (row, mut file) = self.open_object(&input.bucket, &input.key).await?;
         read_preconditions(
             &row,
@@ -1009,9 +1013,7 @@ impl S3 for Store {
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let input = req.input;
-        if input.version_id.as_deref().is_some_and(|v| v != "null") {
-            return Err(s3_error!(NotImplemented, "versioning is not supported"));
-        }
+        unversioned(input.version_id.as_deref())?;
         let row = self
             .object(&input.bucket, &input.key)
             .await?
@@ -1065,9 +1067,7 @@ impl S3 for Store {
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
         let input = req.input;
-        if input.version_id.as_deref().is_some_and(|v| v != "null") {
-            return Err(s3_error!(NotImplemented, "versioning is not supported"));
-        }
+        unversioned(input.version_id.as_deref())?;
         let _guard = self
             .locks
             .lock(&format!("{}/{}", input.bucket, input.key))
