@@ -137,22 +137,13 @@ async fn managed_bucket_presign_confirm_download_on_postgres() {
     assert_envelope(&again, 409, "STORAGE_BUCKET_EXISTS");
 
     let body = b"presigned straight to storage".to_vec();
-    let signed = app
-        .post_json(
-            "/storage/v1/presign/docs/dossier/ü-report.txt",
-            Some(&member),
-            &json!({ "contentType": "text/plain", "size": body.len() }),
-        )
-        .await;
-    assert_eq!(signed.status, 200, "{signed:?}");
-    let put = app
-        .put_presigned(
-            signed.body["uploadUrl"].as_str().unwrap(),
-            &signed.body["headers"],
-            body.clone(),
-        )
-        .await;
-    assert_eq!(put.status(), 200);
+    app.presign_and_put(
+        &member,
+        "docs/dossier/ü-report.txt",
+        "text/plain",
+        body.clone(),
+    )
+    .await;
     let confirmed = app
         .post_json(
             "/storage/v1/confirm/docs/dossier/ü-report.txt",
@@ -282,22 +273,13 @@ async fn two_nodes_share_one_database_and_one_store() {
 
     // Presign on B, PUT to storage, confirm on A, download by id on B.
     let body = b"written through B, confirmed on A".to_vec();
-    let signed = b
-        .post_json(
-            "/storage/v1/presign/docs/shared/report.txt",
-            Some(&member),
-            &json!({ "contentType": "text/plain", "size": body.len() }),
-        )
-        .await;
-    assert_eq!(signed.status, 200, "{signed:?}");
-    let put = b
-        .put_presigned(
-            signed.body["uploadUrl"].as_str().unwrap(),
-            &signed.body["headers"],
-            body.clone(),
-        )
-        .await;
-    assert_eq!(put.status(), 200);
+    b.presign_and_put(
+        &member,
+        "docs/shared/report.txt",
+        "text/plain",
+        body.clone(),
+    )
+    .await;
     let confirmed = a
         .post_json(
             "/storage/v1/confirm/docs/shared/report.txt",
@@ -338,22 +320,13 @@ async fn two_nodes_share_one_database_and_one_store() {
     assert_eq!(served.bytes().await.unwrap().to_vec(), body);
 
     // The same object confirmed on both at once: one row, both answers the same object.
-    let signed = a
-        .post_json(
-            "/storage/v1/presign/docs/shared/twice.txt",
-            Some(&member),
-            &json!({ "contentType": "text/plain", "size": 4 }),
-        )
-        .await;
-    assert_eq!(signed.status, 200, "{signed:?}");
-    let put = a
-        .put_presigned(
-            signed.body["uploadUrl"].as_str().unwrap(),
-            &signed.body["headers"],
-            b"both".to_vec(),
-        )
-        .await;
-    assert_eq!(put.status(), 200);
+    a.presign_and_put(
+        &member,
+        "docs/shared/twice.txt",
+        "text/plain",
+        b"both".to_vec(),
+    )
+    .await;
     let (path, empty) = ("/storage/v1/confirm/docs/shared/twice.txt", json!({}));
     let (ca, cb) = tokio::join!(
         a.post_json(path, Some(&member), &empty),

@@ -193,6 +193,37 @@ impl TestApp {
         req.body(bytes).send().await.expect("PUT sent")
     }
 
+    /// Managed mode: presigns `bucket_path` (`<bucket>/<path>`) as `token` for `bytes` of
+    /// `content_type`, then PUTs them straight to storage; panics unless both succeed.
+    pub async fn presign_and_put(
+        &self,
+        token: &str,
+        bucket_path: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) {
+        let signed = self
+            .post_json(
+                &format!("/storage/v1/presign/{bucket_path}"),
+                Some(token),
+                &json!({ "contentType": content_type, "size": bytes.len() }),
+            )
+            .await;
+        assert_eq!(signed.status, 200, "{signed:?}");
+        let put = self
+            .put_presigned(
+                signed.body["uploadUrl"].as_str().expect("uploadUrl"),
+                &signed.body["headers"],
+                bytes,
+            )
+            .await;
+        assert_eq!(
+            put.status(),
+            200,
+            "PUT to the presigned URL of {bucket_path}"
+        );
+    }
+
     pub async fn shutdown(self) {
         self.running.shutdown().await;
     }
