@@ -147,12 +147,56 @@ fn stored_encoding(e: Option<String>) -> Option<String> {
     (!kept.is_empty()).then(|| kept.join(", "))
 }
 
+/// GET's or HEAD's output (two s3s types with the same header fields) for `row`: its
+/// stored headers, ETag, date, part count and the checksums `c` to return, plus `extra`.
+macro_rules! stored_headers {
+    ($output:ident, $row:expr, $parts_count:expr, $c:expr, { $($field:ident $(: $value:expr)?),* $(,)? }) => {{
+        let (row, c) = ($row, $c);
+        let m = row.meta;
+        $output {
+            $($field $(: $value)?,)*
+            accept_ranges: Some("bytes".to_owned()),
+            last_modified: Some(ts(row.modified_ms)),
+            e_tag: Some(ETag::Strong(row.etag)),
+            parts_count: $parts_count,
+            expires: parse_expires(m.expires.as_ref()),
+            content_type: m.content_type,
+            content_encoding: m.content_encoding,
+            content_disposition: m.content_disposition,
+            content_language: m.content_language,
+            cache_control: m.cache_control,
+            website_redirect_location: m.website_redirect_location,
+            checksum_type: m
+                .checksum_type
+                .filter(|_| !c.is_empty())
+                .map(ChecksumType::from),
+            metadata: (!m.user.is_empty()).then(|| m.user.into_iter().collect()),
+            checksum_crc32: c.crc32,
+            checksum_crc32c: c.crc32c,
+            checksum_sha1: c.sha1,
+            checksum_sha256: c.sha256,
+            checksum_crc64nvme: c.crc64nvme,
+            ..Default::default()
+        }
+    }};
+}
+
 /// Only the `null` version exists (no versioning, as on R2): any other is 501.
 fn unversioned(version_id: Option<&str>) -> S3Result<()> {
     if version_id.is_some_and(|v| v != "null") {
         return Err(s3_error!(NotImplemented, "versioning is not supported"));
     }
     Ok(())
+}
+
+/// The stored checksums a GET or HEAD returns: only when asked for (`x-amz-checksum-mode`),
+/// and only of whole objects.
+fn returned_checksums(row: &ObjectRow, partial: bool, mode: Option<&ChecksumMode>) -> Checksums {
+    if partial || !checksums_wanted(mode) {
+        Checksums::default()
+    } else {
+        row.meta.checksums.clone()
+    }
 }
 
 fn checksums_wanted(mode: Option<&ChecksumMode>) -> bool {
@@ -972,40 +1016,14 @@ impl S3 for Store {
         let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), IO_BUF);
         let content_range = (partial && len > 0)
             .then(|| format!("bytes {}-{}/{}", span.start, span.end - 1, row.size));
-        // Stored checksums only when asked for (x-amz-checksum-mode), of whole objects.
-        let c = if partial || !checksums_wanted(input.checksum_mode.as_ref()) {
-            Checksums::default()
-        } else {
-            row.meta.checksums.clone()
-        };
-        let m = row.meta;
-        Ok(S3Response::new(GetObjectOutput {
-            body: Some(StreamingBlob::wrap(stream)),
-            content_length: Some(i64_of(len)),
-            content_range,
-            accept_ranges: Some("bytes".to_owned()),
-            last_modified: Some(ts(row.modified_ms)),
-            e_tag: Some(ETag::Strong(row.etag)),
-            parts_count,
-            expires: parse_expires(m.expires.as_ref()),
-            content_type: m.content_type,
-            content_encoding: m.content_encoding,
-            content_disposition: m.content_disposition,
-            content_language: m.content_language,
-            cache_control: m.cache_control,
-            website_redirect_location: m.website_redirect_location,
-            checksum_type: m
-                .checksum_type
-                .filter(|_| !c.is_empty())
-                .map(ChecksumType::from),
-            metadata: (!m.user.is_empty()).then(|| m.user.into_iter().collect()),
-            checksum_crc32: c.crc32,
-            checksum_crc32c: c.crc32c,
-            checksum_sha1: c.sha1,
-            checksum_sha256: c.sha256,
-            checksum_crc64nvme: c.crc64nvme,
-            ..Default::default()
-        }))
+        let c = returned_checksums(&row, partial, input.checksum_mode.as_ref());
+        Ok(S3Response::new(
+            stored_headers!(GetObjectOutput, row, parts_count, c, {
+                body: Some(StreamingBlob::wrap(stream)),
+                content_length: Some(i64_of(len)),
+                content_range,
+            }),
+        ))
     }
 
     async fn head_object(
@@ -1027,39 +1045,15 @@ impl S3 for Store {
         )?;
         let (span, parts_count) = span_of(&row, input.part_number, input.range.as_ref())?;
         let partial = input.range.is_some() || input.part_number.is_some();
-        let c = if partial || !checksums_wanted(input.checksum_mode.as_ref()) {
-            Checksums::default()
-        } else {
-            row.meta.checksums.clone()
-        };
-        let m = row.meta;
-        Ok(S3Response::new(HeadObjectOutput {
-            content_length: Some(i64_of(span.end - span.start)),
-            content_range: (partial && span.end > span.start)
-                .then(|| format!("bytes {}-{}/{}", span.start, span.end - 1, row.size)),
-            accept_ranges: Some("bytes".to_owned()),
-            last_modified: Some(ts(row.modified_ms)),
-            e_tag: Some(ETag::Strong(row.etag)),
-            parts_count,
-            expires: parse_expires(m.expires.as_ref()),
-            content_type: m.content_type,
-            content_encoding: m.content_encoding,
-            content_disposition: m.content_disposition,
-            content_language: m.content_language,
-            cache_control: m.cache_control,
-            website_redirect_location: m.website_redirect_location,
-            checksum_type: m
-                .checksum_type
-                .filter(|_| !c.is_empty())
-                .map(ChecksumType::from),
-            metadata: (!m.user.is_empty()).then(|| m.user.into_iter().collect()),
-            checksum_crc32: c.crc32,
-            checksum_crc32c: c.crc32c,
-            checksum_sha1: c.sha1,
-            checksum_sha256: c.sha256,
-            checksum_crc64nvme: c.crc64nvme,
-            ..Default::default()
-        }))
+        let c = returned_checksums(&row, partial, input.checksum_mode.as_ref());
+        let content_range = (partial && span.end > span.start)
+            .then(|| format!("bytes {}-{}/{}", span.start, span.end - 1, row.size));
+        Ok(S3Response::new(
+            stored_headers!(HeadObjectOutput, row, parts_count, c, {
+                content_length: Some(i64_of(span.end - span.start)),
+                content_range,
+            }),
+        ))
     }
 
     async fn delete_object(
