@@ -213,27 +213,49 @@ async fn the_data_folder_secrets_and_databases_are_private() {
 #[tokio::test]
 async fn a_closed_stdout_does_not_stop_the_server() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_filegate-server"));
     cmd.env_clear()
         .current_dir(dir.path())
         .env("FILEGATE_DATA_DIR", dir.path().join("data"))
-        .env("FILEGATE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("FILEGATE_LISTEN", "127.0.0.1:0")
         .env("FILEGATE_S3_LISTEN", "127.0.0.1:0")
         .env("FILEGATE_FILES_LISTEN", "127.0.0.1:0")
-        .env("RUST_LOG", "warn")
+        .env("FILEGATE_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("server binary starts");
     // Nobody will ever read the banner.
     drop(child.stdout.take());
+    // The API's port, from the start-up log line (stderr stays drained until the end).
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let api = serde_json::from_str::<serde_json::Value>(&line)
+                .ok()
+                .and_then(|v| v["fields"]["api"].as_str().map(str::to_owned));
+            if let Some(api) = api
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(api);
+            }
+        }
+    });
     let mut server = Server {
         child,
         stdout: String::new(),
     };
+    let api = rx
+        .recv_timeout(Duration::from_mins(2))
+        .expect("the start-up log line within two minutes");
+    let port: u16 = api
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port in the logged address");
     let mut healthy = false;
     for _ in 0..600 {
         if let Ok(Some(status)) = server.child.try_wait() {
