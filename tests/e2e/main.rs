@@ -10,6 +10,7 @@ mod http_layers;
 mod media_lifecycle;
 mod ops;
 mod postgres;
+mod postgres_nodes;
 mod presign_flow;
 mod security;
 mod storage;

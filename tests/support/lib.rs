@@ -12,6 +12,9 @@ use filegate_server::config::Config;
 use serde_json::{Value, json};
 use std::time::Duration;
 
+mod tcp_proxy;
+pub use tcp_proxy::TcpProxy;
+
 pub struct TestApp {
     pub running: Running,
     pub api: String,

@@ -124,7 +124,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let api_addr = listener.local_addr()?;
     let (stop, task) = spawn_serving(listener, crate::router(state), &config);
     let s3_endpoint = embedded.as_ref().map(EmbeddedS3::endpoint);
-    tracing::info!(api = %api_addr, s3 = s3_endpoint.as_deref().unwrap_or("remote"), bucket = %config.bucket, "filegate is listening");
+    let files = files_addr.map_or_else(|| "off".to_owned(), |a| a.to_string());
+    tracing::info!(api = %api_addr, files = %files, s3 = s3_endpoint.as_deref().unwrap_or("remote"), bucket = %config.bucket, "filegate is listening");
     Ok(Running {
         api_addr,
         files_addr,
