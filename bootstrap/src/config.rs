@@ -5,6 +5,7 @@
 mod layers;
 
 use anyhow::{Context, bail};
+pub use filegate_auth::PgAuthPool;
 use filegate_core::domain::{
     AccessRules, BucketName, ByteSize, Expiry, FirewallMode, RoleHierarchy,
 };
@@ -100,6 +101,8 @@ pub struct Config {
     /// Better Auth's database (SQLite file or PostgreSQL URL); without it only JWTs
     /// authenticate.
     pub auth_db: Option<AuthDbLocation>,
+    /// Pool size and timeout of the auth database when it is on Postgres.
+    pub auth_db_pool: PgAuthPool,
     /// When set, every principal acts in this organization.
     pub pinned_org_id: Option<String>,
     /// Print the start-up banner with a development token (embedded mode only).
@@ -246,6 +249,7 @@ impl Config {
 
         let listener = listener_limits(s.header_read_timeout, s.idle_timeout, s.max_connections)?;
         let postgres = postgres_config(s.database)?;
+        let auth_db_pool = auth_db_pool(auth.database_pool_size, auth.database_timeout)?;
 
         let log_format = match s.log_format.as_str() {
             "text" => LogFormat::Text,
@@ -273,6 +277,7 @@ impl Config {
             access,
             firewall: s.firewall_mode,
             auth_db: auth.database.map(AuthDbLocation::from),
+            auth_db_pool,
             pinned_org_id: s.pinned_organization_id,
             session_jwt_ttl: Duration::from_secs(jwt_ttl),
             banner: true,
@@ -368,6 +373,20 @@ fn cors_origins(
         }
     }
     Ok(cors_origins)
+}
+
+/// The auth database's pool on Postgres.
+fn auth_db_pool(size: u32, timeout: u32) -> anyhow::Result<PgAuthPool> {
+    if !(1..=1000).contains(&size) {
+        bail!("FILEGATE_AUTH_DB_POOL_SIZE must be between 1 and 1000");
+    }
+    if !(1..=300).contains(&timeout) {
+        bail!("FILEGATE_AUTH_DB_TIMEOUT must be between 1 and 300 seconds");
+    }
+    Ok(PgAuthPool {
+        size: size as usize,
+        timeout: Duration::from_secs(u64::from(timeout)),
+    })
 }
 
 /// The Postgres settings, when `FILEGATE_DATABASE_URL` is set.
@@ -617,6 +636,28 @@ mod tests {
             };
             assert_eq!(secrecy::ExposeSecret::expose_secret(secret), url);
             assert!(!format!("{c:?}").contains("hunter2"));
+        }
+    }
+
+    #[test]
+    fn the_auth_database_pool_is_a_setting() {
+        assert_eq!(load(&[], None).unwrap().auth_db_pool, PgAuthPool::default());
+        let c = load(
+            &[
+                ("FILEGATE_AUTH_DB_POOL_SIZE", "3"),
+                ("FILEGATE_AUTH_DB_TIMEOUT", "2"),
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.auth_db_pool.size, 3);
+        assert_eq!(c.auth_db_pool.timeout, Duration::from_secs(2));
+        for (k, v) in [
+            ("FILEGATE_AUTH_DB_POOL_SIZE", "0"),
+            ("FILEGATE_AUTH_DB_TIMEOUT", "0"),
+        ] {
+            let err = load(&[(k, v)], None).unwrap_err();
+            assert!(format!("{err:#}").contains(k), "{k}: {err:#}");
         }
     }
 

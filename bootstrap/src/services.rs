@@ -137,7 +137,7 @@ pub async fn authenticator(
                     format!("opening the Better Auth database {}", path.display())
                 })?,
                 AuthDbLocation::Postgres(url) => {
-                    AuthDb::open_postgres(url.expose_secret())
+                    AuthDb::open_postgres_with(url.expose_secret(), config.auth_db_pool)
                         .await
                         .context("opening the Better Auth database on PostgreSQL")?
                 }

@@ -19,7 +19,7 @@ mod quickback;
 mod session;
 
 pub use api_key::{ApiKeyAuthenticator, ApiKeyConfig, hash_api_key};
-pub use auth_db::{AuthDb, is_postgres_url};
+pub use auth_db::{AuthDb, PgAuthPool, is_postgres_url};
 pub use ids::is_safe_id;
 pub use jwt::{
     DEFAULT_LEEWAY_SECS, JwtAuthenticator, JwtConfig, TokenClaims, looks_like_jwt, mint_token,

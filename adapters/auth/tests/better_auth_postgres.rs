@@ -12,7 +12,7 @@ mod support;
 use std::sync::{Arc, Mutex};
 
 use filegate_auth::{
-    ApiKeyAuthenticator, ApiKeyConfig, AuthDb, SessionAuthenticator, SessionConfig,
+    ApiKeyAuthenticator, ApiKeyConfig, AuthDb, PgAuthPool, SessionAuthenticator, SessionConfig,
 };
 use filegate_core::Error;
 use filegate_core::domain::{AuthMethod, Principal};
@@ -540,6 +540,58 @@ async fn killed_connections_are_unavailable_then_recover() {
         }
     }
     assert!(recovered, "the pool did not reconnect");
+}
+
+/// TLS as `sslmode` says, with the metadata pool's rustls code: `require` encrypts (or,
+/// against a server without TLS, fails the start saying so); `verify-full` without a
+/// trusted root for the server's certificate fails the start with the reason. Neither
+/// falls back to plain text, neither hangs.
+#[tokio::test]
+async fn sslmode_is_honoured() {
+    let Some(w) = World::new(Layout::BetterAuth).await else {
+        return;
+    };
+    let admin = connect(&database_url().unwrap()).await;
+    let server_tls: String = admin.query_one("SHOW ssl", &[]).await.unwrap().get(0);
+    let name = format!("fg_tls_{}", std::process::id());
+    let pool = PgAuthPool {
+        size: 1,
+        timeout: std::time::Duration::from_secs(5),
+    };
+    let required = AuthDb::open_postgres_with(
+        &format!("{}&sslmode=require&application_name={name}", w.fx.url()),
+        pool,
+    )
+    .await;
+    if server_tls == "on" {
+        let db = required.unwrap();
+        let encrypted: Option<bool> = admin
+            .query_one(
+                "SELECT bool_and(s.ssl) FROM pg_stat_ssl s \
+                 JOIN pg_stat_activity a USING (pid) WHERE a.application_name = $1",
+                &[&name],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(
+            encrypted,
+            Some(true),
+            "the pooled connection is not encrypted"
+        );
+        drop(db);
+    } else {
+        let err = required.unwrap_err();
+        assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+        assert!(format!("{err:?}").contains("TLS"), "{err:?}");
+    }
+    // The test server's certificate (Debian's self-signed one, when it has TLS at all) is
+    // not under a root the system trusts.
+    let err = AuthDb::open_postgres_with(&format!("{}&sslmode=verify-full", w.fx.url()), pool)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    assert!(format!("{err:?}").contains("TLS"), "{err:?}");
 }
 
 /// Column types other schemas use: a `varchar(n)` id is compared in full (a lookup cast

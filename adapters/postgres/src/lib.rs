@@ -31,7 +31,7 @@ pub use files_db::PostgresFilesDb;
 pub use migrations::{
     MigrationStatus, files_migration_status, migrate, migrate_files, migration_status,
 };
-pub use pool::{CONNECT_TIMEOUT, PgPool, PgSettings, is_postgres_url};
+pub use pool::{CONNECT_TIMEOUT, PgPool, PgSettings, PgTarget, is_postgres_url};
 
 use crate::error::column;
 use async_trait::async_trait;

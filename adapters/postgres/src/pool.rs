@@ -9,6 +9,7 @@ use std::str::FromStr;
 use std::time::Duration;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// How long to wait for a connection (opening one, or a free one from the pool) before a
 /// request fails with `Unavailable` instead of hanging.
@@ -36,6 +37,70 @@ impl PgSettings {
             url: url.into(),
             pool_size: 16,
             statement_timeout: None,
+        }
+    }
+}
+
+/// A Postgres URL ready to connect: tokio-postgres's settings (with [`CONNECT_TIMEOUT`]
+/// unless the URL sets `connect_timeout`) and TLS as its `sslmode` says (rustls; see
+/// the crate docs). Better Auth's pool uses it too, so both databases read URLs alike.
+pub struct PgTarget {
+    /// What tokio-postgres parsed, `sslmode` and `sslrootcert` applied.
+    pub config: tokio_postgres::Config,
+    tls: Option<MakeRustlsConnect>,
+}
+
+impl std::fmt::Debug for PgTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The config holds the password.
+        f.debug_struct("PgTarget")
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgTarget {
+    /// Parses `url`; errors are [`Error::Validation`] on the field `setting` and never
+    /// repeat the URL (it may hold a password).
+    ///
+    /// # Errors
+    /// The URL does not parse, names an unknown `sslmode`, or its `sslrootcert` cannot be
+    /// read.
+    pub fn parse(url: &str, setting: &str) -> Result<Self, Error> {
+        let rename = |e: Error| match e {
+            Error::Validation(mut fields) => {
+                for f in &mut fields {
+                    setting.clone_into(&mut f.field);
+                }
+                Error::Validation(fields)
+            }
+            other => other,
+        };
+        let tls = crate::tls::split(url.trim()).map_err(rename)?;
+        let mut config = tokio_postgres::Config::from_str(&tls.url)
+            .map_err(|e| Error::invalid(setting, format!("is not a Postgres URL: {e}")))?;
+        config.ssl_mode(tls.mode.ssl_mode());
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let connector =
+            crate::tls::connector(tls.mode, tls.root_cert.as_deref()).map_err(rename)?;
+        Ok(Self {
+            config,
+            tls: connector,
+        })
+    }
+
+    /// A deadpool manager for this target. Fast recycling: a connection whose socket
+    /// closed (a database restart) is dropped when next handed out, not reused.
+    #[must_use]
+    pub fn manager(self) -> Manager {
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        match self.tls {
+            Some(tls) => Manager::from_config(self.config, tls, manager_config),
+            None => Manager::from_config(self.config, NoTls, manager_config),
         }
     }
 }
@@ -79,29 +144,16 @@ impl PgPool {
     /// # Errors
     /// [`Error::Validation`] on `database_url` when the URL does not parse.
     pub fn build(settings: &PgSettings) -> Result<Self, Error> {
-        let tls = crate::tls::split(&settings.url)?;
-        // The parser's messages never repeat the URL, so the password stays out of logs.
-        let mut config = tokio_postgres::Config::from_str(&tls.url)
-            .map_err(|e| Error::invalid("database_url", format!("is not a Postgres URL: {e}")))?;
-        config.ssl_mode(tls.mode.ssl_mode());
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_TIMEOUT);
-        }
+        let mut target = PgTarget::parse(&settings.url, "database_url")?;
         if let Some(t) = settings.statement_timeout {
             let ms = t.as_millis().max(1);
-            let options = match config.get_options() {
+            let options = match target.config.get_options() {
                 Some(o) if !o.trim().is_empty() => format!("{o} -c statement_timeout={ms}"),
                 _ => format!("-c statement_timeout={ms}"),
             };
-            config.options(options);
+            target.config.options(options);
         }
-        let manager_config = ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        };
-        let manager = match crate::tls::connector(tls.mode, tls.root_cert.as_deref())? {
-            Some(tls) => Manager::from_config(config, tls, manager_config),
-            None => Manager::from_config(config, NoTls, manager_config),
-        };
+        let manager = target.manager();
         let pool = Pool::builder(manager)
             .max_size(settings.pool_size.max(1))
             .runtime(Runtime::Tokio1)

@@ -81,6 +81,10 @@ pub(super) struct AuthSettings {
     pub jwt_expires_in: u64,
     pub better_auth_url: Option<String>,
     pub database: Option<PathBuf>,
+    /// Postgres only: most connections of the auth database's pool.
+    pub database_pool_size: u32,
+    /// Postgres only: seconds to connect, wait for a connection, and answer one lookup.
+    pub database_timeout: u32,
 }
 
 impl Default for Settings {
@@ -127,6 +131,8 @@ impl Default for Settings {
                 jwt_expires_in: 180,
                 better_auth_url: None,
                 database: None,
+                database_pool_size: 8,
+                database_timeout: 5,
             },
             database: DatabaseSettings {
                 url: None,
@@ -187,6 +193,16 @@ const VARIABLES: &[(&str, &str, Kind)] = &[
     ("FILEGATE_JWT_SECRET_ENV", "auth.secret_env", Kind::Text),
     ("BETTER_AUTH_URL", "auth.better_auth_url", Kind::Text),
     ("FILEGATE_AUTH_DB", "auth.database", Kind::Text),
+    (
+        "FILEGATE_AUTH_DB_POOL_SIZE",
+        "auth.database_pool_size",
+        Kind::Number,
+    ),
+    (
+        "FILEGATE_AUTH_DB_TIMEOUT",
+        "auth.database_timeout",
+        Kind::Number,
+    ),
     ("FILEGATE_DATABASE_URL", "database.url", Kind::Text),
     (
         "FILEGATE_FILES_DATABASE_URL",

@@ -28,6 +28,7 @@ pub(crate) use rows::{Stamp, split_roles};
 use api_key_rules::evaluate;
 use layout::Layout;
 use postgres::PgAuthDb;
+pub use postgres::PgAuthPool;
 use rows::{SessionRow, UserFacts, UserRow};
 use values::truthy;
 
@@ -90,13 +91,25 @@ impl AuthDb {
     /// layout. Connections are made lazily by the pool, but one is made here to read the
     /// catalog, so a wrong URL fails at start.
     ///
+    /// TLS follows the URL's `sslmode` (and `sslrootcert`) as for the metadata
+    /// database: rustls, `require` encrypts, `verify-full` also checks the certificate.
+    /// The pool has [`PgAuthPool::default`]'s size and timeout.
+    ///
     /// # Errors
     /// [`Error::Validation`] (field `FILEGATE_AUTH_DB`) when the URL does not parse or
-    /// asks for TLS; [`Error::Unavailable`] when the server cannot be reached;
-    /// [`Error::Internal`] when the `user`, `session` or `member` table or one of their
-    /// required columns is missing.
+    /// its TLS settings are unusable; [`Error::Unavailable`] when the server cannot be
+    /// reached (or refuses TLS that `sslmode` requires); [`Error::Internal`] when the
+    /// `user`, `session` or `member` table or one of their required columns is missing.
     pub async fn open_postgres(url: &str) -> Result<Self, Error> {
-        let db = PgAuthDb::open(url).await?;
+        Self::open_postgres_with(url, PgAuthPool::default()).await
+    }
+
+    /// [`Self::open_postgres`] with this pool size and timeout.
+    ///
+    /// # Errors
+    /// As [`Self::open_postgres`].
+    pub async fn open_postgres_with(url: &str, pool: PgAuthPool) -> Result<Self, Error> {
+        let db = PgAuthDb::open(url, pool).await?;
         Ok(Self {
             backend: Backend::Postgres(db),
         })

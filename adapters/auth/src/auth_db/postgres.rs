@@ -14,27 +14,40 @@ use super::rows::{ApiKeyRow, SessionRow, Stamp, UserFacts, UserRow};
 use super::values::{DateFormat, format_iso, integer, truthy};
 
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use deadpool_postgres::{Pool, PoolError, Runtime};
 use deadpool_sqlite::rusqlite::types::Value;
 use filegate_core::Error;
+use filegate_postgres::PgTarget;
 use subtle::ConstantTimeEq;
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, PrimitiveDateTime};
-use tokio_postgres::config::SslMode;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{Config, GenericClient, NoTls, Row};
+use tokio_postgres::{GenericClient, Row};
 
-const POOL_SIZE: usize = 8;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a request waits for a pooled connection before answering 503.
-const WAIT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Bounds each lookup or key use (pool wait included), so a stuck database answers 503
-/// rather than holding the request. Client-side: PgBouncer refuses startup `options`.
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
+/// Size and timeouts of the auth database's pool (`FILEGATE_AUTH_DB_POOL_SIZE`,
+/// `FILEGATE_AUTH_DB_TIMEOUT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PgAuthPool {
+    /// Most connections the pool opens.
+    pub size: usize,
+    /// Bounds opening a connection, waiting for a free one, and each lookup or key use
+    /// (pool wait included), so a stuck database answers 503 rather than holding the
+    /// request. Client-side: PgBouncer refuses startup `options`.
+    pub timeout: Duration,
+}
+
+impl Default for PgAuthPool {
+    fn default() -> Self {
+        Self {
+            size: 8,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
 /// How long a key use waits for another request's row lock (SQLSTATE 55P03 after).
 const LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '4s'";
 
@@ -49,24 +62,17 @@ const COLUMNS_SQL: &str = "SELECT a.attname::text, format_type(a.atttypid, NULL)
 pub(super) struct PgAuthDb {
     pool: Pool,
     layout: Arc<Layout>,
+    timeout: Duration,
 }
 
 impl PgAuthDb {
-    pub(super) async fn open(url: &str) -> Result<Self, Error> {
-        let config = client_config(url)?;
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
+    pub(super) async fn open(url: &str, settings: PgAuthPool) -> Result<Self, Error> {
+        let pool = Pool::builder(target(url)?.manager())
+            .max_size(settings.size.max(1))
             .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(WAIT_TIMEOUT))
-            .create_timeout(Some(CONNECT_TIMEOUT))
-            .recycle_timeout(Some(CONNECT_TIMEOUT))
+            .wait_timeout(Some(settings.timeout))
+            .create_timeout(Some(settings.timeout))
+            .recycle_timeout(Some(settings.timeout))
             .build()
             .map_err(|e| Error::internal(format!("auth database pool: {e}")))?;
         let layout = {
@@ -79,6 +85,7 @@ impl PgAuthDb {
         Ok(Self {
             pool,
             layout: Arc::new(layout),
+            timeout: settings.timeout,
         })
     }
 
@@ -91,7 +98,7 @@ impl PgAuthDb {
     }
 
     pub(super) async fn session(&self, token: &str) -> Result<Option<SessionRow>, Error> {
-        bounded(self.session_row(token)).await
+        bounded(self.timeout, self.session_row(token)).await
     }
 
     pub(super) async fn user_facts(
@@ -99,7 +106,7 @@ impl PgAuthDb {
         user_id: &str,
         org_id: Option<&str>,
     ) -> Result<Option<UserFacts>, Error> {
-        bounded(self.user_rows(user_id, org_id)).await
+        bounded(self.timeout, self.user_rows(user_id, org_id)).await
     }
 
     /// See [`super::AuthDb::use_api_key`]: the write lock is `SELECT … FOR UPDATE` in a
@@ -110,7 +117,7 @@ impl PgAuthDb {
         now: OffsetDateTime,
         rate_limit_enabled: bool,
     ) -> Result<Option<KeyUse>, Error> {
-        bounded(self.spend_key(hash, now, rate_limit_enabled)).await
+        bounded(self.timeout, self.spend_key(hash, now, rate_limit_enabled)).await
     }
 
     async fn session_row(&self, token: &str) -> Result<Option<SessionRow>, Error> {
@@ -212,30 +219,25 @@ impl PgAuthDb {
     }
 }
 
-/// Parses the URL; adds a connect timeout and `application_name` unless the URL sets them.
-fn client_config(url: &str) -> Result<Config, Error> {
-    let invalid = |why: String| Error::invalid("FILEGATE_AUTH_DB", why);
-    let mut config = Config::from_str(url.trim())
-        .map_err(|e| invalid(format!("not a usable PostgreSQL URL: {e}")))?;
-    if matches!(config.get_ssl_mode(), SslMode::Require) {
-        return Err(invalid(
-            "TLS to the auth database is not supported yet: use sslmode=disable or prefer on a private network"
-                .into(),
-        ));
+/// Parses the URL as the metadata pool does (TLS by `sslmode`, with rustls); adds
+/// `application_name` unless the URL sets it.
+fn target(url: &str) -> Result<PgTarget, Error> {
+    let mut target = PgTarget::parse(url, "FILEGATE_AUTH_DB")?;
+    if target.config.get_application_name().is_none() {
+        target.config.application_name("filegate");
     }
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(CONNECT_TIMEOUT);
-    }
-    if config.get_application_name().is_none() {
-        config.application_name("filegate");
-    }
-    Ok(config)
+    Ok(target)
 }
 
-async fn bounded<T>(op: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
-    tokio::time::timeout(OPERATION_TIMEOUT, op)
-        .await
-        .unwrap_or_else(|_| Err(Error::unavailable("auth database: no answer within 5 s")))
+async fn bounded<T>(
+    timeout: Duration,
+    op: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    tokio::time::timeout(timeout, op).await.unwrap_or_else(|_| {
+        Err(Error::unavailable(format!(
+            "auth database: no answer within {timeout:?}"
+        )))
+    })
 }
 
 /// Outer error: Postgres failed; inner: the database is not a Better Auth one.
@@ -516,23 +518,41 @@ mod tests {
 
     #[test]
     fn urls_parse_and_get_filegate_bounds() {
-        let c = client_config("postgresql://u@db.internal:5433/auth").unwrap();
-        assert_eq!(c.get_connect_timeout(), Some(&CONNECT_TIMEOUT));
+        let c = target("postgresql://u@db.internal:5433/auth")
+            .unwrap()
+            .config;
+        assert_eq!(
+            c.get_connect_timeout(),
+            Some(&filegate_postgres::CONNECT_TIMEOUT)
+        );
         assert_eq!(c.get_application_name(), Some("filegate"));
         // No startup options of ours (PgBouncer refuses them); the URL's own pass through.
         assert_eq!(c.get_options(), None);
-        let c =
-            client_config("postgres://u@h/auth?options=-c%20search_path%3Dba&connect_timeout=2")
-                .unwrap();
+        let c = target("postgres://u@h/auth?options=-c%20search_path%3Dba&connect_timeout=2")
+            .unwrap()
+            .config;
         assert_eq!(c.get_options(), Some("-c search_path=ba"));
         assert_eq!(c.get_connect_timeout(), Some(&Duration::from_secs(2)));
     }
 
     #[test]
-    fn bad_urls_and_tls_are_validation_errors() {
-        for url in ["postgres://h/db?sslmode=require", "postgres://h/db?nope=1"] {
-            let err = client_config(url).unwrap_err();
-            assert_eq!(err.code(), "VALIDATION_FAILED", "{url}: {err:?}");
+    fn tls_follows_sslmode_and_bad_urls_are_validation_errors() {
+        for url in [
+            "postgres://h/db?sslmode=require",
+            "postgres://h/db?sslmode=verify-full",
+            "postgres://h/db?sslmode=disable",
+        ] {
+            assert!(target(url).is_ok(), "{url}");
+        }
+        for url in [
+            "postgres://h/db?nope=1",
+            "postgres://h/db?sslmode=sometimes",
+            "postgres://h/db?sslmode=verify-full&sslrootcert=%2Fnonexistent%2Fca.pem",
+        ] {
+            let Err(Error::Validation(fields)) = target(url) else {
+                panic!("{url} must be refused");
+            };
+            assert_eq!(fields[0].field, "FILEGATE_AUTH_DB", "{url}: {fields:?}");
         }
     }
 
