@@ -14,8 +14,13 @@ useFilegate(uppy, {
   ...(partSize && { partSize: () => partSize }),
 });
 
+// Which route started each file's upload, for the test: the multipart create or sign-upload.
 const multipart = new Set();
-uppy.on("s3-multipart:part-uploaded", (file) => multipart.add(file.name));
+const fetch0 = window.fetch;
+window.fetch = (url, init) => {
+  if (String(url).endsWith("/api/v1/media/multipart")) multipart.add(JSON.parse(init.body).filename);
+  return fetch0(url, init);
+};
 uppy.on("upload-error", (file, error) => {
   document.body.dataset.error = `${file?.name}: ${error?.message}`;
 });

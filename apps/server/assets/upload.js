@@ -241,16 +241,17 @@
   }
 
   /**
-   * Sends `file` as the multipart upload `upload` (new, or found in localStorage): asks storage
-   * which parts it holds, then PUTs the others, PARALLEL_PARTS at a time. Resolves with the
+   * Sends `file` as the multipart upload `upload`; when `resuming` one found in localStorage,
+   * first asks storage which parts it holds. PUTs the others, PARALLEL_PARTS at a time. Resolves with the
    * part list for complete, or null when paused by `pauseAfterParts`.
    */
-  async function putParts(upload, file, onProgress, report) {
+  async function putParts(upload, file, onProgress, report, resuming) {
     const { partSize, partCount } = upload;
     const sizeOf = (n) => (n < partCount ? partSize : file.size - (partCount - 1) * partSize);
     const etags = new Map();
     // A part storage holds in full is not sent again.
-    for (const p of (await api.listParts(upload.id)).parts || []) {
+    const held = resuming ? (await api.listParts(upload.id)).parts || [] : [];
+    for (const p of held) {
       if (p.partNumber >= 1 && p.partNumber <= partCount && p.size === sizeOf(p.partNumber) && p.etag) {
         etags.set(p.partNumber, p.etag);
       }
@@ -307,7 +308,8 @@
           return etag;
         } catch (err) {
           inFlight.delete(n);
-          // A refused origin or a missing ETag will not get better; a dropped connection may.
+          // An error status (an expired URL, a 5xx) is retried with a fresh URL; no readable
+          // answer (network, CORS) or a hidden ETag stops the upload, which stays resumable.
           if (attempt >= PART_ATTEMPTS || err.hint) throw err;
         }
       }
@@ -423,7 +425,8 @@
     const report = { resumed: [], uploaded: [] };
     const status = $("status");
     let upload = unfinished.get(file);
-    if (upload) {
+    const resuming = upload !== null;
+    if (resuming) {
       view.status(`Resuming ${file.name}…`, "signing");
     } else {
       view.status(`Preparing ${file.name} (multipart)…`, "signing");
@@ -447,7 +450,7 @@
     );
     let parts;
     try {
-      parts = await putParts(upload, file, (loaded, total) => view.progress(loaded, total), report);
+      parts = await putParts(upload, file, (loaded, total) => view.progress(loaded, total), report, resuming);
     } catch (err) {
       // Gone at the server (aborted, purged, completed elsewhere): start over next time.
       if (err instanceof ApiError && err.status === 404) unfinished.remove(fingerprint(file));
