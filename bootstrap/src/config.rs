@@ -85,6 +85,9 @@ pub struct Config {
     /// `sign-upload` requires `size`, so storage refuses any other size.
     pub media_require_size: bool,
     pub upload_expiry: Expiry,
+    /// How long a multipart upload may stay unfinished (its row is then stale and
+    /// `purge` aborts it at storage).
+    pub multipart_max_age: Duration,
     /// Browser origins allowed to PUT/GET presigned URLs on the embedded endpoint.
     pub cors_origins: Vec<String>,
     pub log_format: LogFormat,
@@ -214,6 +217,15 @@ impl Config {
             anyhow::anyhow!("FILEGATE_UPLOAD_EXPIRES_IN must be between 1 and 604800 seconds")
         })?;
 
+        // At least the part URLs' lifetime plus the margin: a part signed late must finish.
+        let multipart_floor = upload_expiry.duration().as_secs() + 3600;
+        if s.multipart_max_age < multipart_floor || s.multipart_max_age > 90 * 86_400 {
+            bail!(
+                "FILEGATE_MULTIPART_MAX_AGE must be between FILEGATE_UPLOAD_EXPIRES_IN + 3600 ({multipart_floor}) and 7776000 seconds (90 days)"
+            );
+        }
+        let multipart_max_age = Duration::from_secs(s.multipart_max_age);
+
         let cors_origins = cors_origins(s.cors_origins, listen, auth.better_auth_url)?;
         let (per_second, burst) = (s.rate_limit_per_second, s.rate_limit_burst);
         let rate_limit = (per_second > 0 && burst > 0).then_some(RateLimit { per_second, burst });
@@ -270,6 +282,7 @@ impl Config {
             max_upload_size: ByteSize(s.max_upload_size),
             media_require_size: s.media_require_size,
             upload_expiry,
+            multipart_max_age,
             cors_origins,
             log_format,
             rate_limit,

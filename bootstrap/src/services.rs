@@ -56,6 +56,7 @@ pub fn access_policy(config: &Config) -> AccessPolicy {
         firewall: config.firewall,
         max_upload_size: config.max_upload_size,
         upload_expiry: config.upload_expiry,
+        multipart_max_age: config.multipart_max_age,
     }
 }
 

@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod uppy;
+
 /// One browser at a time: each case starts its own Chromium, and CI machines are small.
 static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -656,6 +658,184 @@ async fn upload_refused(c: &Client, app: &TestApp, token: &str, path: &Path) -> 
         filegate_embedded_s3::stored_object_path(&objects, &app.running.bucket, key)
     {
         return Err(format!("{} exists", on_disk.display()));
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------ multipart on the page
+
+/// Chooses `file` and waits until the status line's `data-state` is one of `states`.
+async fn choose_file_until(c: &Client, file: &Path, states: &[&str]) -> Step<String> {
+    c.find(Locator::Id("file-input"))
+        .await
+        .map_err(ctx("file input"))?
+        .send_keys(&file.display().to_string())
+        .await
+        .map_err(ctx("choosing the file"))?;
+    let wanted = json!(states).to_string();
+    let state = wait_for(
+        c,
+        "the upload to stop",
+        &format!(
+            "const s = document.getElementById('status').dataset.state;
+             return {wanted}.includes(s) ? s : null;"
+        ),
+    )
+    .await?;
+    Ok(state.as_str().unwrap_or_default().to_owned())
+}
+
+/// Opens `path_and_query` on the API's origin and waits until the file list loaded.
+async fn open_page(c: &Client, app: &TestApp, path_and_query: &str) -> Step {
+    c.goto(&format!("{}{path_and_query}", app.api))
+        .await
+        .map_err(ctx("opening the page"))?;
+    wait_for(
+        c,
+        "the file list",
+        "const t = (id) => document.getElementById(id);
+         return t('files').dataset.loaded === 'true' && t('error').hidden;",
+    )
+    .await?;
+    Ok(())
+}
+
+/// `data-<name>` of the status line.
+async fn status_data(c: &Client, name: &str) -> Step<String> {
+    let v = c
+        .execute(
+            "return document.getElementById('status').dataset[arguments[0]] ?? null;",
+            vec![json!(name)],
+        )
+        .await
+        .map_err(ctx("reading the status line"))?;
+    Ok(v.as_str().unwrap_or_default().to_owned())
+}
+
+#[tokio::test]
+async fn the_page_uploads_a_large_file_in_parallel_parts_and_resumes_it_after_a_reload() {
+    let Some(tools) = tools_or_skip() else {
+        return;
+    };
+    let _one = ONE_BROWSER.lock().await;
+    let app =
+        TestApp::spawn_with_origin(|c, origin| c.cors_origins = vec![origin.to_owned()]).await;
+    let token = app.token("u1", Some("org1"), Some("member"));
+    let files = tempfile::tempdir().expect("temp dir");
+    let downloads = tempfile::tempdir().expect("temp dir");
+    // Four parts of 5 MiB (the smallest S3 allows), the last one short.
+    let (path, bytes) = sample_file(files.path(), "site-backup.bin", 15 * MIB + 777);
+
+    let browser = Browser::start(&tools, "multipart-resume", downloads.path())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let outcome = multipart_with_reload(&browser.client, &app, &token, &path, &bytes).await;
+    browser.finish(outcome).await;
+    app.shutdown().await;
+}
+
+const MIB: usize = 1024 * 1024;
+
+async fn multipart_with_reload(
+    c: &Client,
+    app: &TestApp,
+    token: &str,
+    path: &Path,
+    bytes: &[u8],
+) -> Step {
+    // A threshold of 1 MiB instead of 64 MiB, 5 MiB parts; the hook stops after two parts,
+    // as if the tab had been closed mid-upload.
+    let settings = format!("multipartThreshold={MIB}&partSize={}", 5 * MIB);
+    open_and_sign_in(c, app, token).await?;
+    open_page(c, app, &format!("/?{settings}&pauseAfterParts=2")).await?;
+    let state = choose_file_until(c, path, &["paused", "done", "failed"]).await?;
+    if state != "paused" {
+        return Err(format!("expected a pause: {}", page_state(c).await));
+    }
+    let id = status_data(c, "uploadId").await?;
+    if status_data(c, "uploadedParts").await? != "1,2" {
+        return Err(format!(
+            "the first session should send parts 1 and 2: {:?}",
+            status_data(c, "uploadedParts").await?
+        ));
+    }
+    let held = app
+        .get(&format!("/api/v1/media/{id}/parts"), Some(token))
+        .await;
+    let numbers: Vec<_> = held.body["parts"]
+        .as_array()
+        .map(|a| a.iter().map(|p| p["partNumber"].clone()).collect())
+        .unwrap_or_default();
+    if numbers != [json!(1), json!(2)] {
+        return Err(format!("storage should hold parts 1 and 2: {held:?}"));
+    }
+
+    // Reload (no hook this time): the page lists the unfinished upload from localStorage.
+    open_page(c, app, &format!("/?{settings}")).await?;
+    wait_for(
+        c,
+        "the unfinished upload",
+        &format!(
+            "const box = document.getElementById('unfinished');
+             return !box.hidden && !!box.querySelector('li[data-id=\"{id}\"]');"
+        ),
+    )
+    .await?;
+
+    // The same file again: only the missing parts are sent, four at a time at most.
+    let state = choose_file_until(c, path, &["done", "failed"]).await?;
+    if state != "done" {
+        return Err(format!(
+            "the resumed upload failed: {}",
+            page_state(c).await
+        ));
+    }
+    let resumed = status_data(c, "resumedParts").await?;
+    let uploaded = status_data(c, "uploadedParts").await?;
+    if resumed != "1,2" || uploaded != "3,4" || status_data(c, "uploadId").await? != id {
+        return Err(format!(
+            "the resume should keep parts 1,2 and send 3,4: resumed {resumed:?}, sent {uploaded:?}"
+        ));
+    }
+    let after = c
+        .execute(
+            "return {
+                 stored: localStorage.getItem('filegate.multipart'),
+                 unfinishedHidden: document.getElementById('unfinished').hidden,
+                 progress: document.getElementById('upload-progress').value,
+             };",
+            vec![],
+        )
+        .await
+        .map_err(ctx("reading the page"))?;
+    if after != json!({ "stored": null, "unfinishedHidden": true, "progress": 100 }) {
+        return Err(format!(
+            "a completed upload must leave nothing to resume: {after}"
+        ));
+    }
+
+    // One confirmed row with the file's size; storage serves the same bytes.
+    let item = only_item(app, token).await?;
+    if item["id"] != id.as_str() || item["status"] != "confirmed" || item["size"] != bytes.len() {
+        return Err(format!("unexpected media row {item}"));
+    }
+    let dl = app.sign_download(token, &id, &json!({})).await;
+    let url = dl.body["url"].as_str().ok_or(format!("no URL: {dl:?}"))?;
+    let got = app
+        .http
+        .get(url)
+        .send()
+        .await
+        .map_err(ctx("downloading"))?
+        .bytes()
+        .await
+        .map_err(ctx("reading the download"))?;
+    if got.as_ref() != bytes {
+        return Err(format!(
+            "downloaded {} bytes differ from the {} uploaded",
+            got.len(),
+            bytes.len()
+        ));
     }
     Ok(())
 }

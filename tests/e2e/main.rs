@@ -8,6 +8,7 @@ mod files;
 mod hardening;
 mod http_layers;
 mod media_lifecycle;
+mod multipart;
 mod ops;
 mod postgres;
 mod postgres_nodes;

@@ -13,6 +13,7 @@ use filegate_core::managed::{
     Bucket, BucketId, BucketStore, MimePattern, ObjectConfirmation, ObjectId, ObjectPath,
     ObjectQuery, ObjectRow, ObjectRowPage, ObjectRowStore, ObjectStatus, ReadScope, WriteScope,
 };
+use filegate_core::ports::MultipartRef;
 use std::fmt::Write as _;
 use time::OffsetDateTime;
 use tokio_postgres::Row;
@@ -145,7 +146,8 @@ fn bucket_values(b: &Bucket) -> Result<BucketValues, Error> {
 }
 
 const OBJECT_COLUMNS: &str = "id, bucket_id, organization_id, owner_id, segment, key, path, \
-                              content_type, size, etag, status, created_at, updated_at, deleted_at";
+                              content_type, size, etag, status, created_at, updated_at, deleted_at, \
+                              multipart_upload_id, multipart_part_size";
 
 fn object_of(r: &Row) -> Result<ObjectRow, Error> {
     let id: String = r.try_get(0).map_err(column)?;
@@ -153,6 +155,8 @@ fn object_of(r: &Row) -> Result<ObjectRow, Error> {
     let text = |i: usize| r.try_get::<_, String>(i).map_err(column);
     let size: i64 = r.try_get(8).map_err(column)?;
     let deleted_at: Option<i64> = r.try_get(13).map_err(column)?;
+    let upload_id: Option<String> = r.try_get(14).map_err(column)?;
+    let part_size: Option<i64> = r.try_get(15).map_err(column)?;
     Ok(ObjectRow {
         bucket_id: BucketId::parse(&text(1)?).map_err(|_| corrupt("bucket_id"))?,
         organization_id: r.try_get(2).map_err(column)?,
@@ -171,6 +175,13 @@ fn object_of(r: &Row) -> Result<ObjectRow, Error> {
             .map(instant)
             .transpose()
             .map_err(|()| corrupt("deleted_at"))?,
+        multipart: match (upload_id, part_size) {
+            (Some(upload_id), Some(n)) => Some(MultipartRef {
+                upload_id,
+                part_size: u64::try_from(n).map_err(|_| corrupt("multipart_part_size"))?,
+            }),
+            _ => None,
+        },
         id: ObjectId::parse(&id).map_err(|_| corrupt("id"))?,
     })
 }
@@ -343,12 +354,18 @@ impl ObjectRowStore for PostgresFilesDb {
         let created_at = nanos(r.created_at, "created_at")?;
         let updated_at = nanos(r.updated_at, "updated_at")?;
         let deleted_at = r.deleted_at.map(|t| nanos(t, "deleted_at")).transpose()?;
+        let upload_id = r.multipart.as_ref().map(|m| m.upload_id.as_str());
+        let part_size = r
+            .multipart
+            .as_ref()
+            .map(|m| stored_size("partSize", m.part_size))
+            .transpose()?;
         let outcome = self
             .pool
             .execute(
                 &format!(
                     "INSERT INTO objects ({OBJECT_COLUMNS}) VALUES \
-                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
                 ),
                 &[
                     &r.id.as_str(),
@@ -365,6 +382,8 @@ impl ObjectRowStore for PostgresFilesDb {
                     &created_at,
                     &updated_at,
                     &deleted_at,
+                    &upload_id,
+                    &part_size,
                 ],
             )
             .await;
@@ -410,7 +429,8 @@ impl ObjectRowStore for PostgresFilesDb {
             .query(
                 &format!(
                     "UPDATE objects SET size = $2, etag = $3, content_type = $4, owner_id = $5, \
-                     status = 'confirmed', updated_at = $6 \
+                     status = 'confirmed', updated_at = $6, multipart_upload_id = NULL, \
+                     multipart_part_size = NULL \
                      WHERE id = $1 AND deleted_at IS NULL RETURNING {OBJECT_COLUMNS}"
                 ),
                 &[

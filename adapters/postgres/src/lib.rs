@@ -39,7 +39,7 @@ use filegate_core::Error;
 use filegate_core::domain::{BucketName, ContentType, MediaId, ObjectKey};
 use filegate_core::error::Resource;
 use filegate_core::ports::{
-    Media, MediaConfirmation, MediaCursor, MediaPage, MediaStatus, MediaStore,
+    Media, MediaConfirmation, MediaCursor, MediaPage, MediaStatus, MediaStore, MultipartRef,
 };
 use time::OffsetDateTime;
 use tokio_postgres::Row;
@@ -75,7 +75,8 @@ impl PostgresMediaStore {
 }
 
 const COLUMNS: &str = "id, bucket, key, organization_id, uploader_id, filename, content_type, \
-                       declared_size, created_at, status, size, etag, upload_expires_at";
+                       declared_size, created_at, status, size, etag, upload_expires_at, \
+                       multipart_upload_id, multipart_part_size";
 
 /// A row back into domain types. Stored rows were valid when written, so a failure here
 /// means corrupt data.
@@ -90,6 +91,8 @@ fn media_of(r: &Row) -> Result<Media, Error> {
     let text = |i: usize| r.try_get::<_, String>(i).map_err(column);
     let status: String = text(9)?;
     let expires: Option<i64> = r.try_get(12).map_err(column)?;
+    let upload_id: Option<String> = r.try_get(13).map_err(column)?;
+    let part_size: Option<i64> = r.try_get(14).map_err(column)?;
     Ok(Media {
         bucket: BucketName::parse(text(1)?).map_err(|_| corrupt("bucket"))?,
         key: ObjectKey::parse(text(2)?).map_err(|_| corrupt("key"))?,
@@ -106,6 +109,13 @@ fn media_of(r: &Row) -> Result<Media, Error> {
         upload_expires_at: expires
             .map(|n| instant(n, "upload_expires_at"))
             .transpose()?,
+        multipart: match (upload_id, part_size) {
+            (Some(upload_id), Some(n)) => Some(MultipartRef {
+                upload_id,
+                part_size: u64::try_from(n).map_err(|_| corrupt("multipart_part_size"))?,
+            }),
+            _ => None,
+        },
         id: MediaId::parse(&id).map_err(|_| corrupt("id"))?,
     })
 }
@@ -135,11 +145,13 @@ impl MediaStore for PostgresMediaStore {
             .upload_expires_at
             .map(|t| nanos(t, "upload_expires_at"))
             .transpose()?;
+        let upload_id = m.multipart.as_ref().map(|mp| mp.upload_id.as_str());
+        let part_size = size_param(m.multipart.as_ref().map(|mp| mp.part_size))?;
         self.pool
             .execute(
                 &format!(
                     "INSERT INTO media ({COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
                 ),
                 &[
                     &m.id.as_str(),
@@ -155,6 +167,8 @@ impl MediaStore for PostgresMediaStore {
                     &size,
                     &m.etag,
                     &expires,
+                    &upload_id,
+                    &part_size,
                 ],
             )
             .await?;
@@ -261,7 +275,8 @@ impl MediaStore for PostgresMediaStore {
             .query(
                 &format!(
                     "UPDATE media SET status = 'confirmed', size = $2, etag = $3, \
-                     content_type = $4 WHERE id = $1 RETURNING {COLUMNS}"
+                     content_type = $4, multipart_upload_id = NULL, multipart_part_size = NULL \
+                     WHERE id = $1 RETURNING {COLUMNS}"
                 ),
                 &[
                     &id.as_str(),

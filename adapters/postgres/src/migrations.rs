@@ -39,17 +39,29 @@ pub(crate) static MEDIA: MigrationSet = MigrationSet {
             name: "audit",
             sql: include_str!("../migrations/0002_audit.sql"),
         },
+        Migration {
+            version: 3,
+            name: "media_multipart",
+            sql: include_str!("../migrations/0003_media_multipart.sql"),
+        },
     ],
 };
 
 /// FILES_DB's buckets and objects. Append only; never edit a shipped one.
 pub(crate) static FILES: MigrationSet = MigrationSet {
     name: "files",
-    migrations: &[Migration {
-        version: 1,
-        name: "files",
-        sql: include_str!("../migrations/files/0001_files.sql"),
-    }],
+    migrations: &[
+        Migration {
+            version: 1,
+            name: "files",
+            sql: include_str!("../migrations/files/0001_files.sql"),
+        },
+        Migration {
+            version: 2,
+            name: "objects_multipart",
+            sql: include_str!("../migrations/files/0002_objects_multipart.sql"),
+        },
+    ],
 };
 
 /// One known migration and when it was applied (`None`: pending).

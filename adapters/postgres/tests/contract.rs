@@ -135,6 +135,7 @@ fn media(n: u8, org: &str, key: &str) -> Media {
         size: None,
         etag: None,
         upload_expires_at: None,
+        multipart: None,
     }
 }
 

@@ -13,10 +13,11 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream as SdkByteStream, DateTime};
 use bytes::Bytes;
 use filegate_core::Error;
-use filegate_core::domain::{BucketName, ObjectKey};
+use filegate_core::domain::{BucketName, ContentType, ObjectKey};
 use filegate_core::error::Resource;
 use filegate_core::ports::{
-    ByteRange, ByteStream, GetObject, ListPage, ObjectMeta, ObjectStore, ObjectSummary, PutObject,
+    ByteRange, ByteStream, CompletedPart, GetObject, ListPage, ObjectMeta, ObjectStore,
+    ObjectSummary, PendingUpload, PutObject, StoredPart,
 };
 use futures::StreamExt;
 use secrecy::ExposeSecret;
@@ -32,6 +33,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
 /// Uploads get [`OPERATION_TIMEOUT`] plus one second per this many bytes (256 KiB/s).
 const MIN_UPLOAD_BYTES_PER_SEC: u64 = 256 * 1024;
+
+mod multipart;
 
 /// Objects in R2 (or another S3-compatible store) through aws-sdk-s3.
 ///
@@ -323,6 +326,63 @@ impl ObjectStore for S3ObjectStore {
         };
         Ok(ListPage { objects, next })
     }
+
+    async fn create_multipart(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        content_type: Option<ContentType>,
+    ) -> Result<String, Error> {
+        self.mp_create(bucket, key, content_type).await
+    }
+
+    async fn upload_part(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        upload_id: &str,
+        part_number: u32,
+        part: PutObject,
+    ) -> Result<String, Error> {
+        self.mp_upload_part(bucket, key, upload_id, part_number, part)
+            .await
+    }
+
+    async fn list_parts(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        upload_id: &str,
+    ) -> Result<Vec<StoredPart>, Error> {
+        self.mp_list_parts(bucket, key, upload_id).await
+    }
+
+    async fn complete_multipart(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<(), Error> {
+        self.mp_complete(bucket, key, upload_id, parts).await
+    }
+
+    async fn abort_multipart(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        upload_id: &str,
+    ) -> Result<(), Error> {
+        self.mp_abort(bucket, key, upload_id).await
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        bucket: &BucketName,
+        initiated_before: OffsetDateTime,
+    ) -> Result<Vec<PendingUpload>, Error> {
+        self.mp_list_uploads(bucket, initiated_before).await
+    }
 }
 
 fn non_negative(n: Option<i64>) -> u64 {
@@ -509,6 +569,21 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let status = err.raw_response().map(|r| r.status().as_u16());
+    if err.code() == Some("NoSuchUpload") {
+        return Error::NotFound(Resource::Upload);
+    }
+    if matches!(
+        err.code(),
+        Some("InvalidPart" | "InvalidPartOrder" | "EntityTooSmall")
+    ) {
+        return Error::invalid(
+            "parts",
+            format!(
+                "storage refused the part list: {}",
+                err.message().unwrap_or("invalid part")
+            ),
+        );
+    }
     match &err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
             return Error::unavailable(err);

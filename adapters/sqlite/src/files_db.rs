@@ -16,16 +16,24 @@ use filegate_core::managed::{
     Bucket, BucketId, BucketStore, MimePattern, ObjectConfirmation, ObjectId, ObjectPath,
     ObjectQuery, ObjectRow, ObjectRowPage, ObjectRowStore, ObjectStatus, ReadScope, WriteScope,
 };
+use filegate_core::ports::MultipartRef;
 use std::fmt::Write as _;
 use std::path::Path;
 use time::OffsetDateTime;
 
 /// FILES_DB's migrations. Append only; never edit a shipped one.
-pub(crate) static FILES_MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "files",
-    sql: include_str!("../migrations/files/0001_files.sql"),
-}];
+pub(crate) static FILES_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "files",
+        sql: include_str!("../migrations/files/0001_files.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "objects_multipart",
+        sql: include_str!("../migrations/files/0002_objects_multipart.sql"),
+    },
+];
 
 /// Applies FILES_DB's pending migrations to the database at `path` (created if missing).
 ///
@@ -255,7 +263,8 @@ fn bucket_values(b: &Bucket) -> Result<BucketValues, Error> {
 }
 
 const OBJECT_COLUMNS: &str = "id, bucket_id, organization_id, owner_id, segment, key, path, \
-                              content_type, size, etag, status, created_at, updated_at, deleted_at";
+                              content_type, size, etag, status, created_at, updated_at, deleted_at, \
+                              multipart_upload_id, multipart_part_size";
 
 struct RawObject {
     id: String,
@@ -272,6 +281,8 @@ struct RawObject {
     created_at: i64,
     updated_at: i64,
     deleted_at: Option<i64>,
+    multipart_upload_id: Option<String>,
+    multipart_part_size: Option<i64>,
 }
 
 impl RawObject {
@@ -291,6 +302,8 @@ impl RawObject {
             created_at: r.get(11)?,
             updated_at: r.get(12)?,
             deleted_at: r.get(13)?,
+            multipart_upload_id: r.get(14)?,
+            multipart_part_size: r.get(15)?,
         })
     }
 
@@ -317,6 +330,13 @@ impl RawObject {
                 .map(at)
                 .transpose()
                 .map_err(|()| corrupt("deleted_at"))?,
+            multipart: match (self.multipart_upload_id, self.multipart_part_size) {
+                (Some(upload_id), Some(n)) => Some(MultipartRef {
+                    upload_id,
+                    part_size: u64::try_from(n).map_err(|_| corrupt("multipart_part_size"))?,
+                }),
+                _ => None,
+            },
             id: ObjectId::parse(&id).map_err(|_| corrupt("id"))?,
         })
     }
@@ -504,13 +524,18 @@ impl ObjectRowStore for SqliteFilesDb {
         let created_at = nanos(row.created_at)?;
         let updated_at = nanos(row.updated_at)?;
         let deleted_at = row.deleted_at.map(nanos).transpose()?;
+        let part_size = row
+            .multipart
+            .as_ref()
+            .map(|m| stored_size("partSize", m.part_size))
+            .transpose()?;
         let r = row.clone();
         let outcome = self
             .interact(move |c| {
                 catching(
                     c.prepare_cached(&format!(
                         "INSERT INTO objects ({OBJECT_COLUMNS}) VALUES \
-                         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+                         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
                     ))?
                     .execute(params![
                         r.id.as_str(),
@@ -527,6 +552,8 @@ impl ObjectRowStore for SqliteFilesDb {
                         created_at,
                         updated_at,
                         deleted_at,
+                        r.multipart.as_ref().map(|m| m.upload_id.as_str()),
+                        part_size,
                     ]),
                 )
             })
@@ -579,7 +606,8 @@ impl ObjectRowStore for SqliteFilesDb {
             .interact(move |c| {
                 c.prepare_cached(&format!(
                     "UPDATE objects SET size = ?2, etag = ?3, content_type = ?4, owner_id = ?5, \
-                     status = 'confirmed', updated_at = ?6 \
+                     status = 'confirmed', updated_at = ?6, multipart_upload_id = NULL, \
+                     multipart_part_size = NULL \
                      WHERE id = ?1 AND deleted_at IS NULL RETURNING {OBJECT_COLUMNS}"
                 ))?
                 .query_row(

@@ -35,7 +35,7 @@ use filegate_core::Error;
 use filegate_core::domain::{BucketName, ContentType, MediaId, ObjectKey};
 use filegate_core::error::Resource;
 use filegate_core::ports::{
-    Media, MediaConfirmation, MediaCursor, MediaPage, MediaStatus, MediaStore,
+    Media, MediaConfirmation, MediaCursor, MediaPage, MediaStatus, MediaStore, MultipartRef,
 };
 use std::path::Path;
 use time::OffsetDateTime;
@@ -98,12 +98,13 @@ impl SqliteMediaStore {
 }
 
 const COLUMNS: &str = "id, bucket, key, organization_id, uploader_id, filename, content_type, \
-                       declared_size, created_at, status, size, etag, upload_expires_at";
+                       declared_size, created_at, status, size, etag, upload_expires_at, \
+                       multipart_upload_id, multipart_part_size";
 
 fn insert_sql() -> String {
     format!(
         "INSERT INTO media ({COLUMNS}) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
     )
 }
 
@@ -122,6 +123,8 @@ struct RawRow {
     size: Option<i64>,
     etag: Option<String>,
     upload_expires_at: Option<i64>,
+    multipart_upload_id: Option<String>,
+    multipart_part_size: Option<i64>,
 }
 
 impl RawRow {
@@ -140,6 +143,8 @@ impl RawRow {
             size: r.get(10)?,
             etag: r.get(11)?,
             upload_expires_at: r.get(12)?,
+            multipart_upload_id: r.get(13)?,
+            multipart_part_size: r.get(14)?,
         })
     }
 
@@ -171,6 +176,13 @@ impl RawRow {
                 .upload_expires_at
                 .map(|n| instant(n, "upload_expires_at"))
                 .transpose()?,
+            multipart: match (self.multipart_upload_id, self.multipart_part_size) {
+                (Some(upload_id), Some(n)) => Some(MultipartRef {
+                    upload_id,
+                    part_size: u64::try_from(n).map_err(|_| corrupt("multipart_part_size"))?,
+                }),
+                _ => None,
+            },
             id: MediaId::parse(&id).map_err(|_| corrupt("id"))?,
         })
     }
@@ -208,6 +220,7 @@ impl MediaStore for SqliteMediaStore {
             .upload_expires_at
             .map(|t| nanos(t, "upload_expires_at"))
             .transpose()?;
+        let part_size = size_param(media.multipart.as_ref().map(|mp| mp.part_size))?;
         let m = media;
         self.inserts
             .insert(vec![
@@ -224,6 +237,8 @@ impl MediaStore for SqliteMediaStore {
                 Box::new(size),
                 Box::new(m.etag.clone()),
                 Box::new(expires),
+                Box::new(m.multipart.as_ref().map(|mp| mp.upload_id.clone())),
+                Box::new(part_size),
             ])
             .await
     }
@@ -326,7 +341,8 @@ impl MediaStore for SqliteMediaStore {
             .interact(move |conn| {
                 conn.prepare_cached(&format!(
                     "UPDATE media SET status = 'confirmed', size = ?2, etag = ?3, \
-                     content_type = ?4 WHERE id = ?1 RETURNING {COLUMNS}"
+                     content_type = ?4, multipart_upload_id = NULL, multipart_part_size = NULL \
+                     WHERE id = ?1 RETURNING {COLUMNS}"
                 ))?
                 .query_row(
                     params![id_text, size, c.etag, c.content_type.as_str()],

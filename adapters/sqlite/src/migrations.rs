@@ -37,6 +37,11 @@ pub(crate) static MIGRATIONS: &[Migration] = &[
         name: "media_lifecycle",
         sql: include_str!("../migrations/0003_media_lifecycle.sql"),
     },
+    Migration {
+        version: 4,
+        name: "media_multipart",
+        sql: include_str!("../migrations/0004_media_multipart.sql"),
+    },
 ];
 
 /// One known migration and when it was applied (`None`: pending).

@@ -29,6 +29,7 @@ fn row(org: &str, nanos: i128) -> Media {
         size: None,
         etag: None,
         upload_expires_at: None,
+        multipart: None,
     }
 }
 

@@ -29,7 +29,8 @@ use filegate_core::managed::{
     ObjectRow, ObjectRowPage, ObjectRowStore, ObjectStatus, ReadScope, WriteScope,
 };
 use filegate_core::ports::{
-    ByteRange, GetObject, ListPage, ObjectMeta, ObjectStore, ObjectSummary, PutObject,
+    ByteRange, CompletedPart, GetObject, ListPage, ObjectMeta, ObjectStore, ObjectSummary,
+    PendingUpload, PutObject, StoredPart,
 };
 use filegate_core::reconcile::{Category, KeySpaces, PlanOptions, Planner, ReconcileReport, run};
 use time::OffsetDateTime;
@@ -91,6 +92,51 @@ impl ObjectStore for SortedObjects {
             .then(|| objects.last().map(|o| o.key.clone()))
             .flatten();
         Ok(ListPage { objects, next })
+    }
+    async fn create_multipart(
+        &self,
+        _: &BucketName,
+        _: &ObjectKey,
+        _: Option<ContentType>,
+    ) -> Result<String, Error> {
+        Err(unused())
+    }
+    async fn upload_part(
+        &self,
+        _: &BucketName,
+        _: &ObjectKey,
+        _: &str,
+        _: u32,
+        _: PutObject,
+    ) -> Result<String, Error> {
+        Err(unused())
+    }
+    async fn list_parts(
+        &self,
+        _: &BucketName,
+        _: &ObjectKey,
+        _: &str,
+    ) -> Result<Vec<StoredPart>, Error> {
+        Err(unused())
+    }
+    async fn complete_multipart(
+        &self,
+        _: &BucketName,
+        _: &ObjectKey,
+        _: &str,
+        _: &[CompletedPart],
+    ) -> Result<(), Error> {
+        Err(unused())
+    }
+    async fn abort_multipart(&self, _: &BucketName, _: &ObjectKey, _: &str) -> Result<(), Error> {
+        Err(unused())
+    }
+    async fn list_multipart_uploads(
+        &self,
+        _: &BucketName,
+        _: OffsetDateTime,
+    ) -> Result<Vec<PendingUpload>, Error> {
+        Ok(Vec::new())
     }
 }
 
@@ -162,6 +208,7 @@ fn row_of(key: &str, bucket: &BucketId, size: u64, now: OffsetDateTime) -> Objec
         created_at: now,
         updated_at: now,
         deleted_at: None,
+        multipart: None,
     }
 }
 

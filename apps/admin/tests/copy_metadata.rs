@@ -97,6 +97,7 @@ fn media(key: &str, status: MediaStatus, created_at: OffsetDateTime) -> Media {
         etag: None,
         upload_expires_at: (status == MediaStatus::Pending)
             .then(|| created_at + time::Duration::minutes(10)),
+        multipart: None,
     }
 }
 
@@ -219,6 +220,7 @@ async fn seed(dir: &Path) -> Seeded {
         created_at: at(1_750_000_020, 21),
         updated_at: at(1_750_000_021, 987_654_321),
         deleted_at: deleted,
+        multipart: None,
     };
     let objects = vec![
         object(&buckets[0], "o1", "é~/ß.txt", ObjectStatus::Confirmed, None),

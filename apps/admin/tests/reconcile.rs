@@ -582,6 +582,7 @@ async fn media_file(
             size: (status == MediaStatus::Confirmed).then_some(5),
             etag: None,
             upload_expires_at: Some(OffsetDateTime::now_utc() + Duration::from_mins(10)),
+            multipart: None,
         })
         .await
         .unwrap();

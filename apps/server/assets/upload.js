@@ -4,11 +4,35 @@
 // XMLHttpRequest (for real upload progress) → POST /api/v1/media/{id}/confirm (the row
 // records what storage really holds) → refresh GET /api/v1/media. A download signs
 // a URL with POST /api/v1/media/{id}/sign-download and navigates to it.
+//
+// Files from MULTIPART_THRESHOLD up go in parts instead: POST /api/v1/media/multipart →
+// POST /api/v1/media/{id}/parts (part URLs, signed in batches as the workers need them) →
+// PARALLEL_PARTS PUTs at a time → POST /api/v1/media/{id}/complete. The upload's id is kept
+// in localStorage until it completes: after a reload, choosing the same file again asks
+// GET /api/v1/media/{id}/parts what storage holds and sends only the missing parts.
+//
+// Query parameters for tests and trials: `multipartThreshold` and `partSize` (bytes), and
+// `pauseAfterParts` (stop after sending that many parts, as if the tab had been closed).
 "use strict";
 
 (() => {
   const TOKEN_KEY = "filegate.token";
+  const UPLOADS_KEY = "filegate.multipart";
   const PAGE_SIZE = 50;
+  const params = new URLSearchParams(location.search);
+  const positive = (name) => {
+    const n = Number(params.get(name));
+    return Number.isSafeInteger(n) && n > 0 ? n : null;
+  };
+  const MULTIPART_THRESHOLD = positive("multipartThreshold") ?? 64 * 1024 * 1024;
+  /** Part size asked of the API; without one the server picks (8 MiB, more for huge files). */
+  const PART_SIZE = positive("partSize");
+  const PAUSE_AFTER_PARTS = positive("pauseAfterParts");
+  const PARALLEL_PARTS = 4;
+  /** Part URLs signed per request: enough to keep the workers busy, few enough not to expire. */
+  const SIGN_BATCH = 2 * PARALLEL_PARTS;
+  /** Attempts per part before the upload stops (it stays resumable). */
+  const PART_ATTEMPTS = 3;
   const $ = (id) => document.getElementById(id);
 
   // ---------------------------------------------------------------- errors
@@ -102,6 +126,57 @@
         `/api/v1/media?limit=${PAGE_SIZE}` + (cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""),
       ),
     // When managed mode lands: remove: (id) => request("DELETE", `/api/v1/media/${encodeURIComponent(id)}`),
+    createMultipart: (file) =>
+      request("POST", "/api/v1/media/multipart", {
+        filename: file.name,
+        contentType: file.type || "application/octet-stream",
+        size: file.size,
+        ...(PART_SIZE ? { partSize: PART_SIZE } : {}),
+      }),
+    signParts: (id, partNumbers) =>
+      request("POST", `/api/v1/media/${encodeURIComponent(id)}/parts`, { partNumbers }),
+    listParts: (id) => request("GET", `/api/v1/media/${encodeURIComponent(id)}/parts`),
+    completeMultipart: (id, parts) =>
+      request("POST", `/api/v1/media/${encodeURIComponent(id)}/complete`, { parts }),
+    abortMultipart: (id) => request("DELETE", `/api/v1/media/${encodeURIComponent(id)}/multipart`),
+  };
+
+  // ---------------------------------------------------------------- unfinished multipart uploads
+
+  /** The same file again: its name, size and modification time (a File cannot outlive a reload). */
+  const fingerprint = (file) => `${file.name}\u0000${file.size}\u0000${file.lastModified}`;
+
+  /** Multipart uploads started in this browser and not completed yet, by file fingerprint. */
+  const unfinished = {
+    all() {
+      try {
+        const v = JSON.parse(localStorage.getItem(UPLOADS_KEY) || "{}");
+        return v && typeof v === "object" ? v : {};
+      } catch {
+        return {};
+      }
+    },
+    save(all) {
+      try {
+        if (Object.keys(all).length) localStorage.setItem(UPLOADS_KEY, JSON.stringify(all));
+        else localStorage.removeItem(UPLOADS_KEY);
+      } catch {
+        // Storage disabled: the upload cannot resume after a reload, it still completes.
+      }
+    },
+    get(file) {
+      return this.all()[fingerprint(file)] || null;
+    },
+    put(file, upload) {
+      const all = this.all();
+      all[fingerprint(file)] = upload;
+      this.save(all);
+    },
+    remove(fp) {
+      const all = this.all();
+      delete all[fp];
+      this.save(all);
+    },
   };
 
   // ---------------------------------------------------------------- storage
@@ -163,6 +238,106 @@
       xhr.onabort = () => reject(new StorageError("Upload to storage was cancelled."));
       xhr.send(file);
     });
+  }
+
+  /**
+   * Sends `file` as the multipart upload `upload`; when `resuming` one found in localStorage,
+   * first asks storage which parts it holds. PUTs the others, PARALLEL_PARTS at a time. Resolves with the
+   * part list for complete, or null when paused by `pauseAfterParts`.
+   */
+  async function putParts(upload, file, onProgress, report, resuming) {
+    const { partSize, partCount } = upload;
+    const sizeOf = (n) => (n < partCount ? partSize : file.size - (partCount - 1) * partSize);
+    const etags = new Map();
+    // A part storage holds in full is not sent again.
+    const held = resuming ? (await api.listParts(upload.id)).parts || [] : [];
+    for (const p of held) {
+      if (p.partNumber >= 1 && p.partNumber <= partCount && p.size === sizeOf(p.partNumber) && p.etag) {
+        etags.set(p.partNumber, p.etag);
+      }
+    }
+    report.resumed = [...etags.keys()].sort((a, b) => a - b);
+    let missing = [];
+    for (let n = 1; n <= partCount; n += 1) if (!etags.has(n)) missing.push(n);
+    if (PAUSE_AFTER_PARTS !== null) missing = missing.slice(0, PAUSE_AFTER_PARTS);
+
+    const done = report.resumed.reduce((sum, n) => sum + sizeOf(n), 0);
+    let sent = 0;
+    const inFlight = new Map();
+    const progress = () => {
+      let loaded = done + sent;
+      for (const v of inFlight.values()) loaded += v;
+      onProgress(loaded, file.size);
+    };
+    progress();
+
+    // Part URLs, signed in batches ahead of the workers (each is valid for a few minutes).
+    const urls = new Map();
+    let signing = null;
+    const queue = [...missing];
+    async function urlFor(n, fresh) {
+      if (fresh) urls.delete(n);
+      while (!urls.has(n)) {
+        if (!signing) {
+          const batch = [n, ...queue.filter((m) => !urls.has(m) && m !== n).slice(0, SIGN_BATCH - 1)];
+          signing = api.signParts(upload.id, batch).then((r) => {
+            for (const part of r.parts || []) urls.set(part.partNumber, part);
+          }).finally(() => {
+            signing = null;
+          });
+        }
+        await signing;
+      }
+      return urls.get(n);
+    }
+
+    async function sendPart(n) {
+      const blob = file.slice((n - 1) * partSize, (n - 1) * partSize + sizeOf(n));
+      for (let attempt = 1; ; attempt += 1) {
+        const signed = await urlFor(n, attempt > 1);
+        try {
+          const { etag } = await putToStorage({ ...signed, uploadUrl: signed.url }, blob, (loaded) => {
+            inFlight.set(n, loaded);
+            progress();
+          });
+          if (!etag) {
+            throw new StorageError("Upload to storage failed: storage did not expose the part's ETag (CORS).", {
+              hint: corsHint(signed.url),
+            });
+          }
+          return etag;
+        } catch (err) {
+          inFlight.delete(n);
+          // An error status (an expired URL, a 5xx) is retried with a fresh URL; no readable
+          // answer (network, CORS) or a hidden ETag stops the upload, which stays resumable.
+          if (attempt >= PART_ATTEMPTS || err.hint) throw err;
+        }
+      }
+    }
+
+    async function worker() {
+      while (queue.length) {
+        const n = queue.shift();
+        let etag;
+        try {
+          etag = await sendPart(n);
+        } catch (err) {
+          queue.length = 0; // the other workers finish their part and stop
+          throw err;
+        }
+        etags.set(n, etag);
+        inFlight.delete(n);
+        sent += sizeOf(n);
+        report.uploaded.push(n);
+        progress();
+      }
+    }
+    const workers = Array.from({ length: Math.min(PARALLEL_PARTS, queue.length) }, worker);
+    const results = await Promise.allSettled(workers);
+    const failed = results.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
+    if (etags.size < partCount) return null;
+    return [...etags.entries()].sort(([a], [b]) => a - b).map(([partNumber, etag]) => ({ partNumber, etag }));
   }
 
   // ---------------------------------------------------------------- formatting
@@ -245,7 +420,56 @@
 
   let busy = false;
 
+  async function uploadMultipart(file) {
+    view.resetProgress();
+    const report = { resumed: [], uploaded: [] };
+    const status = $("status");
+    let upload = unfinished.get(file);
+    const resuming = upload !== null;
+    if (resuming) {
+      view.status(`Resuming ${file.name}…`, "signing");
+    } else {
+      view.status(`Preparing ${file.name} (multipart)…`, "signing");
+      const created = await api.createMultipart(file);
+      upload = {
+        id: created.id,
+        uploadId: created.uploadId,
+        key: created.key,
+        partSize: created.partSize,
+        partCount: created.partCount,
+        filename: file.name,
+        size: file.size,
+        startedAt: new Date().toISOString(),
+      };
+      unfinished.put(file, upload);
+    }
+    status.dataset.uploadId = upload.id;
+    view.status(
+      `Uploading ${file.name} (${formatBytes(file.size)}, ${upload.partCount} parts, ${PARALLEL_PARTS} at a time)…`,
+      "uploading",
+    );
+    let parts;
+    try {
+      parts = await putParts(upload, file, (loaded, total) => view.progress(loaded, total), report, resuming);
+    } catch (err) {
+      // Gone at the server (aborted, purged, completed elsewhere): start over next time.
+      if (err instanceof ApiError && err.status === 404) unfinished.remove(fingerprint(file));
+      throw err;
+    } finally {
+      status.dataset.resumedParts = report.resumed.join(",");
+      status.dataset.uploadedParts = [...report.uploaded].sort((a, b) => a - b).join(",");
+    }
+    if (!parts) return { paused: true };
+    view.status(`Completing ${file.name}…`, "confirming");
+    const row = await api.completeMultipart(upload.id, parts);
+    unfinished.remove(fingerprint(file));
+    showUnfinished();
+    view.complete();
+    return row;
+  }
+
   async function uploadOne(file) {
+    if (file.size >= MULTIPART_THRESHOLD) return uploadMultipart(file);
     view.resetProgress();
     view.status(`Preparing ${file.name}…`, "signing");
     const signed = await api.signUpload(file);
@@ -266,7 +490,12 @@
     let done = 0;
     try {
       for (const file of files) {
-        await uploadOne(file);
+        const result = await uploadOne(file);
+        if (result.paused) {
+          view.status(`Upload paused: ${file.name}. Choose the same file again to resume.`, "paused");
+          showUnfinished();
+          break;
+        }
         done += 1;
         const name = files.length === 1 ? file.name : `${done} of ${files.length} files`;
         view.status(`Upload complete: ${name} (100 %).`, done === files.length ? "done" : "uploading");
@@ -274,6 +503,7 @@
     } catch (err) {
       view.status(`Upload failed${done ? ` after ${done} of ${files.length} files` : ""}.`, "failed");
       view.error(err);
+      showUnfinished();
     } finally {
       busy = false;
       $("file-input").disabled = false;
@@ -355,6 +585,44 @@
     },
   };
 
+  // ---------------------------------------------------------------- resumable uploads
+
+  /** Lists the multipart uploads this browser left unfinished, each with a Discard button. */
+  function showUnfinished() {
+    const box = $("unfinished");
+    const list = $("unfinished-list");
+    list.replaceChildren();
+    for (const [fp, upload] of Object.entries(unfinished.all())) {
+      const li = document.createElement("li");
+      li.dataset.id = upload.id;
+      const text = document.createElement("span");
+      text.textContent = `${upload.filename} (${formatBytes(upload.size)}, ${upload.partCount} parts)`;
+      const discard = document.createElement("button");
+      discard.type = "button";
+      discard.className = "link discard";
+      discard.textContent = "Discard";
+      discard.setAttribute("aria-label", `Discard the unfinished upload of ${upload.filename}`);
+      discard.addEventListener("click", async () => {
+        discard.disabled = true;
+        try {
+          await api.abortMultipart(upload.id);
+        } catch (err) {
+          // Already gone at the server: forgetting it here is all that is left to do.
+          if (!(err instanceof ApiError && err.status === 404)) {
+            view.error(err);
+            discard.disabled = false;
+            return;
+          }
+        }
+        unfinished.remove(fp);
+        showUnfinished();
+      });
+      li.append(text, " ", discard);
+      list.append(li);
+    }
+    box.hidden = list.children.length === 0;
+  }
+
   // ---------------------------------------------------------------- wiring
 
   function showTokenState() {
@@ -396,6 +664,7 @@
 
     $("refresh").addEventListener("click", () => fileList.reload());
     $("load-more").addEventListener("click", () => fileList.load(true));
+    showUnfinished();
     fileList.reload();
   }
 

@@ -242,6 +242,7 @@ pub(crate) mod tests {
             Error::NotFound(Resource::Media),
             Error::NotFound(Resource::Object),
             Error::NotFound(Resource::Bucket),
+            Error::NotFound(Resource::Upload),
             Error::TooLarge { size: 2, max: 1 },
             Error::Conflict { what: "media" },
             Error::AccessAdminRequired,

@@ -23,8 +23,11 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use filegate_core::Error;
-use filegate_core::domain::{BucketName, ObjectKey};
-use filegate_core::ports::{ByteRange, GetObject, ListPage, ObjectMeta, ObjectStore, PutObject};
+use filegate_core::domain::{BucketName, ContentType, ObjectKey};
+use filegate_core::ports::{
+    ByteRange, CompletedPart, GetObject, ListPage, ObjectMeta, ObjectStore, PendingUpload,
+    PutObject, StoredPart,
+};
 use futures::StreamExt;
 use http::{HeaderValue, Method, StatusCode, header};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -35,6 +38,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 use std::sync::Arc;
 use std::time::Instant;
+use time::OffsetDateTime;
 
 /// The route label of a request that matched no route.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
@@ -419,6 +423,58 @@ impl ObjectStore for MeteredObjectStore {
             .list(bucket, prefix, continuation, max_keys)
             .await;
         self.record("list", result)
+    }
+
+    async fn create_multipart(
+        &self,
+        b: &BucketName,
+        k: &ObjectKey,
+        ct: Option<ContentType>,
+    ) -> Result<String, Error> {
+        let result = self.inner.create_multipart(b, k, ct).await;
+        self.record("create_multipart", result)
+    }
+    async fn upload_part(
+        &self,
+        b: &BucketName,
+        k: &ObjectKey,
+        id: &str,
+        n: u32,
+        part: PutObject,
+    ) -> Result<String, Error> {
+        let result = self.inner.upload_part(b, k, id, n, part).await;
+        self.record("upload_part", result)
+    }
+    async fn list_parts(
+        &self,
+        b: &BucketName,
+        k: &ObjectKey,
+        id: &str,
+    ) -> Result<Vec<StoredPart>, Error> {
+        let result = self.inner.list_parts(b, k, id).await;
+        self.record("list_parts", result)
+    }
+    async fn complete_multipart(
+        &self,
+        b: &BucketName,
+        k: &ObjectKey,
+        id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<(), Error> {
+        let result = self.inner.complete_multipart(b, k, id, parts).await;
+        self.record("complete_multipart", result)
+    }
+    async fn abort_multipart(&self, b: &BucketName, k: &ObjectKey, id: &str) -> Result<(), Error> {
+        let result = self.inner.abort_multipart(b, k, id).await;
+        self.record("abort_multipart", result)
+    }
+    async fn list_multipart_uploads(
+        &self,
+        b: &BucketName,
+        before: OffsetDateTime,
+    ) -> Result<Vec<PendingUpload>, Error> {
+        let result = self.inner.list_multipart_uploads(b, before).await;
+        self.record("list_multipart_uploads", result)
     }
 }
 

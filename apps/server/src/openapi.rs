@@ -81,6 +81,13 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::media::sign_download))
         .routes(routes!(routes::media::list))
         .routes(routes!(routes::media::confirm))
+        .routes(routes!(routes::media::create_multipart))
+        .routes(routes!(
+            routes::media::sign_parts,
+            routes::media::list_parts
+        ))
+        .routes(routes!(routes::media::complete_multipart))
+        .routes(routes!(routes::media::abort_multipart))
         .routes(routes!(routes::token::mint))
         .routes(routes!(routes::health::healthz))
         .routes(routes!(routes::health::readyz))
@@ -104,7 +111,14 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::storage::list_objects))
         .routes(routes!(routes::storage::presign))
         .routes(routes!(routes::storage::confirm))
-        .routes(routes!(routes::storage::url));
+        .routes(routes!(routes::storage::url))
+        .routes(routes!(routes::storage::create_multipart))
+        .routes(routes!(
+            routes::storage::sign_parts,
+            routes::storage::list_parts
+        ))
+        .routes(routes!(routes::storage::complete_multipart))
+        .routes(routes!(routes::storage::abort_multipart));
     document_wildcards(router.get_openapi_mut());
     router
 }

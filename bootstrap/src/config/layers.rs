@@ -26,6 +26,7 @@ pub(super) struct Settings {
     pub max_upload_size: u64,
     pub media_require_size: bool,
     pub upload_expires_in: u64,
+    pub multipart_max_age: u64,
     pub log_format: String,
     pub rate_limit_per_second: u32,
     pub rate_limit_burst: u32,
@@ -101,6 +102,7 @@ impl Default for Settings {
             max_upload_size: 100 * ByteSize::MIB,
             media_require_size: false,
             upload_expires_in: Expiry::DEFAULT.secs(),
+            multipart_max_age: filegate_core::policy::DEFAULT_MULTIPART_MAX_AGE.as_secs(),
             log_format: "text".to_owned(),
             rate_limit_per_second: 10,
             rate_limit_burst: 100,
@@ -177,6 +179,11 @@ const VARIABLES: &[(&str, &str, Kind)] = &[
     (
         "FILEGATE_UPLOAD_EXPIRES_IN",
         "upload_expires_in",
+        Kind::Number,
+    ),
+    (
+        "FILEGATE_MULTIPART_MAX_AGE",
+        "multipart_max_age",
         Kind::Number,
     ),
     ("FILEGATE_LOG_FORMAT", "log_format", Kind::Text),

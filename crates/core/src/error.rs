@@ -73,6 +73,8 @@ pub enum Resource {
     Object,
     /// A bucket in storage.
     Bucket,
+    /// A multipart upload: unknown, finished, aborted, or not the caller's.
+    Upload,
 }
 
 /// Every failure, with its report in [`Error::info`]. Not `#[non_exhaustive]`: the server
@@ -353,6 +355,13 @@ impl Error {
                 "STORAGE_BUCKET_NOT_FOUND",
                 "Bucket not found".to_owned(),
                 None,
+            ),
+            Self::NotFound(Resource::Upload) => row(
+                404,
+                Storage,
+                "STORAGE_UPLOAD_NOT_FOUND",
+                "Upload not found".to_owned(),
+                Some("The multipart upload was completed, aborted or purged; start a new one"),
             ),
             Self::TooLarge { .. } => row(
                 413,
@@ -665,6 +674,11 @@ mod tests {
             (
                 Error::NotFound(Resource::Object),
                 "STORAGE_OBJECT_NOT_FOUND",
+                Layer::Storage,
+            ),
+            (
+                Error::NotFound(Resource::Upload),
+                "STORAGE_UPLOAD_NOT_FOUND",
                 Layer::Storage,
             ),
         ] {

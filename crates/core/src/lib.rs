@@ -18,6 +18,7 @@ pub mod files;
 pub mod key_locks;
 pub mod managed;
 pub mod media;
+pub mod multipart;
 pub mod policy;
 pub mod ports;
 pub mod reconcile;

@@ -20,9 +20,15 @@ pub struct AccessPolicy {
     /// Largest upload: the limit of a media upload's declared size, and the ceiling of
     /// every managed bucket's limit (the limit of buckets without one).
     pub max_upload_size: ByteSize,
-    /// Lifetime of presigned upload URLs.
+    /// Lifetime of presigned upload URLs (a multipart upload's part URLs too).
     pub upload_expiry: Expiry,
+    /// How long a multipart upload may stay unfinished before it is abandoned: its row
+    /// is stale and `purge` aborts it at storage ([`DEFAULT_MULTIPART_MAX_AGE`]).
+    pub multipart_max_age: std::time::Duration,
 }
+
+/// The default of [`AccessPolicy::multipart_max_age`]: one day.
+pub const DEFAULT_MULTIPART_MAX_AGE: std::time::Duration = std::time::Duration::from_hours(24);
 
 impl Default for AccessPolicy {
     fn default() -> Self {
@@ -31,6 +37,7 @@ impl Default for AccessPolicy {
             firewall: FirewallMode::default(),
             max_upload_size: ByteSize::mib(100),
             upload_expiry: Expiry::DEFAULT,
+            multipart_max_age: DEFAULT_MULTIPART_MAX_AGE,
         }
     }
 }

@@ -111,6 +111,30 @@ pub struct SignedPut {
     pub expires_at: OffsetDateTime,
 }
 
+/// One part of [`Storage::sign_part_url`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartToSign<'a> {
+    /// Storage's upload id.
+    pub upload_id: &'a str,
+    /// 1..=10 000.
+    pub part_number: u32,
+    /// The part's exact size, signed as `Content-Length`.
+    pub content_length: u64,
+}
+
+/// A presigned `UploadPart`: PUT the part's bytes to `url` with exactly `headers`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedPart {
+    /// The part number the URL uploads.
+    pub part_number: u32,
+    /// The presigned URL.
+    pub url: String,
+    /// Headers the client must send exactly as given (`Content-Length`).
+    pub headers: BTreeMap<String, String>,
+    /// When the URL stops working.
+    pub expires_at: OffsetDateTime,
+}
+
 /// A presigned download.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -204,6 +228,42 @@ impl Storage {
             method: "PUT",
             headers: signed.headers,
             key: request.key,
+            expires_at: signed_at + expires_in.duration(),
+        })
+    }
+
+    /// Presigns one `UploadPart` of a multipart upload: `PUT <key>?partNumber=N&uploadId=…`
+    /// with its exact `Content-Length` signed, so storage refuses a part of another size.
+    ///
+    /// # Errors
+    /// Whatever the signer reports ([`Error::Validation`], [`Error::Internal`]).
+    pub async fn sign_part_url(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        part: &PartToSign<'_>,
+        expires_in: Expiry,
+    ) -> Result<SignedPart, Error> {
+        let mut headers = BTreeMap::new();
+        headers.insert("Content-Length".to_owned(), part.content_length.to_string());
+        let mut query = BTreeMap::new();
+        query.insert("partNumber".to_owned(), part.part_number.to_string());
+        query.insert("uploadId".to_owned(), part.upload_id.to_owned());
+        let signed_at = self.signing_time();
+        let request = PresignRequest {
+            method: HttpMethod::Put,
+            bucket: bucket.clone(),
+            key: key.clone(),
+            expires_in,
+            signed_at,
+            headers,
+            query,
+        };
+        let signed = self.signer.presign(&request).await?;
+        Ok(SignedPart {
+            part_number: part.part_number,
+            url: signed.url,
+            headers: signed.headers,
             expires_at: signed_at + expires_in.duration(),
         })
     }
@@ -398,6 +458,49 @@ mod tests {
             put.headers.get("If-None-Match").map(String::as_str),
             Some("*")
         );
+    }
+
+    #[tokio::test]
+    async fn a_part_signs_its_number_upload_id_and_exact_length() {
+        let mut signer = MockUrlSigner::new();
+        signer
+            .expect_presign()
+            .withf(|r| {
+                r.method == HttpMethod::Put
+                    && r.bucket.as_str() == "bkt"
+                    && r.headers.get("Content-Length").map(String::as_str) == Some("5242880")
+                    && r.headers.len() == 1
+                    && r.query.get("partNumber").map(String::as_str) == Some("3")
+                    && r.query.get("uploadId").map(String::as_str) == Some("up-1")
+            })
+            .times(1)
+            .returning(|r| {
+                Ok(PresignedUrl {
+                    url: "https://part".into(),
+                    headers: r.headers.clone(),
+                })
+            });
+        let storage = Storage::new(
+            Arc::new(signer),
+            clock_at(datetime!(2026-01-01 0:00 UTC)),
+            BucketName::parse("other").unwrap(),
+        );
+        let part = storage
+            .sign_part_url(
+                &BucketName::parse("bkt").unwrap(),
+                &key("a/b"),
+                &PartToSign {
+                    upload_id: "up-1",
+                    part_number: 3,
+                    content_length: 5_242_880,
+                },
+                Expiry::from_secs(60).unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(part.part_number, 3);
+        assert_eq!(part.url, "https://part");
+        assert_eq!(part.expires_at, datetime!(2026-01-01 0:01 UTC));
     }
 
     #[tokio::test]

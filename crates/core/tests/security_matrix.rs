@@ -293,6 +293,7 @@ fn seeded(org: Org) -> Media {
         size: Some(1),
         etag: None,
         upload_expires_at: None,
+        multipart: None,
     }
 }
 

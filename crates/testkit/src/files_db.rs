@@ -9,6 +9,7 @@ use filegate_core::managed::{
     Bucket, BucketId, BucketStore, MimePattern, ObjectConfirmation, ObjectId, ObjectPath,
     ObjectQuery, ObjectRow, ObjectRowPage, ObjectRowStore, ObjectStatus, ReadScope, WriteScope,
 };
+use filegate_core::ports::MultipartRef;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use time::OffsetDateTime;
 
@@ -174,6 +175,7 @@ impl ObjectRowStore for InMemoryFilesDb {
         row.owner_id.clone_from(&c.owner_id);
         row.status = ObjectStatus::Confirmed;
         row.updated_at = c.at;
+        row.multipart = None;
         Ok(row.clone())
     }
 
@@ -335,6 +337,7 @@ fn object(b: &Bucket, segment: &str, path: &str, status: ObjectStatus) -> Object
         created_at: at(1_700_000_000_000_000_000),
         updated_at: at(1_700_000_000_000_000_000),
         deleted_at: None,
+        multipart: None,
     }
 }
 
@@ -363,6 +366,50 @@ where
     object_listing(db, &run).await;
     bucket_deletion(db, &run).await;
     reconcile_scans(db, &run).await;
+    multipart_rows(db, &run).await;
+}
+
+/// A multipart row keeps its upload id and part size; confirmation clears them.
+async fn multipart_rows<D: BucketStore + ObjectRowStore + ?Sized>(db: &D, run: &Run) {
+    let b = bucket(run.bucket_name("mp"), Some(&run.org("mp")));
+    must("insert_bucket", db.insert_bucket(&b).await);
+    let mut row = object(&b, &run.segment("mp"), "video.mp4", ObjectStatus::Pending);
+    row.multipart = Some(MultipartRef {
+        upload_id: "2~VGhlIHVwbG9hZCBpZA==/ü".to_owned(),
+        part_size: 5 * 1024 * 1024,
+    });
+    must("insert_object", db.insert_object(&row).await);
+    assert_eq!(
+        must("find_object", db.find_object(&row.id).await).as_ref(),
+        Some(&row),
+        "contract: a multipart row must round-trip its upload id and part size"
+    );
+    let confirmed = must(
+        "confirm_object",
+        db.confirm_object(
+            &row.id,
+            &ObjectConfirmation {
+                size: 3,
+                etag: Some("abc-1".to_owned()),
+                content_type: row.content_type.clone(),
+                owner_id: row.owner_id.clone(),
+                at: at(1_700_000_000_000_000_009),
+            },
+        )
+        .await,
+    );
+    assert_eq!(
+        confirmed.multipart, None,
+        "contract: confirm_object must clear the multipart upload"
+    );
+    let stored = must("find_object", db.find_object(&row.id).await);
+    assert_eq!(
+        stored.and_then(|r| r.multipart),
+        None,
+        "contract: confirm_object must clear the multipart upload in the stored row"
+    );
+    must("purge_object", db.purge_object(&row.id).await);
+    must("delete_bucket", db.delete_bucket(&b.id).await);
 }
 
 async fn buckets_round_trip<D: BucketStore + ObjectRowStore + ?Sized>(db: &D, run: &Run) {

@@ -5,7 +5,7 @@ use filegate_core::Error;
 use filegate_core::domain::{BucketName, ContentType, MediaId, ObjectKey};
 use filegate_core::error::Resource;
 use filegate_core::ports::{
-    Media, MediaConfirmation, MediaCursor, MediaPage, MediaStatus, MediaStore,
+    Media, MediaConfirmation, MediaCursor, MediaPage, MediaStatus, MediaStore, MultipartRef,
 };
 use std::sync::{Mutex, MutexGuard};
 use time::OffsetDateTime;
@@ -109,6 +109,7 @@ impl MediaStore for InMemoryMediaStore {
         row.size = Some(confirmation.size);
         row.etag.clone_from(&confirmation.etag);
         row.content_type = confirmation.content_type.clone();
+        row.multipart = None;
         Ok(row.clone())
     }
 
@@ -174,6 +175,7 @@ fn media(id: MediaId, org: &str, created_at: OffsetDateTime) -> Media {
         size: None,
         etag: None,
         upload_expires_at: Some(created_at + time::Duration::minutes(10)),
+        multipart: None,
     }
 }
 
@@ -217,6 +219,44 @@ pub async fn media_store_contract(store: &dyn MediaStore) {
     listing(store, &ids).await;
     lifecycle(store, &ids).await;
     key_order(store, &ids).await;
+    multipart(store, &ids).await;
+}
+
+/// A multipart row keeps its upload id and part size; confirmation clears them.
+async fn multipart(store: &dyn MediaStore, ids: &Ids) {
+    let org = ids.org("mp");
+    let mut row = media(ids.id(90), &org, at(1_700_000_000_000_000_000));
+    row.declared_size = Some(64 * 1024 * 1024);
+    row.multipart = Some(MultipartRef {
+        upload_id: "2~VGhlIHVwbG9hZCBpZA==/ü".to_owned(),
+        part_size: 8 * 1024 * 1024,
+    });
+    must_insert(store, &row, "a multipart row").await;
+    assert_eq!(
+        must_find(store, &row.id).await.as_ref(),
+        Some(&row),
+        "contract: a multipart row must round-trip its upload id and part size"
+    );
+    let confirmed = store
+        .confirm(
+            &row.id,
+            &MediaConfirmation {
+                size: 64 * 1024 * 1024,
+                etag: Some("abc-8".to_owned()),
+                content_type: row.content_type.clone(),
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("contract: confirm of a multipart row failed: {e:?}"));
+    assert_eq!(
+        confirmed.multipart, None,
+        "contract: confirm must clear the multipart upload"
+    );
+    assert_eq!(
+        must_find(store, &row.id).await.and_then(|m| m.multipart),
+        None,
+        "contract: confirm must clear the multipart upload in the stored row"
+    );
 }
 
 async fn round_trip_and_find(store: &dyn MediaStore, ids: &Ids) {

@@ -7,7 +7,8 @@ use filegate_core::Error;
 use filegate_core::domain::{BucketName, ContentType, ObjectKey};
 use filegate_core::error::Resource;
 use filegate_core::ports::{
-    ByteRange, ByteStream, GetObject, ListPage, ObjectMeta, ObjectStore, ObjectSummary, PutObject,
+    ByteRange, ByteStream, CompletedPart, GetObject, ListPage, ObjectMeta, ObjectStore,
+    ObjectSummary, PendingUpload, PutObject, StoredPart,
 };
 use futures::{StreamExt, TryStreamExt};
 use std::collections::{BTreeMap, HashMap};
@@ -25,6 +26,16 @@ struct Stored {
 
 type Buckets = HashMap<String, BTreeMap<String, Stored>>;
 
+/// An unfinished multipart upload of the fake.
+#[derive(Debug, Clone)]
+struct Upload {
+    bucket: String,
+    key: String,
+    content_type: Option<String>,
+    initiated: OffsetDateTime,
+    parts: BTreeMap<u32, Stored>,
+}
+
 /// An in-memory [`ObjectStore`] with S3's semantics: ranged GETs clamp like S3, keys list
 /// in byte order, a PUT whose stream length differs from its declared length stores
 /// nothing. ETags are a hex FNV-1a hash of the content (stable, not MD5). Clones share
@@ -32,6 +43,7 @@ type Buckets = HashMap<String, BTreeMap<String, Stored>>;
 #[derive(Debug, Clone, Default)]
 pub struct InMemoryObjectStore {
     buckets: Arc<Mutex<Buckets>>,
+    uploads: Arc<Mutex<BTreeMap<String, Upload>>>,
 }
 
 impl InMemoryObjectStore {
@@ -63,6 +75,26 @@ impl InMemoryObjectStore {
             .map(|o| o.bytes.clone())
     }
 
+    /// Makes an unfinished upload look created at `at` (for the purge of old uploads).
+    pub fn set_upload_initiated(&self, upload_id: &str, at: OffsetDateTime) {
+        if let Some(u) = self.uploads().get_mut(upload_id) {
+            u.initiated = at;
+        }
+    }
+
+    fn uploads(&self) -> MutexGuard<'_, BTreeMap<String, Upload>> {
+        self.uploads.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The upload, when it is `bucket`/`key`'s.
+    fn upload(&self, bucket: &BucketName, key: &ObjectKey, id: &str) -> Result<Upload, Error> {
+        self.uploads()
+            .get(id)
+            .filter(|u| u.bucket == bucket.as_str() && u.key == key.as_str())
+            .cloned()
+            .ok_or(Error::NotFound(Resource::Upload))
+    }
+
     fn lock(&self) -> MutexGuard<'_, Buckets> {
         self.buckets.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -83,6 +115,28 @@ impl InMemoryObjectStore {
             Err(Error::NotFound(Resource::Bucket))
         }
     }
+}
+
+/// A PUT's body, refused unless it is exactly its declared length.
+async fn read_exact(object: PutObject) -> Result<Bytes, Error> {
+    let mut body = object.body;
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = body.try_next().await? {
+        buf.extend_from_slice(&chunk);
+        if buf.len() as u64 > object.content_length {
+            return Err(Error::invalid(
+                "body",
+                "stream is longer than the declared content length",
+            ));
+        }
+    }
+    if (buf.len() as u64) != object.content_length {
+        return Err(Error::invalid(
+            "body",
+            "stream is shorter than the declared content length",
+        ));
+    }
+    Ok(buf.freeze())
 }
 
 fn fnv1a_hex(bytes: &[u8]) -> String {
@@ -159,28 +213,12 @@ impl ObjectStore for InMemoryObjectStore {
         object: PutObject,
     ) -> Result<ObjectMeta, Error> {
         self.require_bucket(bucket)?;
-        let mut body = object.body;
-        let mut buf = BytesMut::new();
-        while let Some(chunk) = body.try_next().await? {
-            buf.extend_from_slice(&chunk);
-            if buf.len() as u64 > object.content_length {
-                return Err(Error::invalid(
-                    "body",
-                    "stream is longer than the declared content length",
-                ));
-            }
-        }
-        if (buf.len() as u64) != object.content_length {
-            return Err(Error::invalid(
-                "body",
-                "stream is shorter than the declared content length",
-            ));
-        }
-        let bytes = buf.freeze();
+        let content_type = object.content_type.clone();
+        let bytes = read_exact(object).await?;
         let meta = ObjectMeta {
             size: bytes.len() as u64,
             etag: Some(fnv1a_hex(&bytes)),
-            content_type: object.content_type.map(|c| c.as_str().to_owned()),
+            content_type: content_type.map(|c| c.as_str().to_owned()),
             last_modified: Some(OffsetDateTime::now_utc()),
         };
         self.lock()
@@ -240,6 +278,151 @@ impl ObjectStore for InMemoryObjectStore {
             objects: page,
             next,
         })
+    }
+
+    async fn create_multipart(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        content_type: Option<ContentType>,
+    ) -> Result<String, Error> {
+        self.require_bucket(bucket)?;
+        let id = format!(
+            "upload-{}",
+            fnv1a_hex(
+                &OffsetDateTime::now_utc()
+                    .unix_timestamp_nanos()
+                    .to_be_bytes()
+            )
+        );
+        let id = format!("{id}-{}", self.uploads().len());
+        self.uploads().insert(
+            id.clone(),
+            Upload {
+                bucket: bucket.as_str().to_owned(),
+                key: key.as_str().to_owned(),
+                content_type: content_type.map(|c| c.as_str().to_owned()),
+                initiated: OffsetDateTime::now_utc(),
+                parts: BTreeMap::new(),
+            },
+        );
+        Ok(id)
+    }
+
+    async fn upload_part(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        upload_id: &str,
+        part_number: u32,
+        part: PutObject,
+    ) -> Result<String, Error> {
+        self.upload(bucket, key, upload_id)?;
+        let bytes = read_exact(part).await?;
+        let etag = fnv1a_hex(&bytes);
+        let stored = Stored {
+            meta: ObjectMeta {
+                size: bytes.len() as u64,
+                etag: Some(etag.clone()),
+                content_type: None,
+                last_modified: None,
+            },
+            bytes,
+        };
+        self.uploads()
+            .get_mut(upload_id)
+            .ok_or(Error::NotFound(Resource::Upload))?
+            .parts
+            .insert(part_number, stored);
+        Ok(etag)
+    }
+
+    async fn list_parts(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        upload_id: &str,
+    ) -> Result<Vec<StoredPart>, Error> {
+        Ok(self
+            .upload(bucket, key, upload_id)?
+            .parts
+            .iter()
+            .map(|(n, p)| StoredPart {
+                part_number: *n,
+                size: p.meta.size,
+                etag: p.meta.etag.clone().unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    async fn complete_multipart(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<(), Error> {
+        let upload = self.upload(bucket, key, upload_id)?;
+        let mut buf = BytesMut::new();
+        for p in parts {
+            match upload.parts.get(&p.part_number) {
+                Some(held) if held.meta.etag.as_deref() == Some(p.etag.trim_matches('"')) => {
+                    buf.extend_from_slice(&held.bytes);
+                }
+                _ => {
+                    return Err(Error::invalid(
+                        "parts",
+                        "names a part storage does not hold",
+                    ));
+                }
+            }
+        }
+        let bytes = buf.freeze();
+        let meta = ObjectMeta {
+            size: bytes.len() as u64,
+            etag: Some(format!("{}-{}", fnv1a_hex(&bytes), parts.len())),
+            content_type: upload.content_type.clone(),
+            last_modified: Some(OffsetDateTime::now_utc()),
+        };
+        self.uploads().remove(upload_id);
+        self.lock()
+            .get_mut(bucket.as_str())
+            .ok_or(Error::NotFound(Resource::Bucket))?
+            .insert(key.as_str().to_owned(), Stored { bytes, meta });
+        Ok(())
+    }
+
+    async fn abort_multipart(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        upload_id: &str,
+    ) -> Result<(), Error> {
+        self.require_bucket(bucket)?;
+        if self.upload(bucket, key, upload_id).is_ok() {
+            self.uploads().remove(upload_id);
+        }
+        Ok(())
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        bucket: &BucketName,
+        initiated_before: OffsetDateTime,
+    ) -> Result<Vec<PendingUpload>, Error> {
+        self.require_bucket(bucket)?;
+        let mut out: Vec<PendingUpload> = self
+            .uploads()
+            .iter()
+            .filter(|(_, u)| u.bucket == bucket.as_str() && u.initiated < initiated_before)
+            .map(|(id, u)| PendingUpload {
+                key: u.key.clone(),
+                upload_id: id.clone(),
+                initiated: Some(u.initiated),
+            })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
     }
 }
 
@@ -640,12 +823,164 @@ pub async fn object_store_contract(store: &dyn ObjectStore, bucket: &BucketName)
         "contract: odd keys must list back exactly"
     );
 
+    let completed = multipart_contract(store, bucket, &p).await;
+    created.push(completed);
+
     for k in &created {
         store
             .delete(bucket, k)
             .await
             .unwrap_or_else(|e| panic!("contract: cleanup delete of {k} failed: {e:?}"));
     }
+}
+
+/// The multipart rules: create, parts, list, complete, abort, the unknown-upload errors
+/// and the listing of old uploads. Returns the completed object's key.
+async fn multipart_contract(store: &dyn ObjectStore, bucket: &BucketName, p: &str) -> ObjectKey {
+    const PART: usize = 5 * 1024 * 1024;
+    let k = key(&format!("{p}multi.bin"));
+    let ct = ContentType::parse("application/octet-stream")
+        .unwrap_or_else(|e| panic!("contract: bad content type: {e:?}"));
+    let before_create = OffsetDateTime::now_utc() - time::Duration::seconds(5);
+    let id = store
+        .create_multipart(bucket, &k, Some(ct))
+        .await
+        .unwrap_or_else(|e| panic!("contract: create_multipart failed: {e:?}"));
+    let first = vec![7u8; PART];
+    let last = b"tail".to_vec();
+    // Out of order on purpose: storage lists by part number.
+    let e2 = store
+        .upload_part(bucket, &k, &id, 2, put_of(&[last.as_slice()], None))
+        .await
+        .unwrap_or_else(|e| panic!("contract: upload_part 2 failed: {e:?}"));
+    let e1 = store
+        .upload_part(bucket, &k, &id, 1, put_of(&[first.as_slice()], None))
+        .await
+        .unwrap_or_else(|e| panic!("contract: upload_part 1 failed: {e:?}"));
+    let parts = store
+        .list_parts(bucket, &k, &id)
+        .await
+        .unwrap_or_else(|e| panic!("contract: list_parts failed: {e:?}"));
+    let listed: Vec<(u32, u64, &str)> = parts
+        .iter()
+        .map(|x| (x.part_number, x.size, x.etag.as_str()))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![(1, PART as u64, e1.as_str()), (2, 4, e2.as_str())],
+        "contract: list_parts gives every part by number, with its size and unquoted etag"
+    );
+    assert_absent(store, bucket, &k, "an unfinished upload is no object").await;
+    let old = store
+        .list_multipart_uploads(
+            bucket,
+            OffsetDateTime::now_utc() + time::Duration::seconds(5),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("contract: list_multipart_uploads failed: {e:?}"));
+    assert!(
+        old.iter().any(|u| u.upload_id == id && u.key == k.as_str()),
+        "contract: an upload created before the cut-off is listed"
+    );
+    let young = store
+        .list_multipart_uploads(bucket, before_create)
+        .await
+        .unwrap_or_else(|e| panic!("contract: list_multipart_uploads failed: {e:?}"));
+    assert!(
+        !young.iter().any(|u| u.upload_id == id),
+        "contract: an upload created after the cut-off is not listed"
+    );
+    let wrong = [
+        CompletedPart {
+            part_number: 1,
+            etag: e1.clone(),
+        },
+        CompletedPart {
+            part_number: 2,
+            etag: "0123456789abcdef0123456789abcdef".into(),
+        },
+    ];
+    let err = store
+        .complete_multipart(bucket, &k, &id, &wrong)
+        .await
+        .expect_err("contract: completing with a wrong etag must fail");
+    assert!(
+        is_validation_on(&err, "parts"),
+        "contract: a wrong etag is Validation on parts, got {err:?}"
+    );
+    let good = [
+        CompletedPart {
+            part_number: 1,
+            etag: e1,
+        },
+        CompletedPart {
+            part_number: 2,
+            etag: format!("\"{e2}\""),
+        },
+    ];
+    store
+        .complete_multipart(bucket, &k, &id, &good)
+        .await
+        .unwrap_or_else(|e| panic!("contract: complete_multipart failed: {e:?}"));
+    let head = store
+        .head(bucket, &k)
+        .await
+        .unwrap_or_else(|e| panic!("contract: head after complete failed: {e:?}"));
+    assert_eq!(head.size, PART as u64 + 4, "contract: completed size");
+    assert_eq!(
+        head.content_type.as_deref(),
+        Some("application/octet-stream"),
+        "contract: the content type given at create is the object's"
+    );
+    let got = read_all(
+        store
+            .get(bucket, &k, Some(ByteRange::From(PART as u64 - 1)))
+            .await
+            .unwrap_or_else(|e| panic!("contract: get after complete failed: {e:?}"))
+            .body,
+    )
+    .await;
+    assert_eq!(got, b"\x07tail", "contract: the parts are joined in order");
+    match store.list_parts(bucket, &k, &id).await {
+        Err(Error::NotFound(Resource::Upload)) => {}
+        other => panic!("contract: a completed upload is NotFound(Upload), got {other:?}"),
+    }
+
+    // abort drops the upload; aborting again, or an unknown id, succeeds
+    let k2 = key(&format!("{p}aborted.bin"));
+    let id2 = store
+        .create_multipart(bucket, &k2, None)
+        .await
+        .unwrap_or_else(|e| panic!("contract: create_multipart failed: {e:?}"));
+    store
+        .upload_part(bucket, &k2, &id2, 1, put_of(&[b"x"], None))
+        .await
+        .unwrap_or_else(|e| panic!("contract: upload_part failed: {e:?}"));
+    for _ in 0..2 {
+        store
+            .abort_multipart(bucket, &k2, &id2)
+            .await
+            .unwrap_or_else(|e| panic!("contract: abort_multipart failed: {e:?}"));
+    }
+    match store.list_parts(bucket, &k2, &id2).await {
+        Err(Error::NotFound(Resource::Upload)) => {}
+        other => panic!("contract: an aborted upload is NotFound(Upload), got {other:?}"),
+    }
+    match store
+        .upload_part(bucket, &k2, &id2, 1, put_of(&[b"x"], None))
+        .await
+    {
+        Err(Error::NotFound(Resource::Upload)) => {}
+        other => panic!("contract: a part of an aborted upload is NotFound(Upload), got {other:?}"),
+    }
+    match store.complete_multipart(bucket, &k2, &id2, &good).await {
+        Err(Error::NotFound(Resource::Upload)) => {}
+        other => {
+            panic!("contract: completing an aborted upload is NotFound(Upload), got {other:?}")
+        }
+    }
+    assert_absent(store, bucket, &k2, "an aborted upload leaves no object").await;
+    k
 }
 
 #[cfg(test)]

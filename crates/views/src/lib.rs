@@ -2,6 +2,8 @@
 //! OpenAPI schemas) and the admin's `--json`, one definition for both. Core's types carry
 //! no wire format; a shape changes here, and the API and the CLI change together.
 
+pub mod multipart;
+
 use filegate_core::managed::Bucket;
 use serde::Serialize;
 use time::OffsetDateTime;

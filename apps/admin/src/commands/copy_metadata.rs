@@ -89,6 +89,8 @@ const TABLES: [Table; 4] = [
             ("size", "bigint"),
             ("etag", "text"),
             ("upload_expires_at", "bigint"),
+            ("multipart_upload_id", "text"),
+            ("multipart_part_size", "bigint"),
         ],
     },
     Table {
@@ -137,6 +139,8 @@ const TABLES: [Table; 4] = [
             ("created_at", "bigint"),
             ("updated_at", "bigint"),
             ("deleted_at", "bigint"),
+            ("multipart_upload_id", "text"),
+            ("multipart_part_size", "bigint"),
         ],
     },
 ];

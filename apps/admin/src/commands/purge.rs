@@ -23,6 +23,10 @@ pub(crate) struct Opts {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Abort multipart uploads older than this many seconds instead of
+    /// FILEGATE_MULTIPART_MAX_AGE (0: every unfinished upload).
+    #[arg(long, value_name = "SECS")]
+    pub multipart_max_age: Option<u64>,
     /// Rows per batch.
     #[arg(long, value_name = "N", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub batch: u32,
@@ -36,11 +40,15 @@ pub(crate) async fn run(opts: Opts) -> anyhow::Result<u8> {
     let media = open_media_db(&config).await?;
     // Pending rows are abandoned once no URL the server signed for them can still run.
     let stale_after = stale_pending_after(config.upload_expiry);
+    let multipart_max_age = opts
+        .multipart_max_age
+        .map_or(config.multipart_max_age, Duration::from_secs);
     if !opts.dry_run
         && !confirm(
             &format!(
-                "delete soft-deleted objects, managed pending uploads older than {} and presign-only uploads whose URL expired over an hour ago, from bucket {} and the databases?",
+                "delete soft-deleted objects, managed pending uploads older than {}, presign-only uploads whose URL expired over an hour ago and multipart uploads older than {}, from bucket {} and the databases?",
                 humantime::format_duration(stale_after),
+                humantime::format_duration(multipart_max_age),
                 config.bucket
             ),
             opts.yes,
@@ -53,6 +61,7 @@ pub(crate) async fn run(opts: Opts) -> anyhow::Result<u8> {
         bucket: config.bucket.clone(),
         now: OffsetDateTime::now_utc(),
         stale_after,
+        multipart_max_age,
         deleted_grace: SOFT_DELETE_GRACE,
         batch: opts.batch,
         dry_run: opts.dry_run,
@@ -97,8 +106,13 @@ pub(crate) async fn run(opts: Opts) -> anyhow::Result<u8> {
             report.stale_pending.count,
             report.stale_pending.bytes
         );
+        println!(
+            "multipart uploads older than {}: {}",
+            humantime::format_duration(multipart_max_age),
+            report.stale_multipart.count
+        );
         let n = if report.dry_run {
-            report.soft_deleted.count + report.stale_pending.count
+            report.soft_deleted.count + report.stale_pending.count + report.stale_multipart.count
         } else {
             report.purged
         };

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use filegate_bootstrap::metadata::FilesDb;
-use filegate_core::ports::MediaStore;
+use filegate_core::ports::{MediaStore, ObjectStore as _};
 use filegate_core::reconcile::{
     Applied, Applier, ApplyOptions, Category, DEFAULT_ORPHAN_MIN_AGE, Finding, KeySpaces,
     PlanOptions, Planner, Progress, ReconcileReport, run as reconcile_run, stale_pending_after,
@@ -144,7 +144,7 @@ async fn reconcile(
     )
     .await;
     reporter.finish();
-    let report = match result {
+    let mut report = match result {
         Ok(r) => r,
         Err(interrupted) => {
             let resume = interrupted
@@ -158,10 +158,23 @@ async fn reconcile(
             );
         }
     };
+    // Unfinished multipart uploads past their maximum age: purge's to abort.
+    report.stale_multipart_uploads = storage
+        .objects
+        .list_multipart_uploads(&config.bucket, now - config.multipart_max_age)
+        .await
+        .map_err(|e| anyhow::Error::new(e).context("listing multipart uploads"))?
+        .len() as u64;
     if opts.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", render(&report, opts.delete_orphans));
+        if report.stale_multipart_uploads > 0 {
+            println!(
+                "stale multipart uploads (older than FILEGATE_MULTIPART_MAX_AGE): {}; `filegate-admin purge` aborts them",
+                report.stale_multipart_uploads
+            );
+        }
     }
     Ok(if report.remaining() > 0 {
         EXIT_DIFFERENCES

@@ -8,8 +8,11 @@ use axum::body::Bytes;
 use axum::extract::FromRequest;
 use axum::extract::{Path, State};
 use filegate_core::Error;
-use filegate_core::media::{SignDownload, SignUpload};
+use filegate_core::media::{CreateMultipart, SignDownload, SignUpload};
 use filegate_core::ports::{Media, MediaStatus};
+use filegate_views::multipart::{
+    AbortedView, CompleteBody, MultipartView, SignPartsBody, SignedPartsView, StoredPartsView,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -354,4 +357,213 @@ pub(crate) async fn confirm(
     let row = state.media.confirm(principal.as_ref(), &info, &id).await?;
     tracing::info!(media.id = %row.id, key = %row.key, size = ?row.size, "confirmed upload");
     Ok(Json(MediaView::from(row)))
+}
+
+/// A multipart upload to start.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CreateMultipartBody {
+    /// As in `signUpload`.
+    #[schema(example = "video.mp4")]
+    filename: String,
+    /// The completed object's MIME type.
+    #[schema(example = "video/mp4")]
+    content_type: String,
+    /// The total size in bytes (≥ 1); above the configured maximum → 413. Fixes the plan.
+    #[schema(minimum = 1, example = 67_108_864)]
+    size: u64,
+    /// Bytes per part but the last: 5 MiB–5 GiB, at most 10 000 parts. Default 8 MiB,
+    /// raised in whole MiB until there are at most 10 000 parts.
+    #[schema(minimum = 5_242_880, example = 8_388_608)]
+    part_size: Option<u64>,
+}
+
+/// `POST /api/v1/media/multipart`
+#[utoipa::path(
+    post,
+    path = "/api/v1/media/multipart",
+    tag = "media",
+    operation_id = "createMediaMultipart",
+    summary = "Start a multipart upload",
+    description = "For large files: starts a multipart upload at storage and records a `pending` media row holding its upload id. Same access rule and limits as `signUpload`. Then sign parts in batches, PUT each part, and complete.",
+    request_body = CreateMultipartBody,
+    responses(
+        (status = 200, description = "The upload and its part plan", body = MultipartView),
+        (status = 400, description = "`VALIDATION_FAILED` on `filename`, `contentType`, `size` or `partSize`", body = ErrorEnvelope),
+        (status = 401, description = responses::UNAUTHORIZED, body = ErrorEnvelope),
+        (status = 403, description = responses::FORBIDDEN, body = ErrorEnvelope),
+        (status = 413, description = responses::TOO_LARGE, body = ErrorEnvelope),
+        (status = 429, description = responses::TOO_MANY, body = ErrorEnvelope),
+        (status = 500, description = responses::INTERNAL, body = ErrorEnvelope),
+        (status = 503, description = responses::UNAVAILABLE, body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
+)]
+pub(crate) async fn create_multipart(
+    State(state): State<AppState>,
+    MaybeAuthenticated(principal): MaybeAuthenticated,
+    Request(info): Request,
+    ApiJson(body): ApiJson<CreateMultipartBody>,
+) -> Result<Json<MultipartView>, ApiError> {
+    let out = state
+        .media
+        .create_multipart(
+            principal.as_ref(),
+            &info,
+            CreateMultipart {
+                filename: body.filename,
+                content_type: body.content_type,
+                size: body.size,
+                part_size: body.part_size,
+            },
+        )
+        .await?;
+    tracing::info!(media.id = %out.id, key = %out.key, parts = out.part_count, "started multipart upload");
+    Ok(Json(MultipartView::new(out, None, None)))
+}
+
+const UPLOAD_NOT_FOUND: &str = "`FIREWALL_NOT_FOUND` (unknown id, another organization's or another uploader's) or `STORAGE_UPLOAD_NOT_FOUND` (the row is no multipart upload in progress: completed, aborted, purged, or a single PUT)";
+
+/// `POST /api/v1/media/{id}/parts`
+#[utoipa::path(
+    post,
+    path = "/api/v1/media/{id}/parts",
+    tag = "media",
+    operation_id = "signMediaParts",
+    summary = "Presign parts of a multipart upload",
+    description = "One presigned `UploadPart` URL per part number (at most 1000 per call), each signed with the part's exact `Content-Length`. Only the upload's creator.",
+    params(("id" = String, Path, description = "The media id (`med_…`)")),
+    request_body = SignPartsBody,
+    responses(
+        (status = 200, description = "The presigned part URLs", body = SignedPartsView),
+        (status = 400, description = "`VALIDATION_FAILED` on `partNumbers` or `partNumbers[i]`", body = ErrorEnvelope),
+        (status = 401, description = responses::UNAUTHORIZED, body = ErrorEnvelope),
+        (status = 403, description = responses::FORBIDDEN, body = ErrorEnvelope),
+        (status = 404, description = UPLOAD_NOT_FOUND, body = ErrorEnvelope),
+        (status = 429, description = responses::TOO_MANY, body = ErrorEnvelope),
+        (status = 500, description = responses::INTERNAL, body = ErrorEnvelope),
+        (status = 503, description = responses::UNAVAILABLE, body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
+)]
+pub(crate) async fn sign_parts(
+    State(state): State<AppState>,
+    MaybeAuthenticated(principal): MaybeAuthenticated,
+    Request(info): Request,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<SignPartsBody>,
+) -> Result<Json<SignedPartsView>, ApiError> {
+    let out = state
+        .media
+        .sign_parts(principal.as_ref(), &info, &id, &body.part_numbers)
+        .await?;
+    for _ in &out.parts {
+        state.metrics.presign_issued("PUT");
+    }
+    Ok(Json(out.into()))
+}
+
+/// `GET /api/v1/media/{id}/parts`
+#[utoipa::path(
+    get,
+    path = "/api/v1/media/{id}/parts",
+    tag = "media",
+    operation_id = "listMediaParts",
+    summary = "List the uploaded parts",
+    description = "The parts storage already holds (from its ListParts), ascending: to resume after a reload or a crash, upload only the missing ones. Only the upload's creator.",
+    params(("id" = String, Path, description = "The media id (`med_…`)")),
+    responses(
+        (status = 200, description = "The stored parts", body = StoredPartsView),
+        (status = 401, description = responses::UNAUTHORIZED, body = ErrorEnvelope),
+        (status = 403, description = responses::FORBIDDEN, body = ErrorEnvelope),
+        (status = 404, description = UPLOAD_NOT_FOUND, body = ErrorEnvelope),
+        (status = 429, description = responses::TOO_MANY, body = ErrorEnvelope),
+        (status = 500, description = responses::INTERNAL, body = ErrorEnvelope),
+        (status = 503, description = responses::UNAVAILABLE, body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
+)]
+pub(crate) async fn list_parts(
+    State(state): State<AppState>,
+    MaybeAuthenticated(principal): MaybeAuthenticated,
+    Request(info): Request,
+    Path(id): Path<String>,
+) -> Result<Json<StoredPartsView>, ApiError> {
+    let parts = state
+        .media
+        .list_parts(principal.as_ref(), &info, &id)
+        .await?;
+    Ok(Json(parts.into()))
+}
+
+/// `POST /api/v1/media/{id}/complete`
+#[utoipa::path(
+    post,
+    path = "/api/v1/media/{id}/complete",
+    tag = "media",
+    operation_id = "completeMediaMultipart",
+    summary = "Complete a multipart upload",
+    description = "Checks the part list against storage's ListParts (every part, ascending, storage's ETags, the planned sizes adding up to the declared size), completes the upload at storage, then confirms the row as `confirm` does. Completing a confirmed row returns it. Only the upload's creator.",
+    params(("id" = String, Path, description = "The media id (`med_…`)")),
+    request_body = CompleteBody,
+    responses(
+        (status = 200, description = "The confirmed row", body = MediaView),
+        (status = 400, description = "`VALIDATION_FAILED` on `parts` (a gap, a missing part, not ascending), `parts[i].etag` (not storage's) or `size` (the parts do not add up to the declared size): nothing is completed or confirmed; or on `contentType` after completion (object and row deleted)", body = ErrorEnvelope),
+        (status = 401, description = responses::UNAUTHORIZED, body = ErrorEnvelope),
+        (status = 403, description = responses::FORBIDDEN, body = ErrorEnvelope),
+        (status = 404, description = UPLOAD_NOT_FOUND, body = ErrorEnvelope),
+        (status = 413, description = "The object is over the size limit (object and row deleted)", body = ErrorEnvelope),
+        (status = 429, description = responses::TOO_MANY, body = ErrorEnvelope),
+        (status = 500, description = responses::INTERNAL, body = ErrorEnvelope),
+        (status = 503, description = responses::UNAVAILABLE, body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
+)]
+pub(crate) async fn complete_multipart(
+    State(state): State<AppState>,
+    MaybeAuthenticated(principal): MaybeAuthenticated,
+    Request(info): Request,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<CompleteBody>,
+) -> Result<Json<MediaView>, ApiError> {
+    let row = state
+        .media
+        .complete_multipart(principal.as_ref(), &info, &id, &body.into_parts())
+        .await?;
+    tracing::info!(media.id = %row.id, key = %row.key, size = ?row.size, "completed multipart upload");
+    Ok(Json(MediaView::from(row)))
+}
+
+/// `DELETE /api/v1/media/{id}/multipart`
+#[utoipa::path(
+    delete,
+    path = "/api/v1/media/{id}/multipart",
+    tag = "media",
+    operation_id = "abortMediaMultipart",
+    summary = "Abort a multipart upload",
+    description = "Aborts the upload at storage (its parts are dropped) and removes the pending row. Only the upload's creator.",
+    params(("id" = String, Path, description = "The media id (`med_…`)")),
+    responses(
+        (status = 200, description = "Aborted", body = AbortedView),
+        (status = 401, description = responses::UNAUTHORIZED, body = ErrorEnvelope),
+        (status = 403, description = responses::FORBIDDEN, body = ErrorEnvelope),
+        (status = 404, description = UPLOAD_NOT_FOUND, body = ErrorEnvelope),
+        (status = 429, description = responses::TOO_MANY, body = ErrorEnvelope),
+        (status = 500, description = responses::INTERNAL, body = ErrorEnvelope),
+        (status = 503, description = responses::UNAVAILABLE, body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("session" = []), ("apiKey" = []), ()),
+)]
+pub(crate) async fn abort_multipart(
+    State(state): State<AppState>,
+    MaybeAuthenticated(principal): MaybeAuthenticated,
+    Request(info): Request,
+    Path(id): Path<String>,
+) -> Result<Json<AbortedView>, ApiError> {
+    state
+        .media
+        .abort_multipart(principal.as_ref(), &info, &id)
+        .await?;
+    tracing::info!(media.id = %id, "aborted multipart upload");
+    Ok(Json(AbortedView::new()))
 }

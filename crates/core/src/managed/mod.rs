@@ -29,6 +29,7 @@ pub use ports::{BucketStore, ObjectConfirmation, ObjectQuery, ObjectRowPage, Obj
 #[cfg(test)]
 pub use ports::{MockBucketStore, MockObjectRowStore};
 pub use service::{
-    CreateBucket, Download, EtagMismatchHook, ListObjects, ManagedPolicy, ManagedService,
-    ObjectPage, ObjectUrl, PresignUpload, PresignedUpload, UpdateBucket, Upload, UrlTokens,
+    CreateBucket, CreateObjectMultipart, Download, EtagMismatchHook, ListObjects, ManagedPolicy,
+    ManagedService, ObjectPage, ObjectUrl, PresignUpload, PresignedUpload, UpdateBucket, Upload,
+    UrlTokens,
 };

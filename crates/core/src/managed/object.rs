@@ -4,6 +4,7 @@ use super::ids::{BucketId, ObjectId};
 use crate::domain::names::key_problem;
 use crate::domain::{BucketName, ContentType, MAX_KEY_BYTES, ObjectKey};
 use crate::error::Error;
+use crate::ports::MultipartRef;
 use std::fmt;
 use time::OffsetDateTime;
 
@@ -183,6 +184,8 @@ pub struct ObjectRow {
     pub updated_at: OffsetDateTime,
     /// Set while a delete is in progress; such rows are never served.
     pub deleted_at: Option<OffsetDateTime>,
+    /// Set while the row is a multipart upload in progress (cleared by confirmation).
+    pub multipart: Option<MultipartRef>,
 }
 
 impl ObjectRow {

@@ -15,7 +15,7 @@ use crate::domain::{ContentType, MAX_KEY_BYTES, ObjectKey, Principal};
 use crate::error::{Error, FieldError, Resource};
 use crate::files::ReadableFile;
 use crate::key_locks::KeyLocks;
-use crate::policy::{AccessChecker, FileOwner};
+use crate::policy::{AccessChecker, AccessPolicy, FileOwner};
 use crate::ports::{ByteRange, ByteStream, Clock, GetObject, ObjectMeta, ObjectStore, PutObject};
 use crate::reconcile::stale_pending_after;
 use crate::storage::{GetOptions, PutOptions, Storage};
@@ -23,6 +23,9 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use time::OffsetDateTime;
+
+mod multipart;
+pub use multipart::CreateObjectMultipart;
 
 /// Input of [`ManagedService::upload`]: the request body, streamed.
 pub struct Upload {
@@ -159,6 +162,7 @@ impl WriteTarget<'_> {
             created_at: now,
             updated_at: now,
             deleted_at: None,
+            multipart: None,
         }
     }
 }
@@ -659,8 +663,7 @@ impl ObjectService {
         // uploader: its URL may still PUT, and its confirm must find its own row (a DELETE
         // of the path cancels it).
         let abandoned = r.deleted_at.is_some()
-            || r.created_at + stale_pending_after(self.policy.shared.upload_expiry)
-                < self.clock.now();
+            || r.created_at + pending_lifetime(&r, &self.policy.shared) < self.clock.now();
         if !abandoned {
             return Err(Error::ObjectExists);
         }
@@ -778,6 +781,11 @@ impl ObjectService {
                 .mark_object_deleted(&row.id, self.clock.now())
                 .await?;
         }
+        if let Some(mp) = &row.multipart {
+            self.objects
+                .abort_multipart(self.storage.default_bucket(), &row.key, &mp.upload_id)
+                .await?;
+        }
         self.objects
             .delete(self.storage.default_bucket(), &row.key)
             .await?;
@@ -798,6 +806,16 @@ impl ObjectService {
                 self.delete_row(row).await?;
             }
         }
+    }
+}
+
+/// How long a pending row belongs to its upload: a presign's until its URL expired plus
+/// the margin, a multipart upload's for the configured maximum age.
+pub(crate) fn pending_lifetime(row: &ObjectRow, policy: &AccessPolicy) -> std::time::Duration {
+    if row.multipart.is_some() {
+        policy.multipart_max_age
+    } else {
+        stale_pending_after(policy.upload_expiry)
     }
 }
 

@@ -129,8 +129,8 @@ pub trait ObjectRowStore: Send + Sync {
     async fn find_object_by_key(&self, key: &ObjectKey) -> Result<Option<ObjectRow>, Error>;
 
     /// Writes the object's real metadata into a row that is not soft-deleted and marks it
-    /// `confirmed` (also used to refresh a confirmed row after an overwrite). Returns the
-    /// updated row.
+    /// `confirmed` (also used to refresh a confirmed row after an overwrite), clearing its
+    /// `multipart`. Returns the updated row.
     ///
     /// # Errors
     /// [`Error::NotFound`]`(Object)` when no such row exists or it is soft-deleted;

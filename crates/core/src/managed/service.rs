@@ -62,16 +62,17 @@ pub use super::buckets::{CreateBucket, UpdateBucket};
 use super::object::{ObjectInfo, ObjectRow};
 use super::objects::ObjectService;
 pub use super::objects::{
-    DEFAULT_OBJECT_LIST_LIMIT, Download, ListObjects, MAX_OBJECT_LIST_LIMIT, ObjectPage, ObjectUrl,
-    PresignUpload, PresignedUpload, Upload,
+    CreateObjectMultipart, DEFAULT_OBJECT_LIST_LIMIT, Download, ListObjects, MAX_OBJECT_LIST_LIMIT,
+    ObjectPage, ObjectUrl, PresignUpload, PresignedUpload, Upload,
 };
 use super::ports::{BucketStore, ObjectRowStore};
 use crate::domain::{AccessRule, Expiry, ObjectKey, Principal};
 use crate::error::Error;
 use crate::files::ReadableFile;
 use crate::key_locks::KeyLocks;
+use crate::multipart::{MultipartStarted, SignedParts};
 use crate::policy::{AccessChecker, AccessPolicy};
-use crate::ports::{ByteRange, Clock, GetObject, ObjectStore};
+use crate::ports::{ByteRange, Clock, CompletedPart, GetObject, ObjectStore, StoredPart};
 use crate::storage::Storage;
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -390,6 +391,78 @@ impl ManagedService {
         input: PresignUpload,
     ) -> Result<PresignedUpload, Error> {
         self.objects.presign(caller, bucket, path, input).await
+    }
+
+    /// Starts a multipart upload of `size` bytes at a path: the checks, limits and claim
+    /// of [`ManagedService::presign`], then a `pending` row holding storage's upload id.
+    ///
+    /// # Errors
+    /// As [`ManagedService::presign`], with [`Error::Validation`] on `size` (0) or
+    /// `partSize` (see [`PartPlan::new`](crate::multipart::PartPlan::new)).
+    pub async fn create_multipart(
+        &self,
+        caller: Option<&Principal>,
+        bucket: &str,
+        path: &str,
+        input: CreateObjectMultipart,
+    ) -> Result<MultipartStarted, Error> {
+        self.objects
+            .create_multipart(caller, bucket, path, input)
+            .await
+    }
+
+    /// Presigns `UploadPart` URLs for a batch of an upload's parts, each with its exact
+    /// `Content-Length`. Only the upload's creator, while the bucket lets it write.
+    ///
+    /// # Errors
+    /// [`Error::AuthMissing`]; [`Error::NotFound`]`(Object)` for an unknown id or
+    /// another user's; the bucket's write rule ([`Error::AccessRoleRequired`]);
+    /// [`Error::NotFound`]`(Upload)` when the row is no upload in progress;
+    /// [`Error::Validation`] on `partNumbers`.
+    pub async fn sign_parts(
+        &self,
+        caller: Option<&Principal>,
+        id: &str,
+        part_numbers: &[u32],
+    ) -> Result<SignedParts, Error> {
+        self.objects.sign_parts(caller, id, part_numbers).await
+    }
+
+    /// The parts storage already holds for an upload, by part number.
+    ///
+    /// # Errors
+    /// As [`ManagedService::sign_parts`] without the validation; storage errors.
+    pub async fn list_parts(
+        &self,
+        caller: Option<&Principal>,
+        id: &str,
+    ) -> Result<Vec<StoredPart>, Error> {
+        self.objects.list_parts(caller, id).await
+    }
+
+    /// Completes an upload after checking the client's part list against storage's
+    /// (every part, in order, storage's ETags, the planned sizes), then confirms the row
+    /// like [`ManagedService::confirm`].
+    ///
+    /// # Errors
+    /// As [`ManagedService::list_parts`]; [`Error::Validation`] on `parts`,
+    /// `parts[i].etag` or `size` (nothing completed); then as confirm (an object breaking
+    /// the bucket's limits is deleted with its row: 400).
+    pub async fn complete_multipart(
+        &self,
+        caller: Option<&Principal>,
+        id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<ObjectInfo, Error> {
+        self.objects.complete_multipart(caller, id, parts).await
+    }
+
+    /// Aborts an upload at storage and removes its pending row.
+    ///
+    /// # Errors
+    /// As [`ManagedService::list_parts`].
+    pub async fn abort_multipart(&self, caller: Option<&Principal>, id: &str) -> Result<(), Error> {
+        self.objects.abort_multipart(caller, id).await
     }
 
     /// Confirms a presigned upload from the stored object's real metadata. Confirming a

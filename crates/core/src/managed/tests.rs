@@ -112,6 +112,7 @@ fn row(b: &Bucket, key: &str, status: ObjectStatus) -> ObjectRow {
         created_at: NOW,
         updated_at: NOW,
         deleted_at: None,
+        multipart: None,
     }
 }
 

@@ -292,6 +292,7 @@ impl MediaService {
             size: None,
             etag: None,
             upload_expires_at: Some(signed.expires_at),
+            multipart: None,
         };
         self.media.insert(&row).await?;
         Ok(SignedUpload {
@@ -541,5 +542,10 @@ fn check_arrival(
     })
 }
 
+mod multipart;
+#[cfg(test)]
+mod multipart_tests;
 #[cfg(test)]
 mod tests;
+
+pub use multipart::CreateMultipart;

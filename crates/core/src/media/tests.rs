@@ -8,7 +8,7 @@ use crate::ports::{
 };
 use time::macros::datetime;
 
-fn member(org: &str) -> Principal {
+pub(super) fn member(org: &str) -> Principal {
     Principal {
         user_id: "user_1".into(),
         active_org_id: Some(org.into()),
@@ -18,7 +18,7 @@ fn member(org: &str) -> Principal {
     }
 }
 
-fn signer() -> MockUrlSigner {
+pub(super) fn signer() -> MockUrlSigner {
     let mut s = MockUrlSigner::new();
     s.expect_presign().returning(|r| {
         Ok(PresignedUrl {
@@ -30,7 +30,7 @@ fn signer() -> MockUrlSigner {
 }
 
 /// An audit log that must not be written: no rule is PUBLIC.
-fn no_audit() -> MockAuditLog {
+pub(super) fn no_audit() -> MockAuditLog {
     let mut a = MockAuditLog::new();
     a.expect_record().never();
     a
@@ -45,7 +45,7 @@ fn service_with(
     service_full(signer, MockObjectStore::new(), media, audit, policy)
 }
 
-fn service_full(
+pub(super) fn service_full(
     signer: MockUrlSigner,
     objects: MockObjectStore,
     media: MockMediaStore,
@@ -77,7 +77,7 @@ fn service(signer: MockUrlSigner, media: MockMediaStore) -> MediaService {
     service_with(signer, media, no_audit(), MediaPolicy::default())
 }
 
-fn req() -> RequestInfo {
+pub(super) fn req() -> RequestInfo {
     RequestInfo::new("POST", "/api/v1/media/sign-upload").with_ip("192.0.2.1")
 }
 
@@ -266,6 +266,7 @@ fn row(org: &str) -> Media {
         size: Some(3),
         etag: None,
         upload_expires_at: None,
+        multipart: None,
     }
 }
 

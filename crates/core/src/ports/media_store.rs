@@ -1,5 +1,6 @@
 use crate::domain::{BucketName, ContentType, MediaId, ObjectKey};
 use crate::error::Error;
+use crate::ports::MultipartRef;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
@@ -64,7 +65,10 @@ pub struct Media {
     /// The stored object's etag, set by confirmation.
     pub etag: Option<String>,
     /// When the upload URL stops working; `None` for rows signed before it was recorded.
+    /// For a multipart upload: when the upload itself is abandoned (its maximum age).
     pub upload_expires_at: Option<OffsetDateTime>,
+    /// Set while the row is a multipart upload in progress (cleared by confirmation).
+    pub multipart: Option<MultipartRef>,
 }
 
 /// What a confirmation writes into a media row: the object's real metadata.
@@ -121,7 +125,7 @@ pub struct MediaPage {
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait MediaStore: Send + Sync {
-    /// Inserts a new row.
+    /// Inserts a new row (with its `multipart`, when set).
     ///
     /// # Errors
     /// [`Error::Conflict`] when the id or the key already exists (nothing is written);
@@ -156,7 +160,7 @@ pub trait MediaStore: Send + Sync {
     ) -> Result<MediaPage, Error>;
 
     /// Writes the object's real metadata into the row and marks it `confirmed` (also used
-    /// to refresh a confirmed row). Returns the updated row.
+    /// to refresh a confirmed row), clearing its `multipart`. Returns the updated row.
     ///
     /// # Errors
     /// [`Error::NotFound`]`(Media)` when no row has this id; [`Error::Validation`] on

@@ -14,7 +14,8 @@ pub use authenticator::{Authenticator, Credentials};
 pub use clock::{Clock, SystemClock};
 pub use media_store::{Media, MediaConfirmation, MediaCursor, MediaPage, MediaStatus, MediaStore};
 pub use object_store::{
-    ByteRange, ByteStream, GetObject, ListPage, ObjectMeta, ObjectStore, ObjectSummary, PutObject,
+    ByteRange, ByteStream, CompletedPart, GetObject, ListPage, MultipartRef, ObjectMeta,
+    ObjectStore, ObjectSummary, PendingUpload, PutObject, StoredPart,
 };
 pub use signer::{HttpMethod, PresignRequest, PresignedUrl, UrlSigner};
 

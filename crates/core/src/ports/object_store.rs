@@ -93,6 +93,47 @@ impl std::fmt::Debug for PutObject {
     }
 }
 
+/// A multipart upload a row records: storage's upload id and the part size its plan was
+/// made with (the declared size is the row's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MultipartRef {
+    /// Storage's `UploadId`.
+    pub upload_id: String,
+    /// The size of every part but the last.
+    pub part_size: u64,
+}
+
+/// A part storage holds for an unfinished multipart upload (ListParts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPart {
+    /// 1..=10 000.
+    pub part_number: u32,
+    /// The part's size in bytes.
+    pub size: u64,
+    /// Storage's ETag of the part, without quotes.
+    pub etag: String,
+}
+
+/// A part as CompleteMultipartUpload names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletedPart {
+    /// 1..=10 000.
+    pub part_number: u32,
+    /// The part's ETag.
+    pub etag: String,
+}
+
+/// An unfinished multipart upload (ListMultipartUploads).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingUpload {
+    /// The key the upload writes.
+    pub key: String,
+    /// Storage's `UploadId`.
+    pub upload_id: String,
+    /// When it was created, when storage says.
+    pub initiated: Option<OffsetDateTime>,
+}
+
 /// Object operations on an S3-compatible store.
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
@@ -147,4 +188,81 @@ pub trait ObjectStore: Send + Sync {
         continuation: Option<String>,
         max_keys: u32,
     ) -> Result<ListPage, Error>;
+
+    /// Starts a multipart upload of `key`; the completed object will have `content_type`.
+    /// Returns storage's upload id.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]`(Bucket)` when the bucket does not exist; [`Error::Unavailable`].
+    async fn create_multipart(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        content_type: Option<ContentType>,
+    ) -> Result<String, Error>;
+
+    /// Uploads one part through this port (clients use presigned URLs; tests and tools
+    /// use this). Returns the part's ETag without quotes.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]`(Upload)` when no such upload is in progress; otherwise as
+    /// [`ObjectStore::put`].
+    async fn upload_part(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        upload_id: &str,
+        part_number: u32,
+        part: PutObject,
+    ) -> Result<String, Error>;
+
+    /// Every part storage holds for the upload, by part number.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]`(Upload)` when no such upload is in progress (never created,
+    /// completed or aborted); [`Error::Unavailable`].
+    async fn list_parts(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        upload_id: &str,
+    ) -> Result<Vec<StoredPart>, Error>;
+
+    /// Completes the upload from `parts` (ascending): the object appears at `key`,
+    /// replacing any object there.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]`(Upload)` when no such upload is in progress;
+    /// [`Error::Validation`] on `parts` when storage refuses the list (a part it lacks,
+    /// another ETag, a part too small); [`Error::Unavailable`].
+    async fn complete_multipart(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<(), Error>;
+
+    /// Aborts the upload and drops its parts. Aborting an unknown (or already finished)
+    /// upload succeeds (idempotent).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]`(Bucket)`; [`Error::Unavailable`].
+    async fn abort_multipart(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        upload_id: &str,
+    ) -> Result<(), Error>;
+
+    /// The unfinished uploads of the bucket created strictly before `initiated_before`
+    /// (an upload whose creation time storage does not report is included), by key.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]`(Bucket)`; [`Error::Unavailable`].
+    async fn list_multipart_uploads(
+        &self,
+        bucket: &BucketName,
+        initiated_before: OffsetDateTime,
+    ) -> Result<Vec<PendingUpload>, Error>;
 }

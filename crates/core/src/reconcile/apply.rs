@@ -258,7 +258,7 @@ impl<'a> Applier<'a> {
         if now.status != ObjectStatus::Pending || now.deleted_at.is_some() {
             return Ok(Applied::Skipped(SKIP_ROW_CHANGED));
         }
-        if now.created_at >= self.opts.now - self.opts.stale_after {
+        if now.created_at >= self.opts.now - self.opts.stale_after || now.multipart.is_some() {
             return Ok(Applied::Skipped("not stale"));
         }
         if self.head(&row.key).await?.is_some() {

@@ -375,6 +375,9 @@ pub struct ReconcileReport {
     pub in_flight: u64,
     /// Soft-deleted rows (a delete in progress, or for `purge`; not drift).
     pub soft_deleted: u64,
+    /// Unfinished multipart uploads in storage older than the maximum age (`purge` aborts
+    /// them); counted by the caller, which lists them (`ObjectStore::list_multipart_uploads`).
+    pub stale_multipart_uploads: u64,
     /// Count, bytes, outcomes and example keys per category ([`ReconcileReport::new`] lists
     /// every category, found or not).
     pub categories: BTreeMap<Category, Tally>,

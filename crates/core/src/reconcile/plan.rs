@@ -247,7 +247,10 @@ impl<'a> Planner<'a> {
         match (row.status, object) {
             (ObjectStatus::Pending, Some(object)) => Ok(Some(Finding::Arrived { row, object })),
             (ObjectStatus::Pending, None) => {
-                if row.created_at < self.opts.now - self.opts.stale_after {
+                // A multipart upload in progress can outlive any URL: purge judges it by
+                // its maximum age and aborts it at storage first.
+                if row.multipart.is_none() && row.created_at < self.opts.now - self.opts.stale_after
+                {
                     Ok(Some(Finding::StalePending(row)))
                 } else {
                     self.progress.in_flight += 1;

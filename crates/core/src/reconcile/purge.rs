@@ -18,6 +18,9 @@ pub struct PurgeOptions {
     pub now: OffsetDateTime,
     /// Pending rows older than this go ([`default_stale_after`](super::default_stale_after)).
     pub stale_after: Duration,
+    /// Multipart uploads (at storage, and their pending rows) older than this are aborted
+    /// ([`DEFAULT_MULTIPART_MAX_AGE`](crate::policy::DEFAULT_MULTIPART_MAX_AGE)).
+    pub multipart_max_age: Duration,
     /// Soft-deleted rows younger than this are left to the server ([`SOFT_DELETE_GRACE`](super::SOFT_DELETE_GRACE)).
     pub deleted_grace: Duration,
     /// Rows per batch.
@@ -37,6 +40,9 @@ pub struct PurgeReport {
     pub soft_deleted: Tally,
     /// Stale pending rows: count and declared bytes.
     pub stale_pending: Tally,
+    /// Unfinished multipart uploads at storage older than the maximum age: count, and
+    /// the keys of a few (bytes are not counted).
+    pub stale_multipart: Tally,
     /// Rows (with their objects) removed.
     pub purged: u64,
     /// Pages read, of both tables.
@@ -61,6 +67,7 @@ pub async fn purge(
     };
     let stale_before = opts.now - opts.stale_after;
     let deleted_before = opts.now - opts.deleted_grace;
+    let multipart_before = opts.now - opts.multipart_max_age;
     let batch = opts.batch.max(1);
     let mut after: Option<ObjectKey> = None;
     loop {
@@ -74,7 +81,12 @@ pub async fn purge(
                 &mut report.soft_deleted
             } else if row.deleted_at.is_none()
                 && row.status == ObjectStatus::Pending
-                && row.created_at < stale_before
+                && row.created_at
+                    < if row.multipart.is_some() {
+                        multipart_before
+                    } else {
+                        stale_before
+                    }
             {
                 &mut report.stale_pending
             } else {
@@ -94,6 +106,11 @@ pub async fn purge(
                     if now.updated_at == row.updated_at && now.deleted_at == row.deleted_at => {}
                 _ => continue,
             }
+            if let Some(mp) = &row.multipart {
+                objects
+                    .abort_multipart(&opts.bucket, &row.key, &mp.upload_id)
+                    .await?;
+            }
             objects.delete(&opts.bucket, &row.key).await?;
             rows.purge_object(&row.id).await?;
             tally.fixed += 1;
@@ -107,7 +124,59 @@ pub async fn purge(
     if let Some(media) = media {
         purge_media(objects, media, opts, &mut report, on_batch).await?;
     }
+    purge_multipart(objects, rows, media, opts, &mut report).await?;
+    on_batch(&report);
     Ok(report)
+}
+
+/// Aborts the bucket's multipart uploads older than the maximum age, with the pending
+/// row that records each (a row recording another upload, or none, is left alone).
+async fn purge_multipart(
+    objects: &dyn ObjectStore,
+    rows: &dyn ObjectRowStore,
+    media: Option<&dyn MediaStore>,
+    opts: &PurgeOptions,
+    report: &mut PurgeReport,
+) -> Result<(), Error> {
+    let before = opts.now - opts.multipart_max_age;
+    let stale = objects.list_multipart_uploads(&opts.bucket, before).await?;
+    for upload in stale {
+        let tally = &mut report.stale_multipart;
+        tally.count += 1;
+        if tally.examples.len() < EXAMPLES_PER_CATEGORY {
+            tally.examples.push(upload.key.clone());
+        }
+        if opts.dry_run {
+            continue;
+        }
+        let Ok(key) = ObjectKey::parse(upload.key.as_str()) else {
+            // Not a key filegate writes: not its upload to abort.
+            continue;
+        };
+        objects
+            .abort_multipart(&opts.bucket, &key, &upload.upload_id)
+            .await?;
+        let records = |mp: Option<&crate::ports::MultipartRef>| {
+            mp.is_some_and(|m| m.upload_id == upload.upload_id)
+        };
+        if let Some(row) = rows.find_object_by_key(&key).await?
+            && row.status == ObjectStatus::Pending
+            && records(row.multipart.as_ref())
+        {
+            rows.purge_object(&row.id).await?;
+            report.purged += 1;
+        }
+        if let Some(media) = media
+            && let Some(row) = media.find_by_key(&key).await?
+            && row.status == MediaStatus::Pending
+            && records(row.multipart.as_ref())
+        {
+            media.delete(&row.id).await?;
+            report.purged += 1;
+        }
+        report.stale_multipart.fixed += 1;
+    }
+    Ok(())
 }
 
 /// The media half of [`purge`]: pending rows past their URL's expiry plus the margin.
@@ -143,6 +212,11 @@ async fn purge_media(
             match media.find(&row.id).await? {
                 Some(now) if now.status == MediaStatus::Pending => {}
                 _ => continue,
+            }
+            if let Some(mp) = &row.multipart {
+                objects
+                    .abort_multipart(&row.bucket, &row.key, &mp.upload_id)
+                    .await?;
             }
             objects.delete(&row.bucket, &row.key).await?;
             media.delete(&row.id).await?;

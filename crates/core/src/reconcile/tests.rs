@@ -43,6 +43,7 @@ fn row(key: &str, status: ObjectStatus, size: u64, age: Duration) -> ObjectRow {
         created_at: NOW - age,
         updated_at: NOW - age,
         deleted_at: None,
+        multipart: None,
     }
 }
 
@@ -205,6 +206,7 @@ fn media_row(key: &str, status: MediaStatus, expires: Option<OffsetDateTime>) ->
         size: (status == MediaStatus::Confirmed).then_some(5),
         etag: None,
         upload_expires_at: expires,
+        multipart: None,
     }
 }
 
@@ -402,11 +404,16 @@ async fn purge_removes_stale_media_rows_with_their_objects() {
         .withf(|_, k| k.as_str() == "org/o1/stale")
         .times(1)
         .returning(|_, _| Ok(()));
+    store
+        .expect_list_multipart_uploads()
+        .times(1)
+        .returning(|_, _| Ok(vec![]));
     let db = table(vec![]);
     let opts = PurgeOptions {
         bucket: bucket(),
         now: NOW,
         stale_after: default_stale_after(),
+        multipart_max_age: crate::policy::DEFAULT_MULTIPART_MAX_AGE,
         deleted_grace: SOFT_DELETE_GRACE,
         batch: 2,
         dry_run: false,
@@ -417,6 +424,76 @@ async fn purge_removes_stale_media_rows_with_their_objects() {
     assert_eq!(report.stale_pending.count, 1);
     assert_eq!(report.purged, 1);
     assert_eq!(report.scanned_rows, 3);
+}
+
+#[tokio::test]
+async fn purge_aborts_stale_multipart_uploads_and_removes_only_the_rows_recording_them() {
+    use crate::ports::{MultipartRef, PendingUpload};
+    let hour = Duration::from_hours(1);
+    // A pending multipart row, not yet past its own expiry, whose upload storage lists as
+    // stale; and a row at another key recording another upload than storage's.
+    let mut ours = media_row("org/o1/big", MediaStatus::Pending, Some(NOW + hour));
+    ours.multipart = Some(MultipartRef {
+        upload_id: "up-1".into(),
+        part_size: 5 * 1024 * 1024,
+    });
+    let mut other = media_row("org/o1/other", MediaStatus::Pending, Some(NOW + hour));
+    other.multipart = Some(MultipartRef {
+        upload_id: "up-newer".into(),
+        part_size: 5 * 1024 * 1024,
+    });
+    let mut media = media_table(vec![ours.clone(), other.clone()]);
+    let (o1, o2) = (ours.clone(), other.clone());
+    media
+        .expect_find_by_key()
+        .returning(move |k| Ok([&o1, &o2].into_iter().find(|r| r.key == *k).cloned()));
+    let id = ours.id.clone();
+    media
+        .expect_delete()
+        .withf(move |i| *i == id)
+        .times(1)
+        .returning(|_| Ok(()));
+    let mut store = MockObjectStore::new();
+    store
+        .expect_list_multipart_uploads()
+        .withf(|_, before| *before == NOW - crate::policy::DEFAULT_MULTIPART_MAX_AGE)
+        .times(1)
+        .returning(|_, _| {
+            Ok(vec![
+                PendingUpload {
+                    key: "org/o1/big".into(),
+                    upload_id: "up-1".into(),
+                    initiated: None,
+                },
+                PendingUpload {
+                    key: "org/o1/other".into(),
+                    upload_id: "up-old".into(),
+                    initiated: None,
+                },
+            ])
+        });
+    store
+        .expect_abort_multipart()
+        .times(2)
+        .returning(|_, _, _| Ok(()));
+    let mut db = table(vec![]);
+    db.expect_find_object_by_key().returning(|_| Ok(None));
+    let opts = PurgeOptions {
+        bucket: bucket(),
+        now: NOW,
+        stale_after: default_stale_after(),
+        multipart_max_age: crate::policy::DEFAULT_MULTIPART_MAX_AGE,
+        deleted_grace: SOFT_DELETE_GRACE,
+        batch: 10,
+        dry_run: false,
+    };
+    let report = purge(&store, &db, Some(&media), &opts, &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(report.stale_multipart.count, 2);
+    assert_eq!(report.stale_multipart.fixed, 2);
+    assert_eq!(report.stale_pending.count, 0);
+    assert_eq!(report.purged, 1);
 }
 
 /// Byte order, not "text" order: 'Z' < 'a' < '~' < 'é' (0xC3…) < '€' (0xE2…), and '/'

@@ -14,11 +14,13 @@
 //!   creation): its objects would be shadowed by the listing.
 
 mod buckets;
+mod multipart;
 mod objects;
 #[cfg(test)]
 mod tests;
 
 pub(crate) use buckets::*;
+pub(crate) use multipart::*;
 pub(crate) use objects::*;
 
 use crate::error::ApiError;

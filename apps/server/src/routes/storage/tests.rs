@@ -72,6 +72,7 @@ fn views_write_the_api_shapes() {
         created_at: epoch,
         updated_at: epoch,
         deleted_at: None,
+        multipart: None,
     };
     let info = ObjectInfo::new(&row, &b.name);
     let json = serde_json::to_value(ObjectView::from(info.clone())).expect("json");
