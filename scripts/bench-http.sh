@@ -68,7 +68,7 @@ start() {
   server=$!
   api=""
   for _ in $(seq 1 300); do
-    api="$(grep -o '"api":"[^"]*"' "$work/server.log" 2>/dev/null | head -1 | cut -d'"' -f4)"
+    api="$(grep -o '"api":"[^"]*"' "$work/server.log" 2>/dev/null | head -1 | cut -d'"' -f4 || true)"
     [[ -n "$api" ]] && curl -fs "http://$api/healthz" >/dev/null 2>&1 && break
     api=""
     sleep 0.1
