@@ -32,8 +32,9 @@ admin *ARGS:
     cargo run --release -p filegate-admin -- {{ARGS}}
 
 # Load figures of the hot paths against /healthz in one run (needs wrk); docs/BENCHMARKS.md.
-bench-http duration="6s" connections="64":
-    bash scripts/bench-http.sh {{duration}} {{connections}}
+# `databases`: sqlite, postgres or both (Postgres: FILEGATE_BENCH_DATABASE_URL).
+bench-http duration="6s" connections="64" databases="sqlite":
+    bash scripts/bench-http.sh {{duration}} {{connections}} {{databases}}
 
 # Criterion benchmarks (release); figures go to docs/BENCHMARKS.md.
 bench:

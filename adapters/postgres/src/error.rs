@@ -21,6 +21,14 @@ impl Failure {
         self.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION)
     }
 
+    /// The server or the network is at fault, not the statement (see [`is_unavailable`]).
+    pub(crate) fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Pool(_) => true,
+            Self::Db(e) => is_unavailable(e),
+        }
+    }
+
     fn code(&self) -> Option<&SqlState> {
         match self {
             Self::Db(e) => e.code(),

@@ -20,6 +20,7 @@ mod audit;
 pub mod copy;
 mod error;
 mod files_db;
+mod group_commit;
 mod migrations;
 mod pool;
 #[cfg(feature = "testing")]
@@ -48,6 +49,8 @@ use tokio_postgres::Row;
 #[derive(Clone, Debug)]
 pub struct PostgresMediaStore {
     pool: PgPool,
+    /// Inserts of concurrent sign-uploads share one statement (see [`group_commit`]).
+    inserts: group_commit::GroupCommit,
 }
 
 impl PostgresMediaStore {
@@ -58,7 +61,16 @@ impl PostgresMediaStore {
     /// migration fails or the database was migrated by a newer binary.
     pub async fn open(pool: PgPool) -> Result<Self, Error> {
         migrations::apply_pending(&pool, &migrations::MEDIA).await?;
-        Ok(Self { pool })
+        let inserts = group_commit::GroupCommit::start(pool.clone());
+        Ok(Self { pool, inserts })
+    }
+
+    /// The most rows one insert statement has held so far (tests check that concurrent
+    /// inserts are batched).
+    #[doc(hidden)]
+    #[must_use]
+    pub fn largest_insert_batch(&self) -> usize {
+        self.inserts.largest_batch()
     }
 
     /// The audit log in this database, sharing this store's pool.
@@ -138,41 +150,27 @@ pub(crate) fn nanos(t: OffsetDateTime, field: &str) -> Result<i64, Error> {
 #[async_trait]
 impl MediaStore for PostgresMediaStore {
     async fn insert(&self, m: &Media) -> Result<(), Error> {
-        let declared_size = size_param(m.declared_size)?;
-        let size = size_param(m.size)?;
-        let created_at = nanos(m.created_at, "created_at")?;
-        let expires = m
-            .upload_expires_at
-            .map(|t| nanos(t, "upload_expires_at"))
-            .transpose()?;
-        let upload_id = m.multipart.as_ref().map(|mp| mp.upload_id.as_str());
-        let part_size = size_param(m.multipart.as_ref().map(|mp| mp.part_size))?;
-        self.pool
-            .execute(
-                &format!(
-                    "INSERT INTO media ({COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
-                ),
-                &[
-                    &m.id.as_str(),
-                    &m.bucket.as_str(),
-                    &m.key.as_str(),
-                    &m.organization_id,
-                    &m.uploader_id,
-                    &m.filename,
-                    &m.content_type.as_str(),
-                    &declared_size,
-                    &created_at,
-                    &m.status.as_str(),
-                    &size,
-                    &m.etag,
-                    &expires,
-                    &upload_id,
-                    &part_size,
-                ],
-            )
-            .await?;
-        Ok(())
+        let row = group_commit::NewRow {
+            id: m.id.as_str().to_owned(),
+            bucket: m.bucket.as_str().to_owned(),
+            key: m.key.as_str().to_owned(),
+            organization_id: m.organization_id.clone(),
+            uploader_id: m.uploader_id.clone(),
+            filename: m.filename.clone(),
+            content_type: m.content_type.as_str().to_owned(),
+            declared_size: size_param(m.declared_size)?,
+            created_at: nanos(m.created_at, "created_at")?,
+            status: m.status.as_str(),
+            size: size_param(m.size)?,
+            etag: m.etag.clone(),
+            upload_expires_at: m
+                .upload_expires_at
+                .map(|t| nanos(t, "upload_expires_at"))
+                .transpose()?,
+            multipart_upload_id: m.multipart.as_ref().map(|mp| mp.upload_id.clone()),
+            multipart_part_size: size_param(m.multipart.as_ref().map(|mp| mp.part_size))?,
+        };
+        self.inserts.insert(row).await
     }
 
     async fn find(&self, id: &MediaId) -> Result<Option<Media>, Error> {

@@ -285,6 +285,67 @@ async fn a_duplicate_media_row_is_a_conflict() {
     assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
 }
 
+/// Group commit: concurrent inserts share statements, and each keeps its own result; a
+/// row repeating a stored key fails alone with `Conflict`.
+#[tokio::test]
+async fn concurrent_inserts_are_batched_and_a_conflict_fails_alone() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let store = PostgresMediaStore::open(schema.pool().await).await.unwrap();
+    store.insert(&media(0, "o", "o/taken")).await.unwrap();
+    let rows: Vec<Media> = (1..=64)
+        .map(|n| {
+            media(
+                n,
+                "o",
+                &if n % 16 == 0 {
+                    "o/taken".to_owned()
+                } else {
+                    format!("o/{n}")
+                },
+            )
+        })
+        .collect();
+    let results = futures::future::join_all(rows.iter().map(|m| store.insert(m))).await;
+    for (m, result) in rows.iter().zip(&results) {
+        if m.key.as_str() == "o/taken" {
+            assert!(matches!(result, Err(Error::Conflict { .. })), "{result:?}");
+            assert!(store.find(&m.id).await.unwrap().is_none());
+        } else {
+            assert!(result.is_ok(), "{result:?}");
+            assert!(store.find(&m.id).await.unwrap().is_some());
+        }
+    }
+    assert!(
+        store.largest_insert_batch() > 1,
+        "the inserts were never batched, so the test proved nothing"
+    );
+}
+
+/// A value the server refuses (text with a NUL byte) fails the statement of its batch:
+/// the batch is retried row by row, so only that row's caller fails.
+#[tokio::test]
+async fn a_row_the_server_refuses_fails_alone_in_its_batch() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let store = PostgresMediaStore::open(schema.pool().await).await.unwrap();
+    let mut rows: Vec<Media> = (1..=32).map(|n| media(n, "o", &format!("o/{n}"))).collect();
+    rows[9].filename = "nul\0byte".to_owned();
+    let results = futures::future::join_all(rows.iter().map(|m| store.insert(m))).await;
+    for (i, (m, result)) in rows.iter().zip(&results).enumerate() {
+        if i == 9 {
+            assert!(matches!(result, Err(Error::Internal { .. })), "{result:?}");
+            assert!(store.find(&m.id).await.unwrap().is_none());
+        } else {
+            assert!(result.is_ok(), "row {i}: {result:?}");
+            assert!(store.find(&m.id).await.unwrap().is_some());
+        }
+    }
+    assert!(store.largest_insert_batch() > 1, "never batched");
+}
+
 #[tokio::test]
 async fn an_unreachable_server_is_unavailable() {
     // A closed port: no test database needed.

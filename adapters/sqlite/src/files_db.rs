@@ -105,6 +105,14 @@ impl SqliteFilesDb {
     {
         pool::interact(&self.pool, f).await
     }
+
+    /// A read of a few rows by an index, on this thread ([`pool::read`]).
+    async fn read<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    {
+        pool::read(&self.pool, f).await
+    }
 }
 
 /// Constraint failures the ports map to their own variants; caught inside the closure
@@ -418,7 +426,7 @@ impl BucketStore for SqliteFilesDb {
     async fn find_bucket(&self, id: &BucketId) -> Result<Option<Bucket>, Error> {
         let id = id.as_str().to_owned();
         let raw = self
-            .interact(move |c| {
+            .read(move |c| {
                 c.prepare_cached(&format!(
                     "SELECT {BUCKET_COLUMNS} FROM buckets WHERE id = ?1"
                 ))?
@@ -436,7 +444,7 @@ impl BucketStore for SqliteFilesDb {
     ) -> Result<Option<Bucket>, Error> {
         let name = name.as_str().to_owned();
         let raw = self
-            .interact(move |c| match organization_id {
+            .read(move |c| match organization_id {
                 Some(org) => c
                     .prepare_cached(&format!(
                         "SELECT {BUCKET_COLUMNS} FROM buckets \
@@ -568,7 +576,7 @@ impl ObjectRowStore for SqliteFilesDb {
     async fn find_object(&self, id: &ObjectId) -> Result<Option<ObjectRow>, Error> {
         let id = id.as_str().to_owned();
         let raw = self
-            .interact(move |c| {
+            .read(move |c| {
                 c.prepare_cached(&format!(
                     "SELECT {OBJECT_COLUMNS} FROM objects WHERE id = ?1"
                 ))?
@@ -582,7 +590,7 @@ impl ObjectRowStore for SqliteFilesDb {
     async fn find_object_by_key(&self, key: &ObjectKey) -> Result<Option<ObjectRow>, Error> {
         let key = key.as_str().to_owned();
         let raw = self
-            .interact(move |c| {
+            .read(move |c| {
                 c.prepare_cached(&format!(
                     "SELECT {OBJECT_COLUMNS} FROM objects WHERE key = ?1"
                 ))?

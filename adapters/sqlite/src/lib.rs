@@ -95,6 +95,14 @@ impl SqliteMediaStore {
     {
         pool::interact(&self.pool, f).await
     }
+
+    /// A read of a few rows by an index, on this thread ([`pool::read`]).
+    async fn read<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    {
+        pool::read(&self.pool, f).await
+    }
 }
 
 const COLUMNS: &str = "id, bucket, key, organization_id, uploader_id, filename, content_type, \
@@ -246,7 +254,7 @@ impl MediaStore for SqliteMediaStore {
     async fn find(&self, id: &MediaId) -> Result<Option<Media>, Error> {
         let id = id.as_str().to_owned();
         let raw = self
-            .interact(move |c| {
+            .read(move |c| {
                 c.prepare_cached(&format!("SELECT {COLUMNS} FROM media WHERE id = ?1"))?
                     .query_row(params![id], RawRow::read)
                     .optional()
@@ -258,7 +266,7 @@ impl MediaStore for SqliteMediaStore {
     async fn find_by_key(&self, key: &ObjectKey) -> Result<Option<Media>, Error> {
         let key = key.as_str().to_owned();
         let raw = self
-            .interact(move |c| {
+            .read(move |c| {
                 c.prepare_cached(&format!("SELECT {COLUMNS} FROM media WHERE key = ?1"))?
                     .query_row(params![key], RawRow::read)
                     .optional()
@@ -292,7 +300,7 @@ impl MediaStore for SqliteMediaStore {
         // One extra row tells whether another page follows.
         let fetch = i64::from(limit) + 1;
         let raws = self
-            .interact(move |c| {
+            .read(move |c| {
                 // `?2 IS NULL` keeps one statement (and one cached plan) per cursor shape.
                 let rows = match after {
                     None => c

@@ -220,6 +220,7 @@ pub async fn media_store_contract(store: &dyn MediaStore) {
     lifecycle(store, &ids).await;
     key_order(store, &ids).await;
     multipart(store, &ids).await;
+    concurrent_inserts(store, &ids).await;
 }
 
 /// A multipart row keeps its upload id and part size; confirmation clears them.
@@ -579,6 +580,85 @@ async fn key_order(store: &dyn MediaStore, ids: &Ids) {
         .filter_map(|k| k.strip_prefix(&format!("{org}/")))
         .collect();
     assert_eq!(ours, ["Z", "a", "é", "€", "𝄞"], "contract: by_key order");
+}
+
+/// Inserts in flight together (an adapter may write them in one batch) keep their own
+/// results: a row repeating a stored key, and the second of two rows sharing a new key,
+/// fail alone with `Conflict` and write nothing; every other row is written.
+async fn concurrent_inserts(store: &dyn MediaStore, ids: &Ids) {
+    const ROUNDS: u32 = 4;
+    const PER_ROUND: u32 = 16;
+    let org = ids.org("concurrent");
+    let base: i128 = 1_700_000_000_000_000_000;
+    let taken = media(ids.id(0x1000), &org, at(base));
+    must_insert(store, &taken, "the row whose key the others repeat").await;
+    let mut written = vec![taken.id.clone()];
+    for round in 0..ROUNDS {
+        let rows: Vec<Media> = (0..PER_ROUND)
+            .map(|i| {
+                let n = 0x1001 + round * PER_ROUND + i;
+                let mut m = media(ids.id(n), &org, at(base + i128::from(n)));
+                if i == 5 {
+                    m.key = taken.key.clone();
+                }
+                if i == 10 || i == 11 {
+                    m.key = ObjectKey::parse(format!("{org}/shared-{round}"))
+                        .expect("contract: valid key");
+                }
+                m
+            })
+            .collect();
+        let results = futures::future::join_all(rows.iter().map(|m| store.insert(m))).await;
+        let mut pair = Vec::new();
+        for (i, (m, result)) in (0..PER_ROUND).zip(rows.iter().zip(results)) {
+            match i {
+                5 => {
+                    assert!(
+                        matches!(result, Err(Error::Conflict { .. })),
+                        "contract: a concurrent insert repeating a stored key must be \
+                         Err(Conflict), got {result:?}"
+                    );
+                    assert_eq!(
+                        must_find(store, &m.id).await,
+                        None,
+                        "contract: a concurrent insert refused for its key must write nothing"
+                    );
+                }
+                10 | 11 => pair.push((m, result)),
+                _ => {
+                    assert!(
+                        result.is_ok(),
+                        "contract: an insert in flight beside failing ones must succeed, got \
+                         {result:?}"
+                    );
+                    written.push(m.id.clone());
+                }
+            }
+        }
+        let (won, lost): (Vec<_>, Vec<_>) = pair.into_iter().partition(|(_, r)| r.is_ok());
+        assert!(
+            won.len() == 1 && matches!(lost[..], [(_, Err(Error::Conflict { .. }))]),
+            "contract: of two concurrent inserts of one new key exactly one must succeed and \
+             the other be Err(Conflict), got {:?}",
+            won.iter().chain(&lost).map(|(_, r)| r).collect::<Vec<_>>()
+        );
+        written.push(won[0].0.id.clone());
+        assert_eq!(
+            must_find(store, &lost[0].0.id).await,
+            None,
+            "contract: the losing insert of a shared key must write nothing"
+        );
+    }
+    let page = must_list(store, &org, 1000, None).await;
+    let mut listed = ids_of(&page.items);
+    listed.sort();
+    let mut expected: Vec<String> = written.iter().map(ToString::to_string).collect();
+    expected.sort();
+    assert_eq!(
+        listed, expected,
+        "contract: after concurrent inserts the organization must hold exactly the rows \
+         whose insert succeeded"
+    );
 }
 
 #[cfg(test)]
