@@ -240,6 +240,22 @@ async fn reconcile_and_purge_work_against_a_postgres_files_db() {
         assert_eq!(count(&report, category), n, "{category}: {report:#}");
     }
 
+    // Purge finds the abandoned pending row in Postgres and removes it.
+    let abandoned = key("o1/docs/abandoned.txt");
+    let dry = on_pg(&["purge", "--dry-run", "--json"]);
+    assert!(dry.status.success(), "{}", text(&dry.stderr));
+    assert_eq!(
+        json(&dry)["stale_pending"]["count"],
+        1,
+        "{}",
+        text(&dry.stdout)
+    );
+    assert!(db.find_object_by_key(&abandoned).await.unwrap().is_some());
+    let purged = on_pg(&["purge", "--yes", "--json"]);
+    assert!(purged.status.success(), "{}", text(&purged.stderr));
+    assert_eq!(json(&purged)["purged"], 1, "{}", text(&purged.stdout));
+    assert!(db.find_object_by_key(&abandoned).await.unwrap().is_none());
+
     let applied = on_pg(&[
         "reconcile",
         "--apply",
@@ -273,6 +289,7 @@ async fn reconcile_and_purge_work_against_a_postgres_files_db() {
 
     let purged = on_pg(&["purge", "--yes", "--json"]);
     assert_eq!(purged.status.code(), Some(0), "{}", text(&purged.stderr));
+    assert_eq!(json(&purged)["purged"], 0, "{}", text(&purged.stdout));
     let stats = on_pg(&["stats", "--json"]);
     assert_eq!(stats.status.code(), Some(0), "{}", text(&stats.stderr));
     // Nothing was written to SQLite files.
