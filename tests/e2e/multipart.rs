@@ -117,7 +117,7 @@ async fn upload_parts(
     assert_eq!(signed.status, 200, "{signed:?}");
     let mut etags = Vec::new();
     for part in signed.body["parts"].as_array().expect("parts") {
-        let n = u32::try_from(part["partNumber"].as_u64().expect("partNumber")).unwrap();
+        let n = u32::try_from(part["partNumber"].as_u64().expect("partNumber")).expect("u32");
         let start = (n as usize - 1) * part_size;
         let end = (start + part_size).min(data.len());
         etags.push((n, put_part(&app.http, part, &data[start..end]).await));
@@ -134,12 +134,12 @@ async fn download_media(app: &TestApp, token: &str, id: &str) -> Vec<u8> {
     assert_eq!(dl.status, 200, "{dl:?}");
     let got = app
         .http
-        .get(dl.body["url"].as_str().unwrap())
+        .get(dl.body["url"].as_str().expect("url"))
         .send()
         .await
-        .unwrap();
+        .expect("GET sent");
     assert_eq!(got.status(), 200);
-    got.bytes().await.unwrap().to_vec()
+    got.bytes().await.expect("body").to_vec()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,7 +231,7 @@ async fn a_client_dropped_half_way_resumes_from_the_parts_storage_lists() {
         let first = reqwest::Client::new();
         let signed = sign(&app, &token, &base, &[1, 3]).await;
         for part in signed.body["parts"].as_array().unwrap() {
-            let n = part["partNumber"].as_u64().unwrap() as usize;
+            let n = usize::try_from(part["partNumber"].as_u64().unwrap()).unwrap();
             let slice = &data[(n - 1) * 5 * MIB..(n * 5 * MIB).min(data.len())];
             put_part(&first, part, slice).await;
         }

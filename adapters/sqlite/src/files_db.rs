@@ -796,13 +796,13 @@ mod tests {
                 .iter()
                 .map(|s| (s.version, s.name))
                 .collect::<Vec<_>>(),
-            [(1, "files")]
+            [(1, "files"), (2, "objects_multipart")]
         );
         assert!(after.iter().all(|s| s.applied_at.is_some()));
         let count: i64 = raw(&path)
             .query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(count, 1);
+        assert_eq!(count, 2);
     }
 
     #[tokio::test]

@@ -319,7 +319,7 @@ async fn corrupt_rows_are_internal_errors() {
     let store = SqliteMediaStore::open(&path).await.unwrap();
     raw(&path)
         .execute(
-            "INSERT INTO media VALUES ('med_not-hex', 'media', 'k', 'o1', 'u', 'f', 'text/plain', NULL, 1, 'pending', NULL, NULL, NULL)",
+            "INSERT INTO media VALUES ('med_not-hex', 'media', 'k', 'o1', 'u', 'f', 'text/plain', NULL, 1, 'pending', NULL, NULL, NULL, NULL, NULL)",
             [],
         )
         .unwrap();
@@ -539,7 +539,7 @@ async fn an_existing_v1_database_gains_the_audit_table() {
     let applied = migrate(&path).await.unwrap();
     assert_eq!(
         applied.iter().map(|s| s.name).collect::<Vec<_>>(),
-        ["audit", "media_lifecycle"]
+        ["audit", "media_lifecycle", "media_multipart"]
     );
     let store = SqliteMediaStore::open(&path).await.unwrap();
     // Rows from before the lifecycle were listed and served as files: they stay so.

@@ -227,8 +227,8 @@ mod tests {
                 "{method} {path}: a parameter ref does not resolve"
             );
         }
-        // media 4, token 1, ops 4, files 2, storage 11.
-        assert_eq!(n, 22, "operations");
+        // media 4 + 5 multipart, token 1, ops 4, files 2, storage 11 + 5 multipart.
+        assert_eq!(n, 32, "operations");
     }
 
     #[test]

@@ -1896,7 +1896,7 @@ async fn deleting_a_non_empty_bucket_needs_empty() {
 
 /// Uploads part `n` of `len` bytes straight to storage, as a client with its URL would.
 async fn client_part(env: &Env, key: &str, upload_id: &str, n: u32, len: u64) -> String {
-    let data: Vec<u8> = vec![u8::try_from(n).unwrap_or(0); usize::try_from(len).unwrap()];
+    let data: Vec<u8> = vec![u8::try_from(n).unwrap_or(0); usize::try_from(len).expect("usize")];
     env.store
         .inner
         .upload_part(
