@@ -1,14 +1,17 @@
-//! Presigning cost per URL: our signer (as the server calls it) against aws-sdk-s3.
+//! Presigning cost per URL: our signer (as the server calls it) against aws-sdk-s3, and
+//! the cost of multipart part URLs.
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::presigning::PresigningConfig;
 use criterion::{Criterion, criterion_group, criterion_main};
 use filegate_core::domain::{BucketName, Expiry, ObjectKey};
-use filegate_core::ports::{HttpMethod, PresignRequest, UrlSigner};
+use filegate_core::ports::{HttpMethod, PresignRequest, SystemClock, UrlSigner};
+use filegate_core::storage::{PartToSign, Storage};
 use filegate_r2::{R2Config, SigV4Signer};
 use secrecy::SecretString;
 use std::collections::BTreeMap;
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -78,5 +81,67 @@ fn presign(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, presign);
+/// One `UploadPart` URL: `partNumber` and `uploadId` in the query, `Content-Length` signed;
+/// alone, and as the server signs a batch of 100 through the `Storage` facade.
+fn part_signatures(c: &mut Criterion) {
+    let config = R2Config {
+        account_id: None,
+        access_key_id: AKID.to_owned(),
+        secret_access_key: SecretString::from(SECRET),
+        bucket: BucketName::parse(BUCKET).expect("bucket"),
+        endpoint: Some(ENDPOINT.to_owned()),
+        region: "auto".to_owned(),
+    };
+    let signer: Arc<dyn UrlSigner> = Arc::new(SigV4Signer::new(&config).expect("signer"));
+    let now = OffsetDateTime::now_utc();
+    let upload_id = "2~n5fWbC3JKj0Hc8uYq4dTPpBsvLxRmZaEoFgIhNtAOyD1eQ9r7w6V";
+    let request = PresignRequest {
+        method: HttpMethod::Put,
+        bucket: BucketName::parse(BUCKET).expect("bucket"),
+        key: ObjectKey::parse(KEY).expect("key"),
+        expires_in: Expiry::DEFAULT,
+        signed_at: now.replace_nanosecond(0).unwrap_or(now),
+        headers: BTreeMap::from([("Content-Length".to_owned(), "8388608".to_owned())]),
+        query: BTreeMap::from([
+            ("partNumber".to_owned(), "137".to_owned()),
+            ("uploadId".to_owned(), upload_id.to_owned()),
+        ]),
+    };
+    let storage = Storage::new(
+        Arc::clone(&signer),
+        Arc::new(SystemClock),
+        BucketName::parse(BUCKET).expect("bucket"),
+    );
+    let bucket = BucketName::parse(BUCKET).expect("bucket");
+    let key = ObjectKey::parse(KEY).expect("key");
+
+    let mut group = c.benchmark_group("multipart");
+    group.bench_function("filegate_sigv4_upload_part", |b| {
+        b.iter(|| {
+            futures::executor::block_on(signer.presign(black_box(&request))).expect("presign")
+        });
+    });
+    group.bench_function("storage_sign_100_parts", |b| {
+        b.iter(|| {
+            futures::executor::block_on(async {
+                for n in 1..=100u32 {
+                    let part = PartToSign {
+                        upload_id,
+                        part_number: n,
+                        content_length: 8_388_608,
+                    };
+                    black_box(
+                        storage
+                            .sign_part_url(&bucket, &key, &part, Expiry::DEFAULT)
+                            .await
+                            .expect("part"),
+                    );
+                }
+            });
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, presign, part_signatures);
 criterion_main!(benches);
