@@ -328,8 +328,10 @@ async fn two_server_processes_serve_one_deployment() {
         applied,
         [
             ("files".to_owned(), 1),
+            ("files".to_owned(), 2),
             ("media".to_owned(), 1),
-            ("media".to_owned(), 2)
+            ("media".to_owned(), 2),
+            ("media".to_owned(), 3)
         ]
     );
 
