@@ -129,10 +129,16 @@ impl ObjectService {
         id: &str,
         parts: &[CompletedPart],
     ) -> Result<ObjectInfo, Error> {
-        let first = self.open_upload(caller, id).await?;
+        let first = match self.open_upload(caller, id).await {
+            Err(Error::NotFound(Resource::Upload)) => return self.completed(caller, id).await,
+            other => other?,
+        };
         let _key = self.locks.lock(first.row.key.as_str()).await;
         // Re-read under the lock: an abort or a complete may have won.
-        let u = self.open_upload(caller, id).await?;
+        let u = match self.open_upload(caller, id).await {
+            Err(Error::NotFound(Resource::Upload)) => return self.completed(caller, id).await,
+            other => other?,
+        };
         let physical = self.storage.default_bucket();
         let stored = self
             .objects
@@ -175,6 +181,26 @@ impl ObjectService {
             )
             .await?;
         self.rows.purge_object(&u.row.id).await
+    }
+
+    /// A complete retried after it succeeded (its answer lost) gets the object, as a
+    /// repeated confirm does; called once `open_upload` found no upload in progress.
+    async fn completed(&self, caller: Option<&Principal>, id: &str) -> Result<ObjectInfo, Error> {
+        let p = self.access.authenticated(caller)?;
+        let row = match ObjectId::parse(id) {
+            Ok(id) => self.rows.find_object(&id).await?,
+            Err(_) => None,
+        }
+        .filter(|r| {
+            r.owner_id == p.user_id && r.deleted_at.is_none() && r.status == ObjectStatus::Confirmed
+        })
+        .ok_or(Error::NotFound(Resource::Upload))?;
+        let b = self
+            .catalogue
+            .find(&row.bucket_id)
+            .await?
+            .ok_or(Error::NotFound(Resource::Upload))?;
+        Ok(ObjectInfo::new(&row, &b.name))
     }
 
     /// The caller's upload in progress: authentication, then a pending multipart row of
