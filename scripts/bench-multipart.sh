@@ -61,7 +61,13 @@ single() {
   signed=$(curl -sf -X POST "$API/api/v1/media/sign-upload" -H "$AUTH" -H 'Content-Type: application/json' \
     -d "{\"filename\":\"single.bin\",\"contentType\":\"application/octet-stream\",\"size\":$SIZE}")
   url=$(echo "$signed" | json '["uploadUrl"]')
-  curl -sf -o /dev/null -X PUT -T "$DIR/big.bin" -H 'Content-Type: application/octet-stream' "$url"
+  # Exactly the signed headers (Content-Type, If-None-Match; curl sets Content-Length).
+  local -a hargs=()
+  while IFS= read -r h; do hargs+=(-H "$h"); done < <(echo "$signed" | python3 -c '
+import json, sys
+for k, v in json.load(sys.stdin)["headers"].items():
+    if k.lower() != "content-length": print(f"{k}: {v}")')
+  curl -sf -o /dev/null -X PUT -T "$DIR/big.bin" "${hargs[@]}" "$url"
   curl -sf -o /dev/null -X POST "$API/api/v1/media/$(echo "$signed" | json '["id"]')/confirm" -H "$AUTH"
   report "single PUT" "$t0" "$c0"
 }
