@@ -233,17 +233,8 @@ impl MediaService {
         let Scoped { principal, org } = self.enter(op, caller, request, None).await?;
         self.authorize(op, principal)?;
         let mut fields = Vec::new();
-        if let Err(Error::Validation(mut f)) = validate_filename("filename", &input.filename) {
-            fields.append(&mut f);
-        }
-        let content_type = match ContentType::parse(input.content_type) {
-            Ok(ct) => Some(ct),
-            Err(Error::Validation(mut f)) => {
-                fields.append(&mut f);
-                None
-            }
-            Err(e) => return Err(e),
-        };
+        gather(validate_filename("filename", &input.filename), &mut fields)?;
+        let content_type = gather(ContentType::parse(input.content_type), &mut fields)?;
         if self.policy.require_size && input.size.is_none() {
             fields.push(FieldError::new(
                 "size",
@@ -549,3 +540,19 @@ mod multipart_tests;
 mod tests;
 
 pub use multipart::CreateMultipart;
+
+/// Collects a field's validation errors into `fields`, so one answer names every bad
+/// field; any other error is returned.
+pub(crate) fn gather<T>(
+    result: Result<T, Error>,
+    fields: &mut Vec<FieldError>,
+) -> Result<Option<T>, Error> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(Error::Validation(mut f)) => {
+            fields.append(&mut f);
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}

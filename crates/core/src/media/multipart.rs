@@ -4,7 +4,7 @@
 //! id). Completion checks the client's list against storage's, completes at storage,
 //! then confirms the row like [`MediaService::confirm`] (size, type, limit).
 
-use super::{MediaService, RequestInfo, settle_arrival};
+use super::{MediaService, RequestInfo, gather, settle_arrival};
 use crate::domain::{
     ContentType, MediaId, MediaOperation, ObjectKey, Principal, key_safe_filename,
     validate_filename,
@@ -46,25 +46,9 @@ impl MediaService {
         let Scoped { principal, org } = self.enter(op, caller, request, None).await?;
         self.authorize(op, principal)?;
         let mut fields = Vec::new();
-        if let Err(Error::Validation(mut f)) = validate_filename("filename", &input.filename) {
-            fields.append(&mut f);
-        }
-        let content_type = match ContentType::parse(input.content_type) {
-            Ok(ct) => Some(ct),
-            Err(Error::Validation(mut f)) => {
-                fields.append(&mut f);
-                None
-            }
-            Err(e) => return Err(e),
-        };
-        let plan = match PartPlan::new(input.size, input.part_size) {
-            Ok(p) => Some(p),
-            Err(Error::Validation(mut f)) => {
-                fields.append(&mut f);
-                None
-            }
-            Err(e) => return Err(e),
-        };
+        gather(validate_filename("filename", &input.filename), &mut fields)?;
+        let content_type = gather(ContentType::parse(input.content_type), &mut fields)?;
+        let plan = gather(PartPlan::new(input.size, input.part_size), &mut fields)?;
         let (Some(content_type), Some(plan), true) = (content_type, plan, fields.is_empty()) else {
             return Err(Error::Validation(fields));
         };
