@@ -251,7 +251,7 @@ impl MediaService {
         let id = MediaId::generate();
         let raw_key = format!(
             "org/{org}/{}-{}",
-            uuid::Uuid::new_v4(),
+            uuid::Uuid::now_v7(),
             key_safe_filename(&input.filename)
         );
         let key = ObjectKey::parse(raw_key).map_err(|_| {
