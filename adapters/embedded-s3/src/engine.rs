@@ -414,7 +414,7 @@ impl Index {
         let conn = lock(&self.reader);
         let mut stmt = conn.prepare(
             "SELECT name, created_ms FROM buckets
-             WHERE name > ?1 AND substr(name, 1, length(?2)) = ?2 ORDER BY name LIMIT ?3",
+             WHERE name > ?1 AND substr(name, 1, length(?2)) = ?2 ORDER BY name LIMIT +?3",
         )?;
         let rows = stmt
             .query_map(
@@ -496,7 +496,7 @@ impl Index {
         let mut stmt = conn.prepare_cached(
             "SELECT key, size, etag, modified_ms FROM objects
              WHERE bucket = ?1 AND key > ?2 AND key >= ?3 AND key < ?4
-             ORDER BY key LIMIT ?5",
+             ORDER BY key LIMIT +?5",
         )?;
         let rows = stmt
             .query_map(
@@ -608,7 +608,7 @@ impl Index {
         let conn = lock(&self.reader);
         let mut stmt = conn.prepare_cached(
             "SELECT part_number, blob, size, etag, modified_ms, meta FROM parts
-             WHERE upload_id = ?1 AND part_number > ?2 ORDER BY part_number LIMIT ?3",
+             WHERE upload_id = ?1 AND part_number > ?2 ORDER BY part_number LIMIT +?3",
         )?;
         let rows = stmt
             .query_map(
@@ -701,7 +701,7 @@ impl Index {
             "SELECT id, bucket, key, initiated_ms, meta, completed_etag FROM uploads
              WHERE bucket = ?1 AND completed_etag IS NULL
                AND (key > ?2 OR (key = ?2 AND id > ?3)) AND key >= ?4 AND key < ?5
-             ORDER BY key, id LIMIT ?6",
+             ORDER BY key, id LIMIT +?6",
         )?;
         let rows = stmt
             .query_map(

@@ -100,7 +100,7 @@ impl Source {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         params.push(Value::Integer(limit));
         let sql = format!(
-            "SELECT {} FROM {name} {filter} ORDER BY {key} LIMIT ?{}",
+            "SELECT {} FROM {name} {filter} ORDER BY {key} LIMIT +?{}",
             columns.join(", "),
             params.len()
         );

@@ -58,6 +58,8 @@ pub async fn files_migration_status(path: &Path) -> Result<Vec<MigrationStatus>,
 #[derive(Clone, Debug)]
 pub struct SqliteFilesDb {
     pool: Pool,
+    /// Keeps this database's checkpoints running while the store lives.
+    _checkpoints: pool::Checkpointer,
 }
 
 impl SqliteFilesDb {
@@ -71,7 +73,16 @@ impl SqliteFilesDb {
     pub async fn open(path: &Path) -> Result<Self, Error> {
         let pool = pool::open(path, pool::Ownership::Owned).await?;
         migrations::apply_pending(&pool, FILES_MIGRATIONS).await?;
-        Ok(Self { pool })
+        let path = path.to_owned();
+        let checkpoints = tokio::task::spawn_blocking(move || {
+            pool::Checkpointer::start(&path, pool::Restart::Here)
+        })
+        .await
+        .map_err(Error::internal)??;
+        Ok(Self {
+            pool,
+            _checkpoints: checkpoints,
+        })
     }
 
     /// Round-trips a trivial query, for readiness checks.
@@ -386,7 +397,7 @@ fn list_sql(query: &ObjectQuery) -> (String, Vec<Value>) {
         push("owner_id =", owner);
     }
     args.push(Value::Integer(limit_of(query.limit) + 1));
-    let _ = write!(sql, " ORDER BY path LIMIT ?{}", args.len());
+    let _ = write!(sql, " ORDER BY path LIMIT +?{}", args.len());
     (sql, args)
 }
 
@@ -684,7 +695,7 @@ impl ObjectRowStore for SqliteFilesDb {
             .interact(move |c| {
                 c.prepare_cached(&format!(
                     "SELECT {OBJECT_COLUMNS} FROM objects WHERE bucket_id = ?1 \
-                     ORDER BY segment, path LIMIT ?2"
+                     ORDER BY segment, path LIMIT +?2"
                 ))?
                 .query_map(params![id, limit_of(limit)], RawObject::read)?
                 .collect::<rusqlite::Result<Vec<_>>>()
@@ -703,13 +714,13 @@ impl ObjectRowStore for SqliteFilesDb {
                 Some(after) => c
                     .prepare_cached(&format!(
                         "SELECT {OBJECT_COLUMNS} FROM objects WHERE key > ?1 \
-                             ORDER BY key LIMIT ?2"
+                             ORDER BY key LIMIT +?2"
                     ))?
                     .query_map(params![after.as_str(), limit_of(limit)], RawObject::read)?
                     .collect::<rusqlite::Result<Vec<_>>>(),
                 None => c
                     .prepare_cached(&format!(
-                        "SELECT {OBJECT_COLUMNS} FROM objects ORDER BY key LIMIT ?1"
+                        "SELECT {OBJECT_COLUMNS} FROM objects ORDER BY key LIMIT +?1"
                     ))?
                     .query_map(params![limit_of(limit)], RawObject::read)?
                     .collect::<rusqlite::Result<Vec<_>>>(),
@@ -735,7 +746,7 @@ impl ObjectRowStore for SqliteFilesDb {
                 c.prepare_cached(&format!(
                     "SELECT {OBJECT_COLUMNS} FROM objects \
                      WHERE status = 'pending' AND created_at < ?1 \
-                     ORDER BY created_at, id LIMIT ?2"
+                     ORDER BY created_at, id LIMIT +?2"
                 ))?
                 .query_map(params![before, limit_of(limit)], RawObject::read)?
                 .collect::<rusqlite::Result<Vec<_>>>()
@@ -851,6 +862,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn listing_is_not_prepared_again_per_call() {
+        let (_dir, path) = temp_db();
+        SqliteFilesDb::open(&path).await.unwrap();
+        let query = |limit, after: Option<&str>| ObjectQuery {
+            bucket_id: BucketId::generate(),
+            segment: "org_1".into(),
+            prefix: Some("a/".into()),
+            owner_id: None,
+            after: after.map(str::to_owned),
+            limit,
+        };
+        let (sql, first) = list_sql(&query(10, Some("a/b")));
+        let (same, second) = list_sql(&query(200, Some("a/c")));
+        assert_eq!(sql, same);
+        let again = crate::tests::prepared_again(&path, &sql, vec![first, second]);
+        assert_eq!(again, 0, "{sql}");
+    }
+
+    #[tokio::test]
     async fn listing_is_an_index_range_without_a_sort() {
         let (_dir, path) = temp_db();
         SqliteFilesDb::open(&path).await.unwrap();
@@ -885,7 +915,7 @@ mod tests {
         for (sql, args, index) in [
             (
                 format!(
-                    "SELECT {OBJECT_COLUMNS} FROM objects WHERE key > ?1 ORDER BY key LIMIT ?2"
+                    "SELECT {OBJECT_COLUMNS} FROM objects WHERE key > ?1 ORDER BY key LIMIT +?2"
                 ),
                 vec![text("k"), Value::Integer(10)],
                 "objects_key",
@@ -893,7 +923,7 @@ mod tests {
             (
                 format!(
                     "SELECT {OBJECT_COLUMNS} FROM objects WHERE status = 'pending' \
-                     AND created_at < ?1 ORDER BY created_at, id LIMIT ?2"
+                     AND created_at < ?1 ORDER BY created_at, id LIMIT +?2"
                 ),
                 vec![Value::Integer(5), Value::Integer(10)],
                 "objects_pending_created",
@@ -901,7 +931,7 @@ mod tests {
             (
                 format!(
                     "SELECT {OBJECT_COLUMNS} FROM objects WHERE bucket_id = ?1 \
-                     ORDER BY segment, path LIMIT ?2"
+                     ORDER BY segment, path LIMIT +?2"
                 ),
                 vec![text("b"), Value::Integer(10)],
                 "objects_bucket_segment_path",

@@ -1,4 +1,4 @@
-//! Group commit of media inserts: one writer task takes the inserts of every concurrent
+//! Group commit of media inserts: one writer thread takes the inserts of every concurrent
 //! sign-upload waiting at that moment, runs them in one `BEGIN IMMEDIATE` transaction and
 //! answers each caller after the commit.
 //!
@@ -9,17 +9,22 @@
 //! that caller's `Conflict` while the other rows commit. A failed commit fails every caller
 //! of the batch, and none of their rows is kept.
 //!
+//! The writer is a thread of its own with a connection of its own (not a pooled one
+//! reached through `spawn_blocking`): a caller's insert then costs one wake-up of that
+//! thread and one of the caller, and the connection keeps its prepared statements,
+//! `BEGIN` and `COMMIT` included.
+//!
 //! Durability is the database's own: WAL with `synchronous = NORMAL`, so an acknowledged
-//! row survives a crash of the process; a power loss can lose the last transactions before
-//! the next checkpoint (docs/BENCHMARKS.md, "Durability").
+//! row survives a crash of the process; a power loss can lose what was committed since
+//! the last checkpoint, which [`Checkpointer`](crate::pool::Checkpointer) runs every
+//! half second (docs/BENCHMARKS.md, "Durability").
 
 use crate::error::from_sqlite;
 use crate::pool;
-use deadpool_sqlite::Pool;
-use deadpool_sqlite::rusqlite::{self, ToSql, TransactionBehavior};
+use deadpool_sqlite::rusqlite::{self, Connection, ToSql};
 use filegate_core::Error;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 /// The most rows one transaction takes; more wait for the next batch.
@@ -35,8 +40,8 @@ struct Job {
     reply: oneshot::Sender<Result<(), Error>>,
 }
 
-/// A handle on the writer task of one database and one insert statement; cheap to clone.
-/// The task ends when the last handle is dropped.
+/// A handle on the writer thread of one database and one insert statement; cheap to
+/// clone. The thread ends when the last handle is dropped.
 #[derive(Clone, Debug)]
 pub(crate) struct GroupCommit {
     jobs: mpsc::Sender<Job>,
@@ -52,13 +57,25 @@ impl std::fmt::Debug for Job {
 }
 
 impl GroupCommit {
-    /// Starts the writer task for `sql` (one `INSERT` with `?N` parameters) on `pool`.
-    /// Needs a Tokio runtime.
-    pub(crate) fn start(pool: Pool, sql: String) -> Self {
+    /// Starts the writer thread for `sql` (one `INSERT` with `?N` parameters) on `conn`,
+    /// which it keeps.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when no thread can be started.
+    /// It also runs the `RESTART` checkpoints `restart` asks for, between two batches.
+    pub(crate) fn start(
+        conn: Connection,
+        sql: String,
+        restart: Arc<AtomicBool>,
+    ) -> Result<Self, Error> {
         let (jobs, rx) = mpsc::channel(QUEUE);
         let largest = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(writer(pool, sql, rx, largest.clone()));
-        Self { jobs, largest }
+        let seen = largest.clone();
+        std::thread::Builder::new()
+            .name("filegate-media-writer".into())
+            .spawn(move || writer(conn, &sql, rx, &seen, &restart))
+            .map_err(Error::unavailable)?;
+        Ok(Self { jobs, largest })
     }
 
     /// The most rows one transaction has held so far.
@@ -84,8 +101,15 @@ impl GroupCommit {
     }
 }
 
-async fn writer(pool: Pool, sql: String, mut rx: mpsc::Receiver<Job>, largest: Arc<AtomicUsize>) {
-    while let Some(first) = rx.recv().await {
+fn writer(
+    mut conn: Connection,
+    sql: &str,
+    mut rx: mpsc::Receiver<Job>,
+    largest: &AtomicUsize,
+    restart: &AtomicBool,
+) {
+    // Not a runtime thread: blocking here is what this thread is for.
+    while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -94,23 +118,20 @@ async fn writer(pool: Pool, sql: String, mut rx: mpsc::Receiver<Job>, largest: A
             }
         }
         largest.fetch_max(batch.len(), Ordering::Relaxed);
-        let (rows, replies): (Vec<Params>, Vec<_>) =
-            batch.into_iter().map(|j| (j.params, j.reply)).unzip();
-        let sql = sql.clone();
-        let outcome = pool::interact(&pool, move |c| commit_batch(c, &sql, &rows)).await;
-        match outcome {
+        match commit_batch(&mut conn, sql, &batch) {
             Ok(results) => {
-                for (reply, result) in replies.into_iter().zip(results) {
+                for (job, result) in batch.into_iter().zip(results) {
                     // A caller that gave up (its request was cancelled) needs no answer.
-                    let _ = reply.send(result.map_err(from_sqlite));
+                    let _ = job.reply.send(result.map_err(from_sqlite));
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, rows = replies.len(), "media batch not committed");
+                let e = from_sqlite(e);
+                tracing::warn!(error = %e, rows = batch.len(), "media batch not committed");
                 let unavailable = matches!(e, Error::Unavailable { .. });
-                for reply in replies {
+                for job in batch {
                     let cause = format!("the media batch was not committed: {e}");
-                    let _ = reply.send(Err(if unavailable {
+                    let _ = job.reply.send(Err(if unavailable {
                         Error::unavailable(cause)
                     } else {
                         Error::internal(cause)
@@ -118,26 +139,45 @@ async fn writer(pool: Pool, sql: String, mut rx: mpsc::Receiver<Job>, largest: A
                 }
             }
         }
+        // After the answers, so the callers just committed do not wait for it.
+        if let Err(e) = pool::restart_if_asked(&conn, restart) {
+            tracing::warn!(error = %e, "sqlite checkpoint failed; the checkpointer asks again");
+        }
     }
 }
 
-/// Runs every row's insert in one transaction; each row keeps its own result.
+/// Runs every row's insert in one transaction; each row keeps its own result. A failed
+/// begin or commit rolls the whole batch back.
 fn commit_batch(
-    c: &mut rusqlite::Connection,
+    c: &mut Connection,
     sql: &str,
-    rows: &[Params],
+    batch: &[Job],
 ) -> rusqlite::Result<Vec<rusqlite::Result<()>>> {
-    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let results = {
-        let mut stmt = tx.prepare_cached(sql)?;
-        rows.iter()
-            .map(|params| {
-                let refs: Vec<&dyn ToSql> =
-                    params.iter().map(|p| p.as_ref() as &dyn ToSql).collect();
+    // Cached statements rather than `Transaction`, whose BEGIN and COMMIT are parsed anew
+    // on every call.
+    c.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+    let inserted = (|| {
+        let mut stmt = c.prepare_cached(sql)?;
+        let results = batch
+            .iter()
+            .map(|job| {
+                let refs: Vec<&dyn ToSql> = job
+                    .params
+                    .iter()
+                    .map(|p| p.as_ref() as &dyn ToSql)
+                    .collect();
                 stmt.execute(refs.as_slice()).map(drop)
             })
-            .collect()
-    };
-    tx.commit()?;
-    Ok(results)
+            .collect();
+        drop(stmt);
+        c.prepare_cached("COMMIT")?.execute([])?;
+        Ok(results)
+    })();
+    if inserted.is_err() && !c.is_autocommit() {
+        // The commit (or a statement's preparation) failed: nothing of the batch stays.
+        if let Err(e) = c.execute_batch("ROLLBACK") {
+            tracing::warn!(error = %e, "rollback of a media batch failed");
+        }
+    }
+    inserted
 }

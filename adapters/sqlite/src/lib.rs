@@ -38,6 +38,8 @@ use filegate_core::ports::{
     Media, MediaConfirmation, MediaCursor, MediaPage, MediaStatus, MediaStore, MultipartRef,
 };
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, LazyLock};
 use time::OffsetDateTime;
 
 /// The media table in a SQLite file. Cheap to clone (shares the pool).
@@ -48,6 +50,8 @@ pub struct SqliteMediaStore {
     pool: Pool,
     /// Inserts of concurrent sign-uploads share one transaction (see [`group_commit`]).
     inserts: group_commit::GroupCommit,
+    /// Keeps this database's checkpoints running while the store lives.
+    _checkpoints: pool::Checkpointer,
 }
 
 impl SqliteMediaStore {
@@ -61,8 +65,21 @@ impl SqliteMediaStore {
     pub async fn open(path: &Path) -> Result<Self, Error> {
         let pool = pool::open(path, pool::Ownership::Owned).await?;
         migrations::apply_pending(&pool, migrations::MIGRATIONS).await?;
-        let inserts = group_commit::GroupCommit::start(pool.clone(), insert_sql());
-        Ok(Self { pool, inserts })
+        let path = path.to_owned();
+        let restart = Arc::new(AtomicBool::new(false));
+        let handed = pool::Restart::Handed(restart.clone());
+        let (writer, checkpoints) = tokio::task::spawn_blocking(move || {
+            let checkpoints = pool::Checkpointer::start(&path, handed)?;
+            Ok::<_, Error>((pool::connect(&path)?, checkpoints))
+        })
+        .await
+        .map_err(Error::internal)??;
+        let inserts = group_commit::GroupCommit::start(writer, insert_sql(), restart)?;
+        Ok(Self {
+            pool,
+            inserts,
+            _checkpoints: checkpoints,
+        })
     }
 
     /// The audit log in this database, sharing this store's pool.
@@ -108,6 +125,35 @@ impl SqliteMediaStore {
 const COLUMNS: &str = "id, bucket, key, organization_id, uploader_id, filename, content_type, \
                        declared_size, created_at, status, size, etag, upload_expires_at, \
                        multipart_upload_id, multipart_part_size";
+
+// The statements of the hot paths, formatted once.
+static FIND_BY_ID: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {COLUMNS} FROM media WHERE id = ?1"));
+static FIND_BY_KEY: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {COLUMNS} FROM media WHERE key = ?1"));
+// `?2 IS NULL` keeps one statement (and one cached plan) per cursor shape. `LIMIT ?N`,
+// never a bare `LIMIT ?N`: SQLite (3.47 and later) plans a bare bound LIMIT from its
+// value, which expires the prepared statement on every bind, so each call would parse
+// and plan it again (a 5x slower read; `no_statement_is_prepared_again` checks it).
+static LIST_FIRST: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {COLUMNS} FROM media WHERE organization_id = ?1 \
+         AND (?2 IS NULL OR status = ?2) \
+         ORDER BY created_at DESC, id DESC LIMIT +?3"
+    )
+});
+static LIST_AFTER: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {COLUMNS} FROM media WHERE organization_id = ?1 \
+         AND (?2 IS NULL OR status = ?2) \
+         AND (created_at, id) < (?3, ?4) \
+         ORDER BY created_at DESC, id DESC LIMIT +?5"
+    )
+});
+static BY_KEY: LazyLock<String> = LazyLock::new(|| {
+    // BINARY collation: byte order, as storage lists keys.
+    format!("SELECT {COLUMNS} FROM media WHERE (?1 IS NULL OR key > ?1) ORDER BY key LIMIT +?2")
+});
 
 fn insert_sql() -> String {
     format!(
@@ -255,7 +301,7 @@ impl MediaStore for SqliteMediaStore {
         let id = id.as_str().to_owned();
         let raw = self
             .read(move |c| {
-                c.prepare_cached(&format!("SELECT {COLUMNS} FROM media WHERE id = ?1"))?
+                c.prepare_cached(&FIND_BY_ID)?
                     .query_row(params![id], RawRow::read)
                     .optional()
             })
@@ -267,7 +313,7 @@ impl MediaStore for SqliteMediaStore {
         let key = key.as_str().to_owned();
         let raw = self
             .read(move |c| {
-                c.prepare_cached(&format!("SELECT {COLUMNS} FROM media WHERE key = ?1"))?
+                c.prepare_cached(&FIND_BY_KEY)?
                     .query_row(params![key], RawRow::read)
                     .optional()
             })
@@ -301,23 +347,13 @@ impl MediaStore for SqliteMediaStore {
         let fetch = i64::from(limit) + 1;
         let raws = self
             .read(move |c| {
-                // `?2 IS NULL` keeps one statement (and one cached plan) per cursor shape.
                 let rows = match after {
                     None => c
-                        .prepare_cached(&format!(
-                            "SELECT {COLUMNS} FROM media WHERE organization_id = ?1 \
-                             AND (?2 IS NULL OR status = ?2) \
-                             ORDER BY created_at DESC, id DESC LIMIT ?3"
-                        ))?
+                        .prepare_cached(&LIST_FIRST)?
                         .query_map(params![org, status, fetch], RawRow::read)?
                         .collect::<rusqlite::Result<Vec<_>>>()?,
                     Some((nanos, id)) => c
-                        .prepare_cached(&format!(
-                            "SELECT {COLUMNS} FROM media WHERE organization_id = ?1 \
-                             AND (?2 IS NULL OR status = ?2) \
-                             AND (created_at, id) < (?3, ?4) \
-                             ORDER BY created_at DESC, id DESC LIMIT ?5"
-                        ))?
+                        .prepare_cached(&LIST_AFTER)?
                         .query_map(params![org, status, nanos, id, fetch], RawRow::read)?
                         .collect::<rusqlite::Result<Vec<_>>>()?,
                 };
@@ -381,15 +417,11 @@ impl MediaStore for SqliteMediaStore {
         }
         let after = after.map(|k| k.as_str().to_owned());
         let limit = i64::from(limit);
-        // BINARY collation: byte order, as storage lists keys.
         let raws = self
             .interact(move |c| {
-                c.prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM media WHERE (?1 IS NULL OR key > ?1) \
-                     ORDER BY key LIMIT ?2"
-                ))?
-                .query_map(params![after, limit], RawRow::read)?
-                .collect::<rusqlite::Result<Vec<_>>>()
+                c.prepare_cached(&BY_KEY)?
+                    .query_map(params![after, limit], RawRow::read)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
             })
             .await?;
         raws.into_iter().map(RawRow::into_media).collect()

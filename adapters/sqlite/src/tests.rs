@@ -205,7 +205,7 @@ async fn every_connection_gets_the_pragmas() {
                 Ok::<_, rusqlite::Error>((
                     q("PRAGMA journal_mode")?,
                     q("PRAGMA foreign_keys")?,
-                    q("PRAGMA busy_timeout")?,
+                    q("PRAGMA wal_autocheckpoint")?,
                     q("PRAGMA synchronous")?,
                 ))
             })
@@ -214,7 +214,8 @@ async fn every_connection_gets_the_pragmas() {
             .unwrap();
         assert_eq!(mode, Value::Text("wal".into()));
         assert_eq!(fk, Value::Integer(1));
-        assert_eq!(busy, Value::Integer(5000));
+        // The checkpointer checkpoints; a commit only past the backstop.
+        assert_eq!(busy, Value::Integer(10_000));
         assert_eq!(sync, Value::Integer(1), "synchronous = NORMAL");
     }
 }
@@ -565,4 +566,125 @@ async fn the_lifecycle_migration_refuses_unknown_statuses() {
         )
         .unwrap_err();
     assert!(err.to_string().contains("CHECK"), "{err}");
+}
+
+/// How often SQLite had to parse and plan `sql` again while it ran once per argument
+/// set: more than zero means every call of that statement pays a fresh prepare.
+pub(crate) fn prepared_again(
+    path: &Path,
+    sql: &str,
+    runs: Vec<Vec<rusqlite::types::Value>>,
+) -> i32 {
+    let conn = raw(path);
+    let mut stmt = conn.prepare(sql).unwrap();
+    for args in runs {
+        let mut rows = stmt.query(rusqlite::params_from_iter(args)).unwrap();
+        while rows.next().unwrap().is_some() {}
+    }
+    stmt.get_status(rusqlite::StatementStatus::RePrepare)
+}
+
+#[tokio::test]
+async fn no_statement_is_prepared_again() {
+    use rusqlite::types::Value::{Integer, Null, Text};
+    let (_dir, path) = temp_db();
+    let store = SqliteMediaStore::open(&path).await.unwrap();
+    for n in 0..3 {
+        store.insert(&row("o1", 1_000 + n)).await.unwrap();
+    }
+    let text = |s: &str| Text(s.to_owned());
+    for (name, sql, runs) in [
+        (
+            "list, first page",
+            LIST_FIRST.as_str(),
+            vec![
+                vec![text("o1"), Null, Integer(2)],
+                vec![text("o1"), text("pending"), Integer(51)],
+            ],
+        ),
+        (
+            "list, next page",
+            LIST_AFTER.as_str(),
+            vec![
+                vec![text("o1"), Null, Integer(i64::MAX), text("x"), Integer(2)],
+                vec![text("o2"), Null, Integer(5), text("y"), Integer(3)],
+            ],
+        ),
+        (
+            "by key",
+            BY_KEY.as_str(),
+            vec![vec![Null, Integer(2)], vec![text("a"), Integer(7)]],
+        ),
+        (
+            "find",
+            FIND_BY_ID.as_str(),
+            vec![vec![text("med_1")], vec![text("med_2")]],
+        ),
+    ] {
+        assert_eq!(prepared_again(&path, sql, runs), 0, "{name}: {sql}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_waits_for_a_lock_held_briefly_elsewhere() {
+    let (_dir, path) = temp_db();
+    let store = SqliteMediaStore::open(&path).await.unwrap();
+    let holder = raw(&path);
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        holder.execute_batch("COMMIT").unwrap();
+    });
+    let m = row("o1", 1);
+    store
+        .insert(&m)
+        .await
+        .expect("waits for the lock, then commits");
+    release.join().unwrap();
+    assert_eq!(store.find(&m.id).await.unwrap(), Some(m));
+}
+
+#[test]
+fn the_busy_handler_gives_up_after_the_busy_timeout() {
+    let fine = pool::FINE_TRIES;
+    let coarse = u32::try_from(pool::BUSY_TIMEOUT.as_millis()).unwrap() - fine / 10;
+    let last = i32::try_from(fine + coarse - 1).unwrap();
+    assert!(pool::wait_briefly(0));
+    assert!(pool::wait_briefly(last));
+    assert!(!pool::wait_briefly(last + 1));
+}
+
+#[tokio::test]
+async fn the_checkpointer_lets_the_wal_start_over() {
+    let (_dir, path) = temp_db();
+    let store = SqliteMediaStore::open(&path).await.unwrap();
+    // Enough rows for a WAL past the RESTART threshold.
+    let conn = raw(&path);
+    conn.execute_batch("BEGIN").unwrap();
+    let filler = "x".repeat(3_000);
+    for n in 0..4_000 {
+        conn.execute(
+            "INSERT INTO audit_log (at, route, method, resource) VALUES (?1, 'r', 'GET', ?2)",
+            params![n, filler],
+        )
+        .unwrap();
+    }
+    conn.execute_batch("COMMIT").unwrap();
+    let wal = path.with_extension("db-wal");
+    assert!(
+        std::fs::metadata(&wal).unwrap().len() > 8 << 20,
+        "the inserts went to the WAL"
+    );
+    assert_eq!(
+        pool::checkpoint(&conn, &pool::Restart::Here).unwrap(),
+        0,
+        "all copied"
+    );
+    let frames = |c: &Connection| {
+        c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1))
+            .unwrap()
+    };
+    // The next commit writes from the WAL's start again.
+    store.insert(&row("o1", 2)).await.unwrap();
+    assert!(frames(&conn) < 100, "the WAL started over");
 }
