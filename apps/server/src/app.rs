@@ -3,7 +3,7 @@
 
 use crate::metrics::{MeteredObjectStore, Metrics};
 use crate::options::{FilesOptions, HttpOptions, TokenMinter};
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 use anyhow::Context;
 use filegate_auth::JwtConfig;
 use filegate_bootstrap::config::{Config, LogFormat};
@@ -167,7 +167,7 @@ fn app_state(
     metrics.set_pool_probe(services.media_pool);
     let media = Arc::new(services.media);
     let managed = services.managed.map(Arc::new);
-    Ok(AppState {
+    Ok(AppState::new(Shared {
         reads: Arc::new(FileAccess::new(media.clone(), managed.clone())),
         media,
         auth: Arc::new(services.auth),
@@ -189,7 +189,7 @@ fn app_state(
             tokens: services.file_tokens,
         }),
         spool_dir: spool_dir(&config.data_dir)?.into(),
-    })
+    }))
 }
 
 /// Serves `app` on `listener` with the configured limits until the sender is used.

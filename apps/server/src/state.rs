@@ -12,9 +12,28 @@ use std::sync::Arc;
 // Built by bootstrap; re-exported where handlers and tests already look for them.
 pub use filegate_bootstrap::readiness::{CheckOutcome, ProbeFuture, Readiness};
 
-/// Everything a handler needs; cheap to clone.
+/// Everything a handler needs, behind one pointer: axum clones the state for every
+/// request and every stateful layer, and one reference count is all that copies.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    #[must_use]
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     pub media: Arc<MediaService>,
     pub auth: Arc<dyn Authenticator>,
     /// Reads by id in either mode (`med_…` and `obj_…`): one access check, then the bytes.
