@@ -1,8 +1,8 @@
 //! [`AuditLog`] over the `audit_log` table of the media database.
 
 use crate::pool;
+use crate::pool::Pool;
 use async_trait::async_trait;
-use deadpool_sqlite::Pool;
 use deadpool_sqlite::rusqlite::params;
 use filegate_core::Error;
 use filegate_core::ports::{AuditEntry, AuditLog};

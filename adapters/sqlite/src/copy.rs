@@ -4,8 +4,8 @@
 //! deployment needs every row of a table, untyped, so nothing is lost or reformatted on
 //! the way. A cell is `None` for NULL, else its text: INTEGER columns as decimal digits.
 
+use crate::pool::Pool;
 use crate::pool::{self, Ownership};
-use deadpool_sqlite::Pool;
 use deadpool_sqlite::rusqlite::types::{Value, ValueRef};
 use deadpool_sqlite::rusqlite::{self, params_from_iter};
 use filegate_core::Error;

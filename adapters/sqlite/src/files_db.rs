@@ -3,8 +3,8 @@
 
 use crate::migrations::{self, Migration, MigrationStatus};
 use crate::pool;
+use crate::pool::Pool;
 use async_trait::async_trait;
-use deadpool_sqlite::Pool;
 use deadpool_sqlite::rusqlite::types::Value;
 use deadpool_sqlite::rusqlite::{
     self, Connection, ErrorCode, OptionalExtension, ffi, params, params_from_iter,

@@ -28,8 +28,8 @@ pub use audit::SqliteAuditLog;
 pub use files_db::{SqliteFilesDb, files_migration_status, migrate_files};
 pub use migrations::{MigrationStatus, migrate, migration_status};
 
+use crate::pool::Pool;
 use async_trait::async_trait;
-use deadpool_sqlite::Pool;
 use deadpool_sqlite::rusqlite::{self, Connection, OptionalExtension, params};
 use filegate_core::Error;
 use filegate_core::domain::{BucketName, ContentType, MediaId, ObjectKey};

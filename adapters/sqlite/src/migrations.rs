@@ -6,7 +6,7 @@
 
 use crate::error::{from_interact, from_sqlite, is_busy};
 use crate::pool;
-use deadpool_sqlite::Pool;
+use crate::pool::Pool;
 use deadpool_sqlite::rusqlite::{self, Connection, OpenFlags, TransactionBehavior, params};
 use filegate_core::Error;
 use std::collections::BTreeMap;

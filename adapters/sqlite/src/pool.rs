@@ -3,8 +3,10 @@
 //! thread and the error mapping are the same everywhere.
 
 use crate::error::{from_interact, from_pool, from_sqlite};
+use deadpool::Runtime;
+use deadpool::managed::{self, Hook, HookError, Metrics, RecycleError, RecycleResult};
 use deadpool_sqlite::rusqlite::{self, Connection};
-use deadpool_sqlite::{Config, Hook, HookError, Pool, Runtime};
+use deadpool_sync::SyncWrapper;
 use filegate_core::Error;
 use std::path::Path;
 use std::sync::Arc;
@@ -39,31 +41,65 @@ pub async fn open(path: &Path, ownership: Ownership) -> Result<Pool, Error> {
             .await
             .map_err(Error::unavailable)?;
     }
-    let builder = match Config::new(path).builder(Runtime::Tokio1) {
-        Ok(b) => b,
-        Err(never) => match never {},
+    let manager = Manager {
+        path: path.to_owned(),
     };
-    let pool = builder
-        .post_create(Hook::async_fn(move |conn, _| {
-            Box::pin(async move {
-                let mode = conn
-                    .interact(move |c| set_pragmas(c, ownership))
-                    .await
-                    .map_err(|e| HookError::message(format!("sqlite worker failed: {e}")))?
-                    .map_err(HookError::Backend)?;
-                // WAL is what lets readers run beside the single writer; refuse to run without it.
-                match mode {
-                    Some(mode) if !mode.eq_ignore_ascii_case("wal") => Err(HookError::message(
-                        format!("sqlite refused journal_mode=WAL (got '{mode}')"),
-                    )),
-                    _ => Ok(()),
-                }
-            })
-        }))
+    let pool = Pool::builder(manager)
+        .runtime(Runtime::Tokio1)
+        .post_create(Hook::async_fn(
+            move |conn: &mut SyncWrapper<Connection>, _| {
+                Box::pin(async move {
+                    let mode = conn
+                        .interact(move |c| set_pragmas(c, ownership))
+                        .await
+                        .map_err(|e| HookError::message(format!("sqlite worker failed: {e}")))?
+                        .map_err(HookError::Backend)?;
+                    // WAL is what lets readers run beside the single writer; refuse to run without it.
+                    match mode {
+                        Some(mode) if !mode.eq_ignore_ascii_case("wal") => Err(HookError::message(
+                            format!("sqlite refused journal_mode=WAL (got '{mode}')"),
+                        )),
+                        _ => Ok(()),
+                    }
+                })
+            },
+        ))
         .build()
         .map_err(Error::internal)?;
     drop(pool.get().await.map_err(from_pool)?);
     Ok(pool)
+}
+
+/// A pool of SQLite connections of one database file.
+pub type Pool = managed::Pool<Manager>;
+
+/// Opens the pool's connections, and hands them out again as they are. deadpool-sqlite's
+/// manager ran a `SELECT` on a blocking thread before every checkout: two thread
+/// wake-ups and a statement parse per query, the largest cost of a one-row read under
+/// load. A SQLite connection is a handle on a local file and does not go stale; one a
+/// panic left poisoned is dropped.
+#[derive(Debug)]
+pub struct Manager {
+    path: std::path::PathBuf,
+}
+
+impl managed::Manager for Manager {
+    type Type = SyncWrapper<Connection>;
+    type Error = rusqlite::Error;
+
+    async fn create(&self) -> Result<Self::Type, Self::Error> {
+        let path = self.path.clone();
+        SyncWrapper::new(Runtime::Tokio1, move || Connection::open(path)).await
+    }
+
+    async fn recycle(&self, conn: &mut Self::Type, _: &Metrics) -> RecycleResult<Self::Error> {
+        if conn.is_mutex_poisoned() {
+            return Err(RecycleError::message(
+                "a panic poisoned this sqlite connection",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Returns the journal mode in effect when this call set it (owned databases only).

@@ -688,3 +688,32 @@ async fn the_checkpointer_lets_the_wal_start_over() {
     store.insert(&row("o1", 2)).await.unwrap();
     assert!(frames(&conn) < 100, "the WAL started over");
 }
+
+#[test]
+fn a_read_needs_no_blocking_thread() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (_dir, path) = temp_db();
+        let store = SqliteMediaStore::open(&path).await.unwrap();
+        let m = row("o1", 1);
+        store.insert(&m).await.unwrap();
+        // The runtime's only blocking thread stays busy until the read is done: a pool
+        // checkout that hopped to it (as deadpool-sqlite's did) would never return.
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let busy = tokio::task::spawn_blocking(move || {
+            let _ = wait.recv_timeout(std::time::Duration::from_secs(30));
+        });
+        let found = tokio::time::timeout(std::time::Duration::from_secs(5), store.find(&m.id))
+            .await
+            .expect("the read ran on the caller's thread")
+            .unwrap();
+        assert_eq!(found, Some(m));
+        release.send(()).unwrap();
+        busy.await.unwrap();
+    });
+}

@@ -36,10 +36,10 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use deadpool_sqlite::Pool;
 use deadpool_sqlite::rusqlite::types::Value;
 use deadpool_sqlite::rusqlite::{OptionalExtension, TransactionBehavior};
 use filegate_core::Error;
+use filegate_sqlite::pool::Pool;
 use filegate_sqlite::pool::{self, Ownership};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
