@@ -8,8 +8,9 @@
 //! admin). Quickback does not put it in its tokens; without it the principal has no
 //! platform role.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -164,7 +165,21 @@ pub struct JwtAuthenticator {
     leeway_secs: i64,
     secret_is_empty: bool,
     clock: Arc<dyn Clock>,
+    /// Tokens whose signature and claims checked out, by their exact text (see
+    /// [`JwtAuthenticator::verify`]).
+    verified: Mutex<HashMap<Box<str>, Verified>>,
 }
+
+/// A token's claims, and its `nbf`, which [`TokenClaims`] does not carry.
+#[derive(Clone)]
+struct Verified {
+    claims: TokenClaims,
+    nbf: Option<i64>,
+}
+
+/// Most tokens [`JwtAuthenticator`] remembers as verified; past it, it starts over.
+/// About 1.5 MiB at most.
+const VERIFIED_TOKENS: usize = 4_096;
 
 impl fmt::Debug for JwtAuthenticator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -216,6 +231,7 @@ impl JwtAuthenticator {
             leeway_secs: i64::try_from(config.leeway_secs).unwrap_or(i64::MAX),
             secret_is_empty,
             clock: Arc::new(SystemClock),
+            verified: Mutex::default(),
         }
     }
 
@@ -233,10 +249,53 @@ impl JwtAuthenticator {
     /// HS256, a missing `sub`, a wrong `iss` / `aud`, or an `nbf` in the future;
     /// [`Error::AuthExpired`] once `exp` has passed; [`Error::Internal`] when the
     /// configured secret is empty.
+    ///
+    /// A client sends the same token with every request until it expires, and decoding
+    /// it (two base64 decodes, two JSON parses, the HMAC) was a tenth of a signed
+    /// download's CPU. So the claims of a token that passed are remembered by the token's
+    /// exact text: the same bytes under the same key verify the same way, and the time
+    /// checks (`exp`, `nbf`) still run on every call. A forged or altered token is never
+    /// remembered, and is a different text from any that is.
     pub fn verify(&self, token: &str) -> Result<TokenClaims, Error> {
         if self.secret_is_empty {
             return Err(Error::internal("JWT secret is empty"));
         }
+        let known = self.remembered().get(token).cloned();
+        let Verified { claims, nbf } = if let Some(verified) = known {
+            verified
+        } else {
+            let verified = self.decode(token)?;
+            let mut remembered = self.remembered();
+            if remembered.len() >= VERIFIED_TOKENS {
+                remembered.clear();
+            }
+            remembered.insert(token.into(), verified.clone());
+            verified
+        };
+        let now = self.clock.now().unix_timestamp();
+        if claims.exp.saturating_add(self.leeway_secs) <= now {
+            return Err(Error::AuthExpired);
+        }
+        if nbf.is_some_and(|nbf| nbf > now.saturating_add(self.leeway_secs)) {
+            return Err(invalid("token not yet valid"));
+        }
+        Ok(claims)
+    }
+
+    fn remembered(&self) -> MutexGuard<'_, HashMap<Box<str>, Verified>> {
+        // The map holds only verified claims; a panic elsewhere leaves it consistent.
+        self.verified.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How many tokens are remembered as verified.
+    #[cfg(test)]
+    fn remembered_len(&self) -> usize {
+        self.remembered().len()
+    }
+
+    /// The signature, the algorithm, `iss` / `aud` and the claims' shape: everything of
+    /// [`JwtAuthenticator::verify`] that does not depend on the time.
+    fn decode(&self, token: &str) -> Result<Verified, Error> {
         let data = jsonwebtoken::decode::<WireClaims>(token, &self.key, &self.validation)
             .map_err(|e| map_jwt_error(&e))?;
         if data.header.crit.is_some() {
@@ -247,26 +306,18 @@ impl JwtAuthenticator {
         if c.sub.trim().is_empty() {
             return Err(invalid("missing sub claim"));
         }
-
-        let now = self.clock.now().unix_timestamp();
-        if c.exp.saturating_add(self.leeway_secs) <= now {
-            return Err(Error::AuthExpired);
-        }
-        if c.nbf
-            .is_some_and(|nbf| nbf > now.saturating_add(self.leeway_secs))
-        {
-            return Err(invalid("token not yet valid"));
-        }
-
-        Ok(TokenClaims {
-            sub: c.sub,
-            org_id: c.org_id,
-            role: c.role,
-            user_role: c.user_role,
-            iat: c.iat,
-            exp: c.exp,
-            iss: c.iss,
-            aud: c.aud,
+        Ok(Verified {
+            claims: TokenClaims {
+                sub: c.sub,
+                org_id: c.org_id,
+                role: c.role,
+                user_role: c.user_role,
+                iat: c.iat,
+                exp: c.exp,
+                iss: c.iss,
+                aud: c.aud,
+            },
+            nbf: c.nbf,
         })
     }
 }
@@ -894,6 +945,80 @@ mod tests {
             let forged = format!("{message}.{}", chars.into_iter().collect::<String>());
             let result = runtime().block_on(authenticate(&auth_at(config, NOW), &forged));
             prop_assert!(matches!(result, Err(Error::AuthInvalidToken { .. })), "{:?}", result);
+        }
+    }
+
+    /// A clock the test moves.
+    struct StepClock(std::sync::Mutex<OffsetDateTime>);
+    impl Clock for StepClock {
+        fn now(&self) -> OffsetDateTime {
+            *self.0.lock().unwrap()
+        }
+    }
+
+    fn stepping(config: JwtConfig) -> (JwtAuthenticator, Arc<StepClock>) {
+        let clock = Arc::new(StepClock(std::sync::Mutex::new(NOW)));
+        (
+            JwtAuthenticator::new(config).with_clock(clock.clone()),
+            clock,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_remembered_token_still_expires() {
+        let config = config();
+        let token = mint(&config, "u1");
+        let (auth, clock) = stepping(config);
+        assert!(authenticate(&auth, &token).await.is_ok());
+        assert_eq!(auth.remembered_len(), 1);
+        *clock.0.lock().unwrap() = NOW + time::Duration::hours(2);
+        let result = authenticate(&auth, &token).await;
+        assert!(matches!(result, Err(Error::AuthExpired)), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn a_remembered_token_waits_for_its_nbf() {
+        let mut claims = valid_claims();
+        claims["nbf"] = json!(NOW.unix_timestamp() + 600);
+        let token = sign(Algorithm::HS256, &claims, SECRET);
+        let (auth, clock) = stepping(config());
+        let reason = assert_invalid(authenticate(&auth, &token).await);
+        assert_eq!(reason, "token not yet valid");
+        let reason = assert_invalid(authenticate(&auth, &token).await);
+        assert_eq!(reason, "token not yet valid", "also once remembered");
+        *clock.0.lock().unwrap() = NOW + time::Duration::minutes(11);
+        assert!(authenticate(&auth, &token).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_altered_token_is_refused_after_the_original_passed() {
+        let config = config();
+        let token = mint(&config, "u1");
+        let auth = auth_at(config, NOW);
+        assert!(authenticate(&auth, &token).await.is_ok());
+        let mut altered = token.into_bytes();
+        let last = altered.len() - 5;
+        altered[last] = if altered[last] == b'A' { b'B' } else { b'A' };
+        let altered = String::from_utf8(altered).unwrap();
+        assert_eq!(
+            assert_invalid(authenticate(&auth, &altered).await),
+            "bad signature"
+        );
+        assert_eq!(
+            auth.remembered_len(),
+            1,
+            "refused tokens are not remembered"
+        );
+    }
+
+    #[tokio::test]
+    async fn remembered_tokens_are_bounded() {
+        let config = config();
+        let auth = auth_at(config.clone(), NOW);
+        for n in 0..VERIFIED_TOKENS + 5 {
+            let token = mint(&config, &format!("u{n}"));
+            assert!(authenticate(&auth, &token).await.is_ok());
+            assert!(auth.remembered_len() <= VERIFIED_TOKENS);
         }
     }
 }
