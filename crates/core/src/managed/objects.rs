@@ -407,19 +407,17 @@ impl ObjectService {
         let (p, b, owner) = self.enter_write(caller, bucket).await?;
         let path = ObjectPath::parse(path)?;
         let key = object_key(owner, &b.name, &path)?;
+        // A confirmed object answers without the path's lock: a repeated confirm (a
+        // client's retry, or many at once) is then one read and waits for no writer.
+        if let Confirming::Done(info) = self.confirming(&b, &key, p).await? {
+            return Ok(info);
+        }
         let _key = self.locks.lock(key.as_str()).await;
-        let row = match self.rows.find_object_by_key(&key).await? {
-            Some(r) if r.bucket_id == b.id && r.deleted_at.is_none() => r,
-            _ => return Err(Error::NotFound(Resource::Object)),
+        // Again under the lock: another writer may have settled or replaced the row.
+        let row = match self.confirming(&b, &key, p).await? {
+            Confirming::Done(info) => return Ok(info),
+            Confirming::Pending(row) => row,
         };
-        // A pending row is its presign's: nobody else may see or confirm it.
-        if row.status == ObjectStatus::Pending && row.owner_id != p.user_id {
-            return Err(Error::NotFound(Resource::Object));
-        }
-        self.access.row_owner(&b, &row, p)?;
-        if row.status == ObjectStatus::Confirmed {
-            return Ok(ObjectInfo::new(&row, &b.name));
-        }
         let meta = match self.objects.head(self.storage.default_bucket(), &key).await {
             Ok(m) => m,
             Err(Error::NotFound(Resource::Object)) => return Err(Error::NotUploaded),
@@ -629,6 +627,30 @@ impl ObjectService {
         let owner = owner_of(&b, p)?;
         self.access.write_scope(&b, p)?;
         Ok((p, b, owner))
+    }
+
+    /// The row a confirm of `key` by `p` settles, after its checks: its answer when
+    /// the row is confirmed already, else the pending row.
+    async fn confirming(
+        &self,
+        b: &Bucket,
+        key: &ObjectKey,
+        p: &Principal,
+    ) -> Result<Confirming, Error> {
+        let row = match self.rows.find_object_by_key(key).await? {
+            Some(r) if r.bucket_id == b.id && r.deleted_at.is_none() => r,
+            _ => return Err(Error::NotFound(Resource::Object)),
+        };
+        // A pending row is its presign's: nobody else may see or confirm it.
+        if row.status == ObjectStatus::Pending && row.owner_id != p.user_id {
+            return Err(Error::NotFound(Resource::Object));
+        }
+        self.access.row_owner(b, &row, p)?;
+        Ok(if row.status == ObjectStatus::Confirmed {
+            Confirming::Done(ObjectInfo::new(&row, &b.name))
+        } else {
+            Confirming::Pending(row)
+        })
     }
 
     /// Who holds `key` now, and whether this writer may take it. Call it holding the
@@ -841,4 +863,12 @@ fn list_text(field: &str, raw: Option<String>) -> Result<Option<String>, Error> 
         }
         Some(s) => Ok(Some(s)),
     }
+}
+
+/// What [`ObjectService::confirming`] found.
+enum Confirming {
+    /// Confirmed already: the answer.
+    Done(ObjectInfo),
+    /// Pending: the row to settle.
+    Pending(ObjectRow),
 }

@@ -135,6 +135,12 @@ impl std::fmt::Debug for ManagedService {
 }
 
 impl ManagedService {
+    /// The per-key locks of this service's writers.
+    #[cfg(test)]
+    pub(super) fn key_locks(&self) -> &crate::key_locks::KeyLocks {
+        &self.objects.locks
+    }
+
     /// Objects go to `storage`'s default bucket through `objects`; `storage` signs.
     ///
     /// # Errors

@@ -392,6 +392,28 @@ async fn confirm_writes_the_stored_metadata_not_the_declared_one() {
 }
 
 #[tokio::test]
+async fn confirming_a_confirmed_object_waits_for_no_writer() {
+    use futures::FutureExt;
+    let b = avatars();
+    let r = row(&b, "u1/avatars/u1/a.png", ObjectStatus::Confirmed);
+    let mut rows = MockObjectRowStore::new();
+    rows.expect_find_object_by_key()
+        .returning(move |_| Ok(Some(r.clone())));
+    rows.expect_confirm_object().never();
+    let mut objects = MockObjectStore::new();
+    objects.expect_head().never();
+    let svc = service(echo_signer(), objects, with_avatars(&b), rows);
+    // A writer of the same path holds its lock (an upload in progress).
+    let _writer = svc.key_locks().lock("u1/avatars/u1/a.png").await;
+    let out = svc
+        .confirm(Some(&user("u1")), "avatars", "u1/a.png")
+        .now_or_never()
+        .expect("answered without the path's lock")
+        .unwrap();
+    assert_eq!(out.size, 4);
+}
+
+#[tokio::test]
 async fn anonymous_callers_touch_nothing() {
     let mut buckets = MockBucketStore::new();
     buckets.expect_find_bucket_by_name().never();
