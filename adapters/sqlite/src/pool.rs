@@ -148,7 +148,7 @@ const WAL_BACKSTOP_PAGES: i64 = 10_000;
 
 /// How often the [`Checkpointer`] copies the WAL into the database, which first makes
 /// the WAL durable: with `synchronous = NORMAL` that bounds what a power loss can take.
-pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+pub(crate) const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 /// WAL frames past which the [`Checkpointer`] follows its `PASSIVE` checkpoint with a
 /// `RESTART` one, so the WAL starts over from its beginning (about 8 MiB).
