@@ -282,7 +282,9 @@ struct Run(String);
 
 impl Run {
     fn new() -> Self {
-        Self(BucketId::generate().as_str()[BucketId::PREFIX.len()..][..20].to_owned())
+        // The tail: ids are UUIDv7, whose leading digits are the time (and a counter).
+        let id = BucketId::generate();
+        Self(id.as_str()[id.as_str().len() - 20..].to_owned())
     }
 
     fn org(&self, name: &str) -> String {

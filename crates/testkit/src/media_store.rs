@@ -141,8 +141,10 @@ struct Ids(String);
 
 impl Ids {
     fn new() -> Self {
-        let stem = MediaId::generate().as_str()[..MediaId::PREFIX.len() + 24].to_owned();
-        Self(stem)
+        // The random tail: ids are UUIDv7, whose leading digits are the time.
+        let id = MediaId::generate();
+        let tail = &id.as_str()[id.as_str().len() - 24..];
+        Self(format!("{}{tail}", MediaId::PREFIX))
     }
 
     fn id(&self, n: u32) -> MediaId {
