@@ -14,9 +14,9 @@
     reason = "test helpers panic on purpose: a failed set-up step is a failed test"
 )]
 
-use filegate_auth::{JwtConfig, mint_token};
+use filegate_auth::mint_token;
 use filegate_core::domain::BucketName;
-use filegate_e2e::{JsonResponse, TcpProxy, assert_envelope};
+use filegate_e2e::{JsonResponse, TcpProxy, assert_envelope, jwt_config, send};
 use filegate_embedded_s3::{EmbeddedS3, EmbeddedS3Config};
 use filegate_postgres::testing::TestSchema;
 use filegate_r2::{R2Config, S3ObjectStore};
@@ -210,14 +210,8 @@ async fn two_nodes(database_url: &str, store: &Store) -> (Node, Node) {
 }
 
 fn token(user: &str, org: &str, role: &str) -> String {
-    let config = JwtConfig {
-        secret: SecretString::from(SHARED_SECRET),
-        issuer: None,
-        audience: None,
-        leeway_secs: 0,
-    };
     mint_token(
-        &config,
+        &jwt_config(SecretString::from(SHARED_SECRET)),
         user,
         Some(org),
         Some(role),
@@ -226,18 +220,6 @@ fn token(user: &str, org: &str, role: &str) -> String {
         time::OffsetDateTime::now_utc(),
     )
     .unwrap()
-}
-
-async fn send(req: reqwest::RequestBuilder) -> JsonResponse {
-    let res = req.send().await.unwrap();
-    let status = res.status().as_u16();
-    let headers = res.headers().clone();
-    let text = res.text().await.unwrap();
-    JsonResponse {
-        status,
-        body: serde_json::from_str(&text).unwrap_or(Value::Null),
-        headers,
-    }
 }
 
 impl Node {

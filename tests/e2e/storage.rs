@@ -1,8 +1,8 @@
 //! Managed mode's `/storage/v1/*` routes through the real server (embedded S3 endpoint,
 //! SQLite FILES_DB): buckets, uploads through the server, presign + confirm, listings, URLs.
 
-use filegate_auth::{JwtConfig, mint_token};
-use filegate_e2e::{JsonResponse, TestApp, assert_envelope};
+use filegate_auth::mint_token;
+use filegate_e2e::{JsonResponse, TestApp, assert_envelope, jwt_config};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,14 +15,8 @@ async fn managed() -> TestApp {
 
 /// A platform admin (`userRole: admin`) acting in `org`.
 fn platform_admin(app: &TestApp, user: &str, org: Option<&str>) -> String {
-    let config = JwtConfig {
-        secret: app.running.auth_secret.clone(),
-        issuer: None,
-        audience: None,
-        leeway_secs: 0,
-    };
     mint_token(
-        &config,
+        &jwt_config(app.running.auth_secret.clone()),
         user,
         org,
         Some("owner"),

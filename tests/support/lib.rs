@@ -92,12 +92,7 @@ impl TestApp {
     }
 
     fn jwt_config(&self) -> JwtConfig {
-        JwtConfig {
-            secret: self.running.auth_secret.clone(),
-            issuer: None,
-            audience: None,
-            leeway_secs: 0,
-        }
+        jwt_config(self.running.auth_secret.clone())
     }
 
     /// A token for `user` in `org` with `role`, valid for an hour.
@@ -125,16 +120,7 @@ impl TestApp {
     }
 
     pub async fn send(&self, req: reqwest::RequestBuilder) -> JsonResponse {
-        let res = req.send().await.expect("request sent");
-        let status = res.status().as_u16();
-        let headers = res.headers().clone();
-        let text = res.text().await.expect("body read");
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        JsonResponse {
-            status,
-            body,
-            headers,
-        }
+        send(req).await
     }
 
     pub async fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> JsonResponse {
@@ -242,4 +228,29 @@ pub fn assert_envelope(res: &JsonResponse, status: u16, code: &str) {
     );
     assert!(res.body["layer"].is_string(), "layer in {res:?}");
     assert!(res.body["requestId"].is_string(), "requestId in {res:?}");
+}
+
+/// How a server signing with `secret` verifies tokens (no issuer, audience or leeway).
+#[must_use]
+pub fn jwt_config(secret: secrecy::SecretString) -> JwtConfig {
+    JwtConfig {
+        secret,
+        issuer: None,
+        audience: None,
+        leeway_secs: 0,
+    }
+}
+
+/// Sends `req` and reads the answer; a body that is not JSON reads as `null`.
+pub async fn send(req: reqwest::RequestBuilder) -> JsonResponse {
+    let res = req.send().await.expect("request sent");
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let text = res.text().await.expect("body read");
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    JsonResponse {
+        status,
+        body,
+        headers,
+    }
 }

@@ -6,11 +6,13 @@
     reason = "test helpers panic on purpose: a failed set-up step is a failed test"
 )]
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
+
+use std::process::Output;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::admin;
 use filegate_bootstrap::config::Config;
 use filegate_bootstrap::storage::open_storage;
 use filegate_core::domain::{ContentType, MediaId, ObjectKey};
@@ -20,25 +22,6 @@ use filegate_core::ports::{
 use futures::StreamExt;
 use serde_json::Value;
 use time::OffsetDateTime;
-
-fn admin(data_dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_filegate-admin"));
-    for var in [
-        "FILEGATE_CONFIG",
-        "FILEGATE_BUCKET",
-        "FILEGATE_PROJECT",
-        "FILEGATE_MULTIPART_MAX_AGE",
-        "R2_ACCOUNT_ID",
-        "R2_ACCESS_KEY_ID",
-        "R2_SECRET_ACCESS_KEY",
-        "R2_ENDPOINT",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("FILEGATE_DATA_DIR", data_dir)
-        .env("RUST_LOG", "warn");
-    cmd
-}
 
 fn report(output: &Output) -> Value {
     assert_eq!(

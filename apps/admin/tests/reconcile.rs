@@ -6,12 +6,15 @@
     reason = "test helpers panic on purpose: a failed set-up step is a failed test"
 )]
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::admin;
 use filegate_bootstrap::config::Config;
 use filegate_bootstrap::storage::{OpenedStorage, open_storage};
 use filegate_core::domain::{ContentType, ObjectKey, Principal};
@@ -33,24 +36,6 @@ impl Clock for FixedClock {
     fn now(&self) -> OffsetDateTime {
         self.0
     }
-}
-
-fn admin(data_dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_filegate-admin"));
-    for var in [
-        "FILEGATE_CONFIG",
-        "FILEGATE_BUCKET",
-        "FILEGATE_PROJECT",
-        "R2_ACCOUNT_ID",
-        "R2_ACCESS_KEY_ID",
-        "R2_SECRET_ACCESS_KEY",
-        "R2_ENDPOINT",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("FILEGATE_DATA_DIR", data_dir)
-        .env("RUST_LOG", "warn");
-    cmd
 }
 
 fn run(cmd: &mut Command) -> Output {
