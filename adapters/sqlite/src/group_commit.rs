@@ -17,7 +17,7 @@
 //! Durability is the database's own: WAL with `synchronous = NORMAL`, so an acknowledged
 //! row survives a crash of the process; a power loss can lose what was committed since
 //! the last checkpoint, which [`Checkpointer`](crate::pool::Checkpointer) runs every
-//! half second (docs/BENCHMARKS.md, "Durability").
+//! 100 ms (docs/BENCHMARKS.md, "Durability").
 
 use crate::error::from_sqlite;
 use crate::pool;
@@ -58,11 +58,11 @@ impl std::fmt::Debug for Job {
 
 impl GroupCommit {
     /// Starts the writer thread for `sql` (one `INSERT` with `?N` parameters) on `conn`,
-    /// which it keeps.
+    /// which it keeps. It also runs the `RESTART` checkpoints `restart` asks for, between
+    /// two batches.
     ///
     /// # Errors
     /// [`Error::Unavailable`] when no thread can be started.
-    /// It also runs the `RESTART` checkpoints `restart` asks for, between two batches.
     pub(crate) fn start(
         conn: Connection,
         sql: String,

@@ -148,7 +148,7 @@ const WAL_BACKSTOP_PAGES: i64 = 10_000;
 
 /// How often the [`Checkpointer`] copies the WAL into the database, which first makes
 /// the WAL durable: with `synchronous = NORMAL` that bounds what a power loss can take.
-pub(crate) const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 /// WAL frames past which the [`Checkpointer`] follows its `PASSIVE` checkpoint with a
 /// `RESTART` one, so the WAL starts over from its beginning (about 8 MiB).
@@ -248,10 +248,9 @@ where
 }
 
 /// Who runs the [`Checkpointer`]'s `RESTART` checkpoints.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub(crate) enum Restart {
     /// The checkpointer's own thread.
-    #[default]
     Here,
     /// The database's writer thread, asked through this flag ([`restart_if_asked`]).
     Handed(Arc<AtomicBool>),
@@ -263,30 +262,32 @@ pub(crate) enum Restart {
 /// The checkpoint's.
 pub(crate) fn restart_if_asked(conn: &Connection, asked: &AtomicBool) -> rusqlite::Result<()> {
     if asked.swap(false, Ordering::Relaxed) {
-        conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
+        wal_checkpoint(conn, "RESTART")?;
     }
     Ok(())
+}
+
+/// Runs one checkpoint in `mode`; returns (frames in the WAL, frames copied), both -1
+/// when the database is not in WAL mode.
+fn wal_checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<(i64, i64)> {
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+        Ok((r.get(1)?, r.get(2)?))
+    })
 }
 
 /// One round of the [`Checkpointer`]; returns the frames its own checkpoints left in
 /// the WAL.
 pub(crate) fn checkpoint(conn: &Connection, restart: &Restart) -> rusqlite::Result<i64> {
-    // (busy, frames in the WAL, frames copied): -1s when the database is not in WAL mode.
-    let run = |mode: &str| {
-        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
-            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-        })
-    };
-    let (frames, copied) = run("PASSIVE")?;
+    let (frames, copied) = wal_checkpoint(conn, "PASSIVE")?;
     if frames < RESTART_FRAMES {
         return Ok(frames - copied);
     }
     // Once more, for what was committed during the first (a few percent of it): the
     // RESTART that holds writers back then has almost nothing left to copy.
-    let (frames, copied) = run("PASSIVE")?;
+    let (frames, copied) = wal_checkpoint(conn, "PASSIVE")?;
     match restart {
         Restart::Here => {
-            let (frames, copied) = run("RESTART")?;
+            let (frames, copied) = wal_checkpoint(conn, "RESTART")?;
             Ok(frames - copied)
         }
         Restart::Handed(asked) => {
