@@ -21,15 +21,20 @@ const SECRET: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3
 const BUCKET: &str = "filegate-media";
 const KEY: &str = "org/org_2f8a/media/med_0123456789abcdef0123456789abcdef/quarterly report.pdf";
 
-fn presign(c: &mut Criterion) {
-    let config = R2Config {
+/// The benchmarks' R2 account (no network: signing is local).
+fn config() -> R2Config {
+    R2Config {
         account_id: None,
         access_key_id: AKID.to_owned(),
         secret_access_key: SecretString::from(SECRET),
         bucket: BucketName::parse(BUCKET).expect("bucket"),
         endpoint: Some(ENDPOINT.to_owned()),
         region: "auto".to_owned(),
-    };
+    }
+}
+
+fn presign(c: &mut Criterion) {
+    let config = config();
     let signer: Box<dyn UrlSigner> = Box::new(SigV4Signer::new(&config).expect("signer"));
     let now = OffsetDateTime::now_utc();
     let request = PresignRequest {
@@ -84,14 +89,7 @@ fn presign(c: &mut Criterion) {
 /// One `UploadPart` URL: `partNumber` and `uploadId` in the query, `Content-Length` signed;
 /// alone, and as the server signs a batch of 100 through the `Storage` facade.
 fn part_signatures(c: &mut Criterion) {
-    let config = R2Config {
-        account_id: None,
-        access_key_id: AKID.to_owned(),
-        secret_access_key: SecretString::from(SECRET),
-        bucket: BucketName::parse(BUCKET).expect("bucket"),
-        endpoint: Some(ENDPOINT.to_owned()),
-        region: "auto".to_owned(),
-    };
+    let config = config();
     let signer: Arc<dyn UrlSigner> = Arc::new(SigV4Signer::new(&config).expect("signer"));
     let now = OffsetDateTime::now_utc();
     let upload_id = "2~n5fWbC3JKj0Hc8uYq4dTPpBsvLxRmZaEoFgIhNtAOyD1eQ9r7w6V";
