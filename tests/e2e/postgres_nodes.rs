@@ -430,13 +430,17 @@ fn via(url: &str, addr: SocketAddr) -> String {
     format!("{scheme}://{userinfo}{addr}{}", &rest[end..])
 }
 
-/// Before, during and after the outage.
+/// Before, during and after the outage; `RESTORING` from just before the proxy lets
+/// connections through again until just after, so that a request labelled `DOWN` ran
+/// while the database was surely away.
 const UP: u8 = 0;
 const DOWN: u8 = 1;
 const BACK: u8 = 2;
+const RESTORING: u8 = 3;
 
-/// A sign-upload answer: the phase it was sent in, its file name, status and code.
-type Answer = (u8, String, u16, Value);
+/// A sign-upload answer: the phases it was sent and answered in, its file name, status
+/// and code.
+type Answer = (u8, u8, String, u16, Value);
 
 /// Signs uploads on `node` until `stop`, one after another, recording every answer.
 async fn traffic(
@@ -459,10 +463,14 @@ async fn traffic(
                 &json!({ "filename": filename, "contentType": "text/plain" }),
             )
             .await;
-        answers
-            .lock()
-            .unwrap()
-            .push((sent_in, filename, res.status, res.body["code"].clone()));
+        let answered_in = phase.load(Ordering::SeqCst);
+        answers.lock().unwrap().push((
+            sent_in,
+            answered_in,
+            filename,
+            res.status,
+            res.body["code"].clone(),
+        ));
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -474,7 +482,7 @@ async fn answered(answers: &Mutex<Vec<Answer>>, node: &str, phase: u8, n: usize)
             .lock()
             .unwrap()
             .iter()
-            .filter(|(p, f, ..)| *p == phase && f.starts_with(&format!("{node}-")))
+            .filter(|(p, _, f, ..)| *p == phase && f.starts_with(&format!("{node}-")))
             .count();
         if got >= n {
             return;
@@ -551,6 +559,7 @@ async fn postgres_outage_answers_503_and_both_processes_recover() {
     assert_envelope(&presign, 503, "STORAGE_UNAVAILABLE");
 
     // It comes back: the next request on each node is served.
+    phase.store(RESTORING, Ordering::SeqCst);
     proxy.restore();
     phase.store(BACK, Ordering::SeqCst);
     for node in [&a, &b] {
@@ -573,13 +582,17 @@ async fn postgres_outage_answers_503_and_both_processes_recover() {
         w.await.unwrap();
     }
 
-    // Every answer was a 200 or a 503 STORAGE_UNAVAILABLE; during the outage only 503s,
-    // after it only 200s.
+    // Every answer was a 200 or a 503 STORAGE_UNAVAILABLE; a request sent and answered
+    // during the outage only a 503 (one sent during it may wait for a connection and be
+    // served once the database is back), one sent after it only a 200.
     let answers = answers.lock().unwrap().clone();
-    for (sent_in, filename, status, code) in &answers {
-        match (*sent_in, *status) {
-            (UP | BACK, 200) => {}
-            (UP | DOWN, 503) => assert_eq!(code, "STORAGE_UNAVAILABLE", "{filename}"),
+    for (sent_in, answered_in, filename, status, code) in &answers {
+        match (*sent_in, *answered_in, *status) {
+            (DOWN, DOWN, 200) => panic!("{filename} was served during the outage"),
+            (_, _, 200) => {}
+            (UP | DOWN | RESTORING, _, 503) => {
+                assert_eq!(code, "STORAGE_UNAVAILABLE", "{filename}");
+            }
             other => panic!("{filename}: {other:?} ({code})"),
         }
     }
@@ -597,7 +610,7 @@ async fn postgres_outage_answers_503_and_both_processes_recover() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    for (sent_in, filename, status, _) in &answers {
+    for (sent_in, _, filename, status, _) in &answers {
         match (*sent_in, *status) {
             (_, 200) => assert!(rows.contains(filename), "{filename} was acknowledged"),
             (DOWN, _) => assert!(!rows.contains(filename), "{filename} failed"),
