@@ -1,6 +1,7 @@
 //! FILES_DB in Postgres: the managed-mode `buckets` and `objects` tables with their own
 //! migration set (`migrations/files/`); in the media database or a database of their own.
 
+use crate::batch::{Answer, Fetch, Lookups};
 use crate::error::column;
 use crate::migrations;
 use crate::nanos;
@@ -14,7 +15,9 @@ use filegate_core::managed::{
     ObjectQuery, ObjectRow, ObjectRowPage, ObjectRowStore, ObjectStatus, ReadScope, WriteScope,
 };
 use filegate_core::ports::MultipartRef;
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -24,6 +27,9 @@ use tokio_postgres::types::ToSql;
 #[derive(Clone, Debug)]
 pub struct PostgresFilesDb {
     pool: PgPool,
+    /// Lookups of concurrent requests share one statement (see [`crate::batch`]).
+    objects_by_key: Lookups<String, Option<ObjectRow>>,
+    buckets_by_name: Lookups<(Option<String>, String), Option<Bucket>>,
 }
 
 impl PostgresFilesDb {
@@ -34,7 +40,19 @@ impl PostgresFilesDb {
     /// migration fails or the database was migrated by a newer binary.
     pub async fn open(pool: PgPool) -> Result<Self, Error> {
         migrations::apply_pending(&pool, &migrations::FILES).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            objects_by_key: Lookups::start(objects_by_key(pool.clone())),
+            buckets_by_name: Lookups::start(buckets_by_name(pool.clone())),
+            pool,
+        })
+    }
+
+    /// The most distinct keys one object lookup statement has held so far (tests check
+    /// that concurrent lookups are batched).
+    #[doc(hidden)]
+    #[must_use]
+    pub fn largest_lookup_batch(&self) -> usize {
+        self.objects_by_key.largest_batch()
     }
 
     /// The pool, for readiness checks and metrics.
@@ -84,8 +102,65 @@ fn prefix_upper_bound(prefix: &str) -> Option<String> {
     None
 }
 
+/// Object rows by key, many keys per statement.
+fn objects_by_key(pool: PgPool) -> Fetch<String, Option<ObjectRow>> {
+    Arc::new(move |keys: Vec<String>| {
+        let pool = pool.clone();
+        Box::pin(async move {
+            let sql = format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE key = ANY($1::text[])");
+            let rows = pool.query(&sql, &[&keys]).await?;
+            let mut found: HashMap<String, Answer<Option<ObjectRow>>> = HashMap::new();
+            for r in &rows {
+                let key: String = r.try_get(OBJECT_KEY_COLUMN).map_err(column)?;
+                found.insert(key, object_of(r).map(Some));
+            }
+            Ok(keys
+                .iter()
+                .map(|k| found.remove(k).unwrap_or(Ok(None)))
+                .collect())
+        })
+    })
+}
+
+/// Buckets by (organization or project-wide, name), many per statement; the last column
+/// says which lookup a row answers.
+fn buckets_by_name(pool: PgPool) -> Fetch<(Option<String>, String), Option<Bucket>> {
+    Arc::new(move |names: Vec<(Option<String>, String)>| {
+        let pool = pool.clone();
+        Box::pin(async move {
+            let orgs: Vec<Option<&str>> = names.iter().map(|(o, _)| o.as_deref()).collect();
+            let bare: Vec<&str> = names.iter().map(|(_, n)| n.as_str()).collect();
+            // Each branch has its unique index: the organization's, and the project-wide
+            // partial one (run only for a lookup without an organization).
+            let sql = format!(
+                "SELECT b.*, q.n FROM unnest($1::text[], $2::text[]) \
+                 WITH ORDINALITY AS q(org, name, n) \
+                 CROSS JOIN LATERAL ( \
+                   (SELECT {BUCKET_COLUMNS} FROM buckets \
+                    WHERE organization_id = q.org AND name = q.name) \
+                   UNION ALL \
+                   (SELECT {BUCKET_COLUMNS} FROM buckets \
+                    WHERE q.org IS NULL AND organization_id IS NULL AND name = q.name)) b"
+            );
+            let rows = pool.query(&sql, &[&orgs, &bare]).await?;
+            let mut answers: Vec<Answer<Option<Bucket>>> = names.iter().map(|_| Ok(None)).collect();
+            for r in &rows {
+                let n: i64 = r.try_get(BUCKET_COLUMN_COUNT).map_err(column)?;
+                let slot = usize::try_from(n - 1)
+                    .ok()
+                    .and_then(|i| answers.get_mut(i))
+                    .ok_or_else(|| Error::internal("a bucket row of no asked name"))?;
+                *slot = bucket_of(r).map(Some);
+            }
+            Ok(answers)
+        })
+    })
+}
+
 const BUCKET_COLUMNS: &str = "id, name, organization_id, read_scope, write_scope, \
                               file_size_limit, allowed_mime_types, created_at, updated_at";
+/// How many columns [`BUCKET_COLUMNS`] names.
+const BUCKET_COLUMN_COUNT: usize = 9;
 
 /// Stored rows were valid when written, so a failure here means corrupt data.
 fn bucket_of(r: &Row) -> Result<Bucket, Error> {
@@ -148,6 +223,8 @@ fn bucket_values(b: &Bucket) -> Result<BucketValues, Error> {
 const OBJECT_COLUMNS: &str = "id, bucket_id, organization_id, owner_id, segment, key, path, \
                               content_type, size, etag, status, created_at, updated_at, deleted_at, \
                               multipart_upload_id, multipart_part_size";
+/// Where [`OBJECT_COLUMNS`] has `key`.
+const OBJECT_KEY_COLUMN: usize = 5;
 
 fn object_of(r: &Row) -> Result<ObjectRow, Error> {
     let id: String = r.try_get(0).map_err(column)?;
@@ -266,31 +343,9 @@ impl BucketStore for PostgresFilesDb {
         organization_id: Option<String>,
         name: &BucketName,
     ) -> Result<Option<Bucket>, Error> {
-        let rows = match organization_id {
-            Some(org) => {
-                self.pool
-                    .query(
-                        &format!(
-                            "SELECT {BUCKET_COLUMNS} FROM buckets \
-                             WHERE organization_id = $1 AND name = $2"
-                        ),
-                        &[&org, &name.as_str()],
-                    )
-                    .await?
-            }
-            None => {
-                self.pool
-                    .query(
-                        &format!(
-                            "SELECT {BUCKET_COLUMNS} FROM buckets \
-                             WHERE organization_id IS NULL AND name = $1"
-                        ),
-                        &[&name.as_str()],
-                    )
-                    .await?
-            }
-        };
-        rows.first().map(bucket_of).transpose()
+        self.buckets_by_name
+            .get((organization_id, name.as_str().to_owned()))
+            .await
     }
 
     async fn list_buckets(&self, organization_id: Option<String>) -> Result<Vec<Bucket>, Error> {
@@ -407,14 +462,7 @@ impl ObjectRowStore for PostgresFilesDb {
     }
 
     async fn find_object_by_key(&self, key: &ObjectKey) -> Result<Option<ObjectRow>, Error> {
-        let rows = self
-            .pool
-            .query(
-                &format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE key = $1"),
-                &[&key.as_str()],
-            )
-            .await?;
-        rows.first().map(object_of).transpose()
+        self.objects_by_key.get(key.as_str().to_owned()).await
     }
 
     async fn confirm_object(

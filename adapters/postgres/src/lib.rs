@@ -17,6 +17,7 @@
 //! listings, cursors and reconcile's merge order are byte order, as in SQLite.
 
 mod audit;
+mod batch;
 pub mod copy;
 mod error;
 mod files_db;
@@ -34,6 +35,7 @@ pub use migrations::{
 };
 pub use pool::{CONNECT_TIMEOUT, PgPool, PgSettings, PgTarget, is_postgres_url};
 
+use crate::batch::{Answer, Fetch, Lookups};
 use crate::error::column;
 use async_trait::async_trait;
 use filegate_core::Error;
@@ -42,6 +44,8 @@ use filegate_core::error::Resource;
 use filegate_core::ports::{
     Media, MediaConfirmation, MediaCursor, MediaPage, MediaStatus, MediaStore, MultipartRef,
 };
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 
@@ -51,6 +55,18 @@ pub struct PostgresMediaStore {
     pool: PgPool,
     /// Inserts of concurrent sign-uploads share one statement (see [`group_commit`]).
     inserts: group_commit::GroupCommit,
+    /// Lookups by id of concurrent requests share one statement (see [`batch`]).
+    by_id: Lookups<String, Option<Media>>,
+    /// So do first pages of listings.
+    first_pages: Lookups<FirstPage, Vec<Media>>,
+}
+
+/// A listing's first page: whose, which status, how many rows (one more than the page).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct FirstPage {
+    organization_id: String,
+    status: Option<&'static str>,
+    fetch: i64,
 }
 
 impl PostgresMediaStore {
@@ -62,7 +78,29 @@ impl PostgresMediaStore {
     pub async fn open(pool: PgPool) -> Result<Self, Error> {
         migrations::apply_pending(&pool, &migrations::MEDIA).await?;
         let inserts = group_commit::GroupCommit::start(pool.clone());
-        Ok(Self { pool, inserts })
+        let by_id = Lookups::start(find_many(pool.clone()));
+        let first_pages = Lookups::start(first_pages(pool.clone()));
+        Ok(Self {
+            pool,
+            inserts,
+            by_id,
+            first_pages,
+        })
+    }
+
+    /// The most distinct ids one lookup statement has held so far (tests check that
+    /// concurrent lookups are batched).
+    #[doc(hidden)]
+    #[must_use]
+    pub fn largest_lookup_batch(&self) -> usize {
+        self.by_id.largest_batch()
+    }
+
+    /// The same for first pages of listings.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn largest_listing_batch(&self) -> usize {
+        self.first_pages.largest_batch()
     }
 
     /// The most rows one insert statement has held so far (tests check that concurrent
@@ -89,6 +127,77 @@ impl PostgresMediaStore {
 const COLUMNS: &str = "id, bucket, key, organization_id, uploader_id, filename, content_type, \
                        declared_size, created_at, status, size, etag, upload_expires_at, \
                        multipart_upload_id, multipart_part_size";
+/// How many columns [`COLUMNS`] names.
+const COLUMN_COUNT: usize = 15;
+
+static FIND_MANY: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {COLUMNS} FROM media WHERE id = ANY($1::text[])"));
+static FIRST_PAGES: LazyLock<String> = LazyLock::new(|| {
+    // One branch per status shape, each on its own index; a NULL status runs only the
+    // first (its one-time filter), a given one only the second.
+    format!(
+        "SELECT m.*, q.n FROM unnest($1::text[], $2::text[], $3::int8[]) \
+         WITH ORDINALITY AS q(org, status, lim, n) \
+         CROSS JOIN LATERAL ( \
+           (SELECT {COLUMNS} FROM media WHERE q.status IS NULL AND organization_id = q.org \
+            ORDER BY created_at DESC, id DESC LIMIT q.lim) \
+           UNION ALL \
+           (SELECT {COLUMNS} FROM media WHERE organization_id = q.org AND status = q.status \
+            ORDER BY created_at DESC, id DESC LIMIT q.lim)) m \
+         ORDER BY q.n, m.created_at DESC, m.id DESC"
+    )
+});
+
+/// Media rows by id, many ids per statement.
+fn find_many(pool: PgPool) -> Fetch<String, Option<Media>> {
+    Arc::new(move |ids: Vec<String>| {
+        let pool = pool.clone();
+        Box::pin(async move {
+            let rows = pool.query(&FIND_MANY, &[&ids]).await?;
+            let mut found: HashMap<String, Answer<Option<Media>>> = HashMap::new();
+            for r in &rows {
+                let id: String = r.try_get(0).map_err(column)?;
+                found.insert(id, media_of(r).map(Some));
+            }
+            Ok(ids
+                .iter()
+                .map(|id| found.remove(id).unwrap_or(Ok(None)))
+                .collect())
+        })
+    })
+}
+
+/// First pages of several listings in one statement: a `LATERAL` join runs each one's
+/// own index scan, and the last column says whose page a row belongs to.
+fn first_pages(pool: PgPool) -> Fetch<FirstPage, Vec<Media>> {
+    Arc::new(move |pages: Vec<FirstPage>| {
+        let pool = pool.clone();
+        Box::pin(async move {
+            let orgs: Vec<&str> = pages.iter().map(|p| p.organization_id.as_str()).collect();
+            let statuses: Vec<Option<&str>> = pages.iter().map(|p| p.status).collect();
+            let fetches: Vec<i64> = pages.iter().map(|p| p.fetch).collect();
+            let rows = pool
+                .query(&FIRST_PAGES, &[&orgs, &statuses, &fetches])
+                .await?;
+            let mut answers: Vec<Answer<Vec<Media>>> =
+                pages.iter().map(|_| Ok(Vec::new())).collect();
+            for r in &rows {
+                let n: i64 = r.try_get(COLUMN_COUNT).map_err(column)?;
+                let slot = usize::try_from(n - 1)
+                    .ok()
+                    .and_then(|i| answers.get_mut(i))
+                    .ok_or_else(|| Error::internal("a listing row of no asked page"))?;
+                if let Ok(items) = slot {
+                    match media_of(r) {
+                        Ok(m) => items.push(m),
+                        Err(e) => *slot = Err(e),
+                    }
+                }
+            }
+            Ok(answers)
+        })
+    })
+}
 
 /// A row back into domain types. Stored rows were valid when written, so a failure here
 /// means corrupt data.
@@ -174,14 +283,7 @@ impl MediaStore for PostgresMediaStore {
     }
 
     async fn find(&self, id: &MediaId) -> Result<Option<Media>, Error> {
-        let rows = self
-            .pool
-            .query(
-                &format!("SELECT {COLUMNS} FROM media WHERE id = $1"),
-                &[&id.as_str()],
-            )
-            .await?;
-        rows.first().map(media_of).transpose()
+        self.by_id.get(id.as_str().to_owned()).await
     }
 
     async fn find_by_key(&self, key: &ObjectKey) -> Result<Option<Media>, Error> {
@@ -220,37 +322,32 @@ impl MediaStore for PostgresMediaStore {
         let fetch = i64::from(limit) + 1;
         let rows = match after {
             None => {
-                self.pool
-                    .query(
-                        &format!(
-                            "SELECT {COLUMNS} FROM media WHERE organization_id = $1 \
-                             AND ($2::text IS NULL OR status = $2) \
-                             ORDER BY created_at DESC, id DESC LIMIT $3"
-                        ),
-                        &[&organization_id, &status, &fetch],
-                    )
-                    .await?
+                let page = FirstPage {
+                    organization_id: organization_id.to_owned(),
+                    status,
+                    fetch,
+                };
+                self.first_pages.get(page).await?
             }
-            Some((nanos, id)) => {
-                self.pool
-                    .query(
-                        &format!(
-                            "SELECT {COLUMNS} FROM media WHERE organization_id = $1 \
-                             AND ($2::text IS NULL OR status = $2) \
-                             AND (created_at, id) < ($3, $4) \
-                             ORDER BY created_at DESC, id DESC LIMIT $5"
-                        ),
-                        &[&organization_id, &status, &nanos, &id, &fetch],
-                    )
-                    .await?
-            }
+            Some((nanos, id)) => self
+                .pool
+                .query(
+                    &format!(
+                        "SELECT {COLUMNS} FROM media WHERE organization_id = $1 \
+                         AND ($2::text IS NULL OR status = $2) \
+                         AND (created_at, id) < ($3, $4) \
+                         ORDER BY created_at DESC, id DESC LIMIT $5"
+                    ),
+                    &[&organization_id, &status, &nanos, &id, &fetch],
+                )
+                .await?
+                .iter()
+                .map(media_of)
+                .collect::<Result<Vec<_>, _>>()?,
         };
         let more = rows.len() > limit as usize;
-        let items = rows
-            .iter()
-            .take(limit as usize)
-            .map(media_of)
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut items = rows;
+        items.truncate(limit as usize);
         let next = if more {
             items.last().map(|m| MediaCursor {
                 created_at: m.created_at,

@@ -551,3 +551,193 @@ async fn lost_connections_are_unavailable_then_recover() {
         assert!(recovered, "the pool did not reconnect");
     }
 }
+
+/// Lookups by id and first pages of listings from many concurrent callers share
+/// statements (`= ANY`, a `LATERAL` join), and each caller still gets exactly its own
+/// answer: its row or none, its organization's rows in order, its status, its limit.
+#[tokio::test]
+async fn concurrent_lookups_are_batched_and_each_gets_its_own_answer() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let store = PostgresMediaStore::open(schema.pool().await).await.unwrap();
+    let orgs = ["a", "b", "c"];
+    let rows: Vec<Media> = (1..=60)
+        .map(|n| media(n, orgs[usize::from(n) % 3], &format!("k/{n}")))
+        .collect();
+    for m in &rows {
+        store.insert(m).await.unwrap();
+    }
+    let confirmation = filegate_core::ports::MediaConfirmation {
+        size: 5,
+        etag: Some("\"e\"".to_owned()),
+        content_type: filegate_core::domain::ContentType::parse("text/plain").unwrap(),
+    };
+    for m in rows.iter().filter(|m| m.created_at.nanosecond() % 4 == 0) {
+        store.confirm(&m.id, &confirmation).await.unwrap();
+    }
+    let stored: Vec<Media> = futures::future::join_all(rows.iter().map(|m| store.find(&m.id)))
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap())
+        .collect();
+
+    // 200 lookups at once: every row three times over, and ids nobody stored.
+    let wanted: Vec<filegate_core::domain::MediaId> = (0..200u32)
+        .map(|i| match i % 5 {
+            4 => filegate_core::domain::MediaId::parse(&format!("med_{:032x}", 1000 + i)).unwrap(),
+            _ => rows[i as usize % rows.len()].id.clone(),
+        })
+        .collect();
+    let found = futures::future::join_all(wanted.iter().map(|id| store.find(id))).await;
+    for (id, answer) in wanted.iter().zip(found) {
+        let expected = stored.iter().find(|m| &m.id == id);
+        assert_eq!(answer.unwrap().as_ref(), expected, "{id}");
+    }
+    assert!(
+        store.largest_lookup_batch() > 1,
+        "the lookups were never batched"
+    );
+
+    // First pages of every organization, status and a few limits, all at once.
+    let statuses = [
+        None,
+        Some(MediaStatus::Confirmed),
+        Some(MediaStatus::Pending),
+    ];
+    let mut asks = Vec::new();
+    for _ in 0..4 {
+        for org in orgs.iter().chain(&["nobody"]) {
+            for status in statuses {
+                for limit in [1, 7, 50] {
+                    asks.push((*org, status, limit));
+                }
+            }
+        }
+    }
+    let pages = futures::future::join_all(
+        asks.iter()
+            .map(|(org, status, limit)| store.list(org, *status, *limit, None)),
+    )
+    .await;
+    for ((org, status, limit), page) in asks.iter().zip(pages) {
+        let page = page.unwrap();
+        let mut expected: Vec<&Media> = stored
+            .iter()
+            .filter(|m| m.organization_id == *org && status.is_none_or(|s| m.status == s))
+            .collect();
+        expected.sort_by_key(|m| std::cmp::Reverse(m.created_at));
+        let more = expected.len() > *limit as usize;
+        expected.truncate(*limit as usize);
+        assert_eq!(
+            page.items.iter().collect::<Vec<_>>(),
+            expected,
+            "{org} {status:?} {limit}"
+        );
+        assert_eq!(page.next.is_some(), more, "{org} {status:?} {limit}");
+    }
+    assert!(
+        store.largest_listing_batch() > 1,
+        "the listings were never batched"
+    );
+}
+
+/// Bucket lookups by name and object lookups by key from many concurrent callers share
+/// statements, and each gets its own answer: an organization's bucket, the project-wide
+/// one of the same name, or none; its object row, or none.
+#[tokio::test]
+async fn concurrent_bucket_and_object_lookups_are_batched() {
+    use filegate_core::domain::{BucketName, ContentType, ObjectKey};
+    use filegate_core::managed::{
+        Bucket, BucketId, BucketStore, ObjectId, ObjectPath, ObjectRow, ObjectRowStore,
+        ObjectStatus, ReadScope, WriteScope,
+    };
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let db = PostgresFilesDb::open(schema.pool().await).await.unwrap();
+    let at = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+    let mut buckets = Vec::new();
+    for (name, org) in [
+        ("shared", None),
+        ("shared", Some("o1")),
+        ("shared", Some("o2")),
+        ("own", Some("o1")),
+        ("wide", None),
+    ] {
+        let b = Bucket {
+            id: BucketId::generate(),
+            name: BucketName::parse(name.to_owned()).unwrap(),
+            organization_id: org.map(str::to_owned),
+            read_scope: ReadScope::Org,
+            write_scope: WriteScope::Org,
+            file_size_limit: None,
+            allowed_mime_types: vec![],
+            created_at: at,
+            updated_at: at,
+        };
+        db.insert_bucket(&b).await.unwrap();
+        buckets.push(b);
+    }
+    let mut asks: Vec<(Option<String>, BucketName)> = Vec::new();
+    for name in ["shared", "own", "wide", "missing"] {
+        for org in [None, Some("o1"), Some("o2"), Some("o3")] {
+            asks.push((
+                org.map(str::to_owned),
+                BucketName::parse(name.to_owned()).unwrap(),
+            ));
+        }
+    }
+    let asked_four_times: Vec<_> = asks.iter().chain(&asks).chain(&asks).chain(&asks).collect();
+    let found = futures::future::join_all(
+        asked_four_times
+            .iter()
+            .map(|(org, name)| db.find_bucket_by_name(org.clone(), name)),
+    )
+    .await;
+    for ((org, name), found) in asked_four_times.iter().zip(found) {
+        let expected = buckets
+            .iter()
+            .find(|b| &b.organization_id == org && &b.name == name);
+        assert_eq!(found.unwrap().as_ref(), expected, "{org:?} {name}");
+    }
+
+    let mut objects = Vec::new();
+    for (n, b) in buckets.iter().enumerate() {
+        for i in 0..8 {
+            let segment = b.organization_id.clone().unwrap_or_else(|| "u1".to_owned());
+            let path = ObjectPath::parse(format!("dir/{i}.txt")).unwrap();
+            let row = ObjectRow {
+                id: ObjectId::generate(),
+                bucket_id: b.id.clone(),
+                organization_id: b.organization_id.clone(),
+                owner_id: "u1".to_owned(),
+                key: ObjectKey::parse(format!("{segment}/{}/{n}/{path}", b.name)).unwrap(),
+                segment,
+                path,
+                content_type: ContentType::parse("text/plain").unwrap(),
+                size: 3,
+                etag: None,
+                status: ObjectStatus::Pending,
+                created_at: at,
+                updated_at: at,
+                deleted_at: None,
+                multipart: None,
+            };
+            db.insert_object(&row).await.unwrap();
+            objects.push(row);
+        }
+    }
+    let mut keys: Vec<ObjectKey> = objects.iter().map(|o| o.key.clone()).collect();
+    keys.push(ObjectKey::parse("no/such/key".to_owned()).unwrap());
+    let asked: Vec<&ObjectKey> = keys.iter().chain(&keys).collect();
+    let found = futures::future::join_all(asked.iter().map(|k| db.find_object_by_key(k))).await;
+    for (k, found) in asked.iter().zip(found) {
+        let expected = objects.iter().find(|o| &&o.key == k);
+        assert_eq!(found.unwrap().as_ref(), expected, "{k}");
+    }
+    assert!(
+        db.largest_lookup_batch() > 1,
+        "the object lookups were never batched"
+    );
+}
