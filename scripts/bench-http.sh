@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load figures of the hot paths against one release server per database, in one run:
 # GET /healthz (the HTTP stack alone, the ceiling), GET /api/v1/media (a page of 50 rows
-# and a page of 1), POST /api/v1/media/sign-upload, POST /api/v1/media/{id}/sign-download,
+# and a page of 1), POST /api/v1/media/sign-upload, POST /api/v1/media/{id}/sign-download (50 ids in turn),
 # and in managed mode POST /storage/v1/presign/{bucket}/{path} (a new path per request)
 # and POST /storage/v1/confirm/{bucket}/{path} (of an object confirmed already: the
 # lookup, the access checks and the answer, not the storage HEAD of a first confirm).
@@ -14,6 +14,10 @@
 # DATABASES: `sqlite`, `postgres` or `both`. Postgres needs FILEGATE_BENCH_DATABASE_URL
 # (else FILEGATE_TEST_DATABASE_URL), e.g. postgres://postgres@127.0.0.1:5432/test: the
 # server runs in a fresh schema of it, dropped at the end (needs psql).
+#
+# FILEGATE_BENCH_BIN: a folder holding filegate-server and filegate-admin to measure
+# instead of building this checkout (say, a copy of an earlier build, for a baseline
+# measured in the same session).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,8 +37,11 @@ if [[ " ${dbs[*]} " == *" postgres "* ]]; then
   command -v psql >/dev/null || { echo "psql is needed for Postgres" >&2; exit 1; }
 fi
 
-cargo build --release -q -p filegate-server -p filegate-admin
-bin=target/release
+bin="${FILEGATE_BENCH_BIN:-}"
+if [[ -z "$bin" ]]; then
+  cargo build --release -q -p filegate-server -p filegate-admin
+  bin=target/release
+fi
 
 work="$(mktemp -d)"
 server=""
@@ -95,10 +102,10 @@ for k,v in json.load(sys.stdin)["headers"].items(): print(f"{k}: {v}")' <<<"$1")
   printf 'hello' | curl -fs -X PUT "$url" "${hargs[@]}" --data-binary @- >/dev/null
 }
 
-# seed: 50 confirmed uploads (a full page for the listing; the first one is signed for
-# downloads), a managed bucket and one confirmed object in it.
+# seed: 50 confirmed uploads (a full page for the listing; downloads are signed for each
+# of them in turn), a managed bucket and one confirmed object in it.
 seed() {
-  media_id=""
+  media_ids=()
   for i in $(seq 1 50); do
     local signed id
     signed="$(curl -fs -X POST "$api/api/v1/media/sign-upload" "${auth[@]}" \
@@ -106,7 +113,7 @@ seed() {
     id="$(json '["id"]' <<<"$signed")"
     put "$signed"
     curl -fs -X POST "$api/api/v1/media/$id/confirm" "${auth[@]}" -d '' >/dev/null
-    [[ -n "$media_id" ]] || media_id="$id"
+    media_ids+=("$id")
   done
   curl -fs -X POST "$api/storage/v1/bucket" "${auth[@]}" -d '{"name":"bench"}' >/dev/null
   local signed
@@ -116,18 +123,26 @@ seed() {
   curl -fs -X POST "$api/storage/v1/confirm/bench/confirmed.txt" "${auth[@]}" -d '' >/dev/null
 }
 
-# One script for every route: METHOD, BODY and, with UNIQUE_PREFIX, a new path per request.
+# One script for every route: METHOD, BODY and, with UNIQUE_PREFIX, a new path per
+# request, or with PATHS (separated by spaces), each of those paths in turn.
 cat >"$work/bench.lua" <<LUA
 wrk.method = os.getenv("METHOD")
 wrk.headers["Authorization"] = "Bearer $token"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = os.getenv("BODY") or ""
 local prefix = os.getenv("UNIQUE_PREFIX")
+local paths = {}
+for p in string.gmatch(os.getenv("PATHS") or "", "%S+") do paths[#paths + 1] = p end
 local counter = 0
 if prefix and prefix ~= "" then
   request = function()
     counter = counter + 1
     return wrk.format(nil, prefix .. counter .. ".bin")
+  end
+elseif #paths > 0 then
+  request = function()
+    counter = counter % #paths + 1
+    return wrk.format(nil, paths[counter])
   end
 end
 done = function(summary, latency, requests)
@@ -138,9 +153,9 @@ done = function(summary, latency, requests)
 end
 LUA
 
-# run DB ROUTE METHOD URL [BODY] [UNIQUE_PREFIX]
+# run DB ROUTE METHOD URL [BODY] [UNIQUE_PREFIX] [PATHS]
 run() {
-  METHOD="$3" BODY="${5:-}" UNIQUE_PREFIX="${6:-}" \
+  METHOD="$3" BODY="${5:-}" UNIQUE_PREFIX="${6:-}" PATHS="${7:-}" \
     wrk -t1 -c"$conns" -d"$duration" --latency -s "$work/bench.lua" "$4" | grep '^RESULT' |
     awk -v db="$1" -v route="$2" \
       '{ printf "%s\t%s\t%.0f\t%s\t%s\t%d\n", db, route, $2 / ($4 / 1e6), $5, $6, $3 }'
@@ -151,16 +166,19 @@ for db in "${dbs[@]}"; do
   seed
   {
     run "$db" '`GET /healthz`' GET "$api/healthz"
+    # Reads first: a read measured just after a flood of writes measures the database's
+    # own catching up (autovacuum, checkpoints of 100 000 new rows) as much as the route.
     run "$db" '`GET /api/v1/media?limit=50` (50 rows)' GET "$api/api/v1/media?limit=50"
     run "$db" '`GET /api/v1/media?limit=1`' GET "$api/api/v1/media?limit=1"
-    run "$db" '`POST /api/v1/media/sign-upload`' POST "$api/api/v1/media/sign-upload" \
-      '{"filename":"report.pdf","contentType":"application/pdf","size":1024}'
-    run "$db" '`POST /api/v1/media/{id}/sign-download`' POST \
-      "$api/api/v1/media/$media_id/sign-download" '{}'
-    run "$db" '`POST /storage/v1/presign/…` (new path)' POST "$api/storage/v1/presign/bench/x" \
-      '{"contentType":"text/plain","size":5}' "/storage/v1/presign/bench/p/"
+    run "$db" '`POST /api/v1/media/{id}/sign-download` (50 ids)' POST \
+      "$api/api/v1/media/${media_ids[0]}/sign-download" '{}' '' \
+      "$(printf '/api/v1/media/%s/sign-download ' "${media_ids[@]}")"
     run "$db" '`POST /storage/v1/confirm/…` (confirmed)' POST \
       "$api/storage/v1/confirm/bench/confirmed.txt" ''
+    run "$db" '`POST /api/v1/media/sign-upload`' POST "$api/api/v1/media/sign-upload" \
+      '{"filename":"report.pdf","contentType":"application/pdf","size":1024}'
+    run "$db" '`POST /storage/v1/presign/…` (new path)' POST "$api/storage/v1/presign/bench/x" \
+      '{"contentType":"text/plain","size":5}' "/storage/v1/presign/bench/p/"
   } >>"$work/results"
   stop
 done
