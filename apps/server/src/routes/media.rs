@@ -7,6 +7,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::FromRequest;
 use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
 use filegate_core::Error;
 use filegate_core::media::{CreateMultipart, SignDownload, SignUpload};
 use filegate_core::ports::{Media, MediaStatus};
@@ -231,12 +232,12 @@ pub(crate) struct ListQuery {
 /// One media row.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct MediaView {
-    id: String,
-    key: String,
-    bucket: String,
-    filename: String,
-    content_type: String,
+pub(crate) struct MediaView<'a> {
+    id: &'a str,
+    key: &'a str,
+    bucket: &'a str,
+    filename: &'a str,
+    content_type: &'a str,
     /// `pending` (signed; the object may not be uploaded yet) or `confirmed` (checked in
     /// storage).
     #[schema(example = "confirmed")]
@@ -245,28 +246,29 @@ pub(crate) struct MediaView {
     /// sizes were recorded). Pending: the size declared at signing. Null when unknown.
     size: Option<u64>,
     /// The stored object's etag, once confirmed.
-    etag: Option<String>,
-    uploader_id: String,
+    etag: Option<&'a str>,
+    uploader_id: &'a str,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     created_at: OffsetDateTime,
 }
 
-impl From<Media> for MediaView {
-    fn from(m: Media) -> Self {
+// Borrowed, so a page of rows is written out without copying each row's strings first.
+impl<'a> From<&'a Media> for MediaView<'a> {
+    fn from(m: &'a Media) -> Self {
         Self {
-            id: m.id.to_string(),
-            key: m.key.to_string(),
-            bucket: m.bucket.to_string(),
-            filename: m.filename,
-            content_type: m.content_type.to_string(),
+            id: m.id.as_str(),
+            key: m.key.as_str(),
+            bucket: m.bucket.as_str(),
+            filename: &m.filename,
+            content_type: m.content_type.as_str(),
             status: m.status.as_str(),
             size: match m.status {
                 MediaStatus::Confirmed => m.size.or(m.declared_size),
                 MediaStatus::Pending => m.declared_size,
             },
-            etag: m.etag,
-            uploader_id: m.uploader_id,
+            etag: m.etag.as_deref(),
+            uploader_id: &m.uploader_id,
             created_at: m.created_at,
         }
     }
@@ -275,8 +277,8 @@ impl From<Media> for MediaView {
 /// One page of the caller organization's media, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct ListResponse {
-    items: Vec<MediaView>,
+pub(crate) struct ListResponse<'a> {
+    items: Vec<MediaView<'a>>,
     /// Pass as `cursor` for the next page; null on the last page.
     next_cursor: Option<String>,
 }
@@ -291,7 +293,7 @@ pub(crate) struct ListResponse {
     description = "The caller organization's files, newest first: confirmed ones, unless `status=pending` or `status=all`.",
     params(ListQuery),
     responses(
-        (status = 200, description = "One page", body = ListResponse),
+        (status = 200, description = "One page", body = ListResponse<'static>),
         (status = 400, description = responses::BAD_REQUEST, body = ErrorEnvelope),
         (status = 401, description = responses::UNAUTHORIZED, body = ErrorEnvelope),
         (status = 403, description = responses::FORBIDDEN, body = ErrorEnvelope),
@@ -306,7 +308,7 @@ pub(crate) async fn list(
     MaybeAuthenticated(principal): MaybeAuthenticated,
     Request(info): Request,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<ListResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let page = state
         .media
         .list(
@@ -318,9 +320,10 @@ pub(crate) async fn list(
         )
         .await?;
     Ok(Json(ListResponse {
-        items: page.items.into_iter().map(MediaView::from).collect(),
+        items: page.items.iter().map(MediaView::from).collect(),
         next_cursor: page.next.map(|c| c.encode()),
-    }))
+    })
+    .into_response())
 }
 
 /// `POST /api/v1/media/{id}/confirm`
@@ -335,7 +338,7 @@ pub(crate) async fn list(
                    size or type than signed (400), is deleted with its row. Same access rule as `signUpload`. No body.",
     params(("id" = String, Path, description = "The media id (`med_…`)")),
     responses(
-        (status = 200, description = "The confirmed row", body = MediaView),
+        (status = 200, description = "The confirmed row", body = MediaView<'static>),
         (status = 400, description = "`VALIDATION_FAILED` on `size` or `contentType`: the object was not what was signed (object and row deleted)", body = ErrorEnvelope),
         (status = 401, description = responses::UNAUTHORIZED, body = ErrorEnvelope),
         (status = 403, description = responses::FORBIDDEN, body = ErrorEnvelope),
@@ -353,10 +356,10 @@ pub(crate) async fn confirm(
     MaybeAuthenticated(principal): MaybeAuthenticated,
     Request(info): Request,
     Path(id): Path<String>,
-) -> Result<Json<MediaView>, ApiError> {
+) -> Result<Response, ApiError> {
     let row = state.media.confirm(principal.as_ref(), &info, &id).await?;
     tracing::info!(media.id = %row.id, key = %row.key, size = ?row.size, "confirmed upload");
-    Ok(Json(MediaView::from(row)))
+    Ok(Json(MediaView::from(&row)).into_response())
 }
 
 /// A multipart upload to start.
@@ -507,7 +510,7 @@ pub(crate) async fn list_parts(
     params(("id" = String, Path, description = "The media id (`med_…`)")),
     request_body = CompleteBody,
     responses(
-        (status = 200, description = "The confirmed row", body = MediaView),
+        (status = 200, description = "The confirmed row", body = MediaView<'static>),
         (status = 400, description = "`VALIDATION_FAILED` on `parts` (a gap, a missing part, not ascending), `parts[i].etag` (not storage's) or `size` (the parts do not add up to the declared size): nothing is completed or confirmed; or on `contentType` after completion (object and row deleted)", body = ErrorEnvelope),
         (status = 401, description = responses::UNAUTHORIZED, body = ErrorEnvelope),
         (status = 403, description = responses::FORBIDDEN, body = ErrorEnvelope),
@@ -525,13 +528,13 @@ pub(crate) async fn complete_multipart(
     Request(info): Request,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<CompleteBody>,
-) -> Result<Json<MediaView>, ApiError> {
+) -> Result<Response, ApiError> {
     let row = state
         .media
         .complete_multipart(principal.as_ref(), &info, &id, &body.into_parts())
         .await?;
     tracing::info!(media.id = %row.id, key = %row.key, size = ?row.size, "completed multipart upload");
-    Ok(Json(MediaView::from(row)))
+    Ok(Json(MediaView::from(&row)).into_response())
 }
 
 /// `DELETE /api/v1/media/{id}/multipart`
