@@ -27,10 +27,9 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 const MAX_BATCH: usize = 128;
 /// Statements of one kind out at once; further lookups queue and form the next batch.
 /// Fewer slots make larger batches: with 64 connections listing one row each, one
-/// slot gave 18.3k lookups/s, two 17.9k (with a p99 of half the other's), four 14.5k,
-/// sixteen 8.6k, as the server's Postgres process spent 263, 433, 623 and 961 ticks of
-/// CPU on the same 8 s (docs/BENCHMARKS.md). Two keep a second statement going while
-/// one waits.
+/// slot gave 18.3k lookups/s, two 17.9k (with half the p99 of one), four 14.5k, sixteen
+/// 8.6k, while Postgres's processes spent 263, 433, 623 and 961 ticks of CPU in the same
+/// 8 s (docs/BENCHMARKS.md). Two keep a second statement going while one waits.
 pub(crate) const IN_FLIGHT: usize = 2;
 /// Lookups waiting; callers wait (back-pressure) when it is full.
 const QUEUE: usize = 4096;
