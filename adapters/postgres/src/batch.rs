@@ -14,6 +14,7 @@
 //! A batch is read after every caller in it asked, so a caller still sees every write that
 //! finished before its request (read-your-writes, as with a statement of its own).
 
+use crate::error::column;
 use filegate_core::Error;
 use std::collections::HashMap;
 use std::future::Future;
@@ -22,6 +23,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_postgres::Row;
 
 /// The most distinct keys one statement takes; more wait for the next one.
 const MAX_BATCH: usize = 128;
@@ -170,6 +172,45 @@ fn reply<K: Eq + Hash, T: Clone>(
             }
         }
     }
+}
+
+/// The answers to `keys` of a statement that returns at most one row per key, its key in
+/// column `key_column`: each key's row as `convert` reads it, or `None`.
+///
+/// # Errors
+/// The key column is not text.
+pub(crate) fn one_row_per_key<T>(
+    keys: &[String],
+    rows: &[Row],
+    key_column: usize,
+    convert: fn(&Row) -> Result<T, Error>,
+) -> Result<Vec<Answer<Option<T>>>, Error> {
+    let mut found: HashMap<String, Answer<Option<T>>> = HashMap::new();
+    for r in rows {
+        let key: String = r.try_get(key_column).map_err(column)?;
+        found.insert(key, convert(r).map(Some));
+    }
+    Ok(keys
+        .iter()
+        .map(|k| found.remove(k).unwrap_or(Ok(None)))
+        .collect())
+}
+
+/// The answer a row of a join over `unnest(…) WITH ORDINALITY` belongs to: column
+/// `ordinality_column` holds its lookup's 1-based position among `answers`.
+///
+/// # Errors
+/// The column is not an integer, or names no lookup of the batch.
+pub(crate) fn answer_of<'a, T>(
+    answers: &'a mut [Answer<T>],
+    row: &Row,
+    ordinality_column: usize,
+) -> Result<&'a mut Answer<T>, Error> {
+    let n: i64 = row.try_get(ordinality_column).map_err(column)?;
+    usize::try_from(n - 1)
+        .ok()
+        .and_then(|i| answers.get_mut(i))
+        .ok_or_else(|| Error::internal(format!("a batched row answers lookup {n}, not asked")))
 }
 
 /// The same failure for another caller: unavailable stays unavailable (a 503 the client

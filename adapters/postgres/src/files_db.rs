@@ -1,7 +1,7 @@
 //! FILES_DB in Postgres: the managed-mode `buckets` and `objects` tables with their own
 //! migration set (`migrations/files/`); in the media database or a database of their own.
 
-use crate::batch::{Answer, Fetch, Lookups};
+use crate::batch::{Answer, Fetch, Lookups, answer_of, one_row_per_key};
 use crate::error::column;
 use crate::migrations;
 use crate::nanos;
@@ -15,9 +15,8 @@ use filegate_core::managed::{
     ObjectQuery, ObjectRow, ObjectRowPage, ObjectRowStore, ObjectStatus, ReadScope, WriteScope,
 };
 use filegate_core::ports::MultipartRef;
-use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -102,22 +101,30 @@ fn prefix_upper_bound(prefix: &str) -> Option<String> {
     None
 }
 
+static OBJECTS_BY_KEY: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE key = ANY($1::text[])"));
+// Each branch has its unique index: the organization's, and the project-wide partial one
+// (run only for a lookup without an organization).
+static BUCKETS_BY_NAME: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT b.*, q.n FROM unnest($1::text[], $2::text[]) \
+         WITH ORDINALITY AS q(org, name, n) \
+         CROSS JOIN LATERAL ( \
+           (SELECT {BUCKET_COLUMNS} FROM buckets \
+            WHERE organization_id = q.org AND name = q.name) \
+           UNION ALL \
+           (SELECT {BUCKET_COLUMNS} FROM buckets \
+            WHERE q.org IS NULL AND organization_id IS NULL AND name = q.name)) b"
+    )
+});
+
 /// Object rows by key, many keys per statement.
 fn objects_by_key(pool: PgPool) -> Fetch<String, Option<ObjectRow>> {
     Arc::new(move |keys: Vec<String>| {
         let pool = pool.clone();
         Box::pin(async move {
-            let sql = format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE key = ANY($1::text[])");
-            let rows = pool.query(&sql, &[&keys]).await?;
-            let mut found: HashMap<String, Answer<Option<ObjectRow>>> = HashMap::new();
-            for r in &rows {
-                let key: String = r.try_get(OBJECT_KEY_COLUMN).map_err(column)?;
-                found.insert(key, object_of(r).map(Some));
-            }
-            Ok(keys
-                .iter()
-                .map(|k| found.remove(k).unwrap_or(Ok(None)))
-                .collect())
+            let rows = pool.query(&OBJECTS_BY_KEY, &[&keys]).await?;
+            one_row_per_key(&keys, &rows, OBJECT_KEY_COLUMN, object_of)
         })
     })
 }
@@ -130,27 +137,10 @@ fn buckets_by_name(pool: PgPool) -> Fetch<(Option<String>, String), Option<Bucke
         Box::pin(async move {
             let orgs: Vec<Option<&str>> = names.iter().map(|(o, _)| o.as_deref()).collect();
             let bare: Vec<&str> = names.iter().map(|(_, n)| n.as_str()).collect();
-            // Each branch has its unique index: the organization's, and the project-wide
-            // partial one (run only for a lookup without an organization).
-            let sql = format!(
-                "SELECT b.*, q.n FROM unnest($1::text[], $2::text[]) \
-                 WITH ORDINALITY AS q(org, name, n) \
-                 CROSS JOIN LATERAL ( \
-                   (SELECT {BUCKET_COLUMNS} FROM buckets \
-                    WHERE organization_id = q.org AND name = q.name) \
-                   UNION ALL \
-                   (SELECT {BUCKET_COLUMNS} FROM buckets \
-                    WHERE q.org IS NULL AND organization_id IS NULL AND name = q.name)) b"
-            );
-            let rows = pool.query(&sql, &[&orgs, &bare]).await?;
+            let rows = pool.query(&BUCKETS_BY_NAME, &[&orgs, &bare]).await?;
             let mut answers: Vec<Answer<Option<Bucket>>> = names.iter().map(|_| Ok(None)).collect();
             for r in &rows {
-                let n: i64 = r.try_get(BUCKET_COLUMN_COUNT).map_err(column)?;
-                let slot = usize::try_from(n - 1)
-                    .ok()
-                    .and_then(|i| answers.get_mut(i))
-                    .ok_or_else(|| Error::internal("a bucket row of no asked name"))?;
-                *slot = bucket_of(r).map(Some);
+                *answer_of(&mut answers, r, BUCKET_COLUMN_COUNT)? = bucket_of(r).map(Some);
             }
             Ok(answers)
         })

@@ -35,7 +35,7 @@ pub use migrations::{
 };
 pub use pool::{CONNECT_TIMEOUT, PgPool, PgSettings, PgTarget, is_postgres_url};
 
-use crate::batch::{Answer, Fetch, Lookups};
+use crate::batch::{Answer, Fetch, Lookups, answer_of, one_row_per_key};
 use crate::error::column;
 use async_trait::async_trait;
 use filegate_core::Error;
@@ -44,7 +44,6 @@ use filegate_core::error::Resource;
 use filegate_core::ports::{
     Media, MediaConfirmation, MediaCursor, MediaPage, MediaStatus, MediaStore, MultipartRef,
 };
-use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 use time::OffsetDateTime;
 use tokio_postgres::Row;
@@ -154,15 +153,7 @@ fn find_many(pool: PgPool) -> Fetch<String, Option<Media>> {
         let pool = pool.clone();
         Box::pin(async move {
             let rows = pool.query(&FIND_MANY, &[&ids]).await?;
-            let mut found: HashMap<String, Answer<Option<Media>>> = HashMap::new();
-            for r in &rows {
-                let id: String = r.try_get(0).map_err(column)?;
-                found.insert(id, media_of(r).map(Some));
-            }
-            Ok(ids
-                .iter()
-                .map(|id| found.remove(id).unwrap_or(Ok(None)))
-                .collect())
+            one_row_per_key(&ids, &rows, 0, media_of)
         })
     })
 }
@@ -182,11 +173,7 @@ fn first_pages(pool: PgPool) -> Fetch<FirstPage, Vec<Media>> {
             let mut answers: Vec<Answer<Vec<Media>>> =
                 pages.iter().map(|_| Ok(Vec::new())).collect();
             for r in &rows {
-                let n: i64 = r.try_get(COLUMN_COUNT).map_err(column)?;
-                let slot = usize::try_from(n - 1)
-                    .ok()
-                    .and_then(|i| answers.get_mut(i))
-                    .ok_or_else(|| Error::internal("a listing row of no asked page"))?;
+                let slot = answer_of(&mut answers, r, COLUMN_COUNT)?;
                 if let Ok(items) = slot {
                     match media_of(r) {
                         Ok(m) => items.push(m),
