@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Load figures of the hot paths against one release server per database, in one run:
 # GET /healthz (the HTTP stack alone, the ceiling), GET /api/v1/media (a page of 50 rows
-# and a page of 1), POST /api/v1/media/sign-upload, POST /api/v1/media/{id}/sign-download (50 ids in turn),
+# and a page of 1), POST /api/v1/media/{id}/sign-download (50 ids in turn), the page of
+# 50 again while 4 other connections sign uploads, POST /api/v1/media/sign-upload,
 # and in managed mode POST /storage/v1/presign/{bucket}/{path} (a new path per request)
 # and POST /storage/v1/confirm/{bucket}/{path} (of an object confirmed already: the
 # lookup, the access checks and the answer, not the storage HEAD of a first confirm).
@@ -175,6 +176,14 @@ for db in "${dbs[@]}"; do
       "$(printf '/api/v1/media/%s/sign-download ' "${media_ids[@]}")"
     run "$db" '`POST /storage/v1/confirm/…` (confirmed)' POST \
       "$api/storage/v1/confirm/bench/confirmed.txt" ''
+    # The same page while 4 other connections sign uploads: every commit moves the media
+    # store's change token, so kept pages are mostly missed and re-read.
+    METHOD=POST BODY='{"filename":"w.pdf","contentType":"application/pdf","size":1024}' \
+      wrk -t1 -c4 -d"$duration" -s "$work/bench.lua" "$api/api/v1/media/sign-upload" >/dev/null &
+    writer=$!
+    run "$db" '`GET /api/v1/media?limit=50` (50 rows, 4 connections signing uploads beside)' \
+      GET "$api/api/v1/media?limit=50"
+    wait "$writer"
     run "$db" '`POST /api/v1/media/sign-upload`' POST "$api/api/v1/media/sign-upload" \
       '{"filename":"report.pdf","contentType":"application/pdf","size":1024}'
     run "$db" '`POST /storage/v1/presign/…` (new path)' POST "$api/storage/v1/presign/bench/x" \

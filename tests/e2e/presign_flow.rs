@@ -102,6 +102,93 @@ async fn the_media_list_shows_the_organizations_rows_newest_first_with_paging() 
     app.shutdown().await;
 }
 
+fn filenames(res: &filegate_e2e::JsonResponse) -> Vec<String> {
+    res.body["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a page: {res:?}"))
+        .iter()
+        .map(|i| i["filename"].as_str().expect("a filename").to_owned())
+        .collect()
+}
+
+// Pages are kept rendered between commits (apps/server/src/page_cache.rs): every write,
+// this server's or another connection's, must show in the next page, and a kept page must
+// never reach another organization or a caller the checks refuse.
+#[tokio::test]
+async fn the_media_list_shows_every_write_at_once_wherever_it_came_from() {
+    let app = TestApp::spawn_with(|c| c.access.list = "admin+".parse().unwrap()).await;
+    let a = app.token("user_1", Some("org_a"), Some("admin"));
+    let b = app.token("user_2", Some("org_b"), Some("owner"));
+    let member = app.token("user_3", Some("org_a"), Some("member"));
+    let page = "/api/v1/media?status=all&limit=5";
+    for name in ["one.txt", "two.txt"] {
+        assert_eq!(
+            app.sign_upload(&a, name, "text/plain", None).await.status,
+            200
+        );
+    }
+    assert_eq!(
+        filenames(&app.get(page, Some(&a)).await),
+        ["two.txt", "one.txt"]
+    );
+    let again = app.get(page, Some(&a)).await;
+    assert_eq!(filenames(&again), ["two.txt", "one.txt"]);
+
+    // The same question from another organization, and from a role the rule refuses.
+    assert!(filenames(&app.get(page, Some(&b)).await).is_empty());
+    assert_envelope(
+        &app.get(page, Some(&member)).await,
+        403,
+        "ACCESS_ROLE_REQUIRED",
+    );
+    assert_envelope(&app.get(page, None).await, 401, "AUTH_MISSING");
+
+    // A write through this server.
+    assert_eq!(
+        app.sign_upload(&a, "three.txt", "text/plain", None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        filenames(&app.get(page, Some(&a)).await),
+        ["three.txt", "two.txt", "one.txt"]
+    );
+
+    // Writes by another connection to the same file, as `filegate-admin` or a second
+    // server would make them.
+    let db = app.data_dir().join("filegate.db");
+    let other = deadpool_sqlite::rusqlite::Connection::open(&db).unwrap();
+    let deleted = other
+        .execute("DELETE FROM media WHERE filename = 'two.txt'", [])
+        .unwrap();
+    assert_eq!(deleted, 1);
+    assert_eq!(
+        filenames(&app.get(page, Some(&a)).await),
+        ["three.txt", "one.txt"]
+    );
+    other
+        .execute(
+            "UPDATE media SET filename = 'renamed.txt' WHERE filename = 'one.txt'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(
+        filenames(&app.get(page, Some(&a)).await),
+        ["three.txt", "renamed.txt"]
+    );
+    let moved = other
+        .execute(
+            "UPDATE media SET organization_id = 'org_b' WHERE filename = 'three.txt'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(moved, 1);
+    assert_eq!(filenames(&app.get(page, Some(&a)).await), ["renamed.txt"]);
+    assert_eq!(filenames(&app.get(page, Some(&b)).await), ["three.txt"]);
+    app.shutdown().await;
+}
+
 #[tokio::test]
 async fn download_filename_becomes_the_content_disposition_of_the_get() {
     let app = TestApp::spawn().await;

@@ -39,7 +39,7 @@ use filegate_core::ports::{
 };
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex};
 use time::OffsetDateTime;
 
 /// The media table in a SQLite file. Cheap to clone (shares the pool).
@@ -52,6 +52,10 @@ pub struct SqliteMediaStore {
     inserts: group_commit::GroupCommit,
     /// Keeps this database's checkpoints running while the store lives.
     _checkpoints: pool::Checkpointer,
+    /// A connection that never writes, only reads `PRAGMA data_version`: that number
+    /// moves with every commit of any other connection, this process's or another's
+    /// (the admin binary's), which is what [`MediaStore::change_token`] promises.
+    watcher: Arc<Mutex<Connection>>,
 }
 
 impl SqliteMediaStore {
@@ -68,9 +72,9 @@ impl SqliteMediaStore {
         let path = path.to_owned();
         let restart = Arc::new(AtomicBool::new(false));
         let handed = pool::Restart::Handed(restart.clone());
-        let (writer, checkpoints) = tokio::task::spawn_blocking(move || {
+        let (writer, checkpoints, watcher) = tokio::task::spawn_blocking(move || {
             let checkpoints = pool::Checkpointer::start(&path, handed)?;
-            Ok::<_, Error>((pool::connect(&path)?, checkpoints))
+            Ok::<_, Error>((pool::connect(&path)?, checkpoints, pool::connect(&path)?))
         })
         .await
         .map_err(Error::internal)??;
@@ -79,6 +83,7 @@ impl SqliteMediaStore {
             pool,
             inserts,
             _checkpoints: checkpoints,
+            watcher: Arc::new(Mutex::new(watcher)),
         })
     }
 
@@ -295,6 +300,19 @@ impl MediaStore for SqliteMediaStore {
                 Box::new(part_size),
             ])
             .await
+    }
+
+    async fn change_token(&self) -> Result<Option<u64>, Error> {
+        // On this thread, as `read`: the pragma only looks at the WAL's shared index.
+        let watcher = self
+            .watcher
+            .lock()
+            .map_err(|_| Error::unavailable("the sqlite change watcher was poisoned by a panic"))?;
+        let version: i64 = watcher
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(error::from_sqlite)?;
+        Ok(Some(version.cast_unsigned()))
     }
 
     async fn find(&self, id: &MediaId) -> Result<Option<Media>, Error> {

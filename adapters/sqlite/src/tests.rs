@@ -717,3 +717,50 @@ fn a_read_needs_no_blocking_thread() {
         busy.await.unwrap();
     });
 }
+
+#[tokio::test]
+async fn the_change_token_moves_with_every_commit_of_any_connection_and_only_then() {
+    let (_dir, path) = temp_db();
+    let store = SqliteMediaStore::open(&path).await.unwrap();
+    let token = || async { store.change_token().await.unwrap().unwrap() };
+    let first = token().await;
+    assert_eq!(token().await, first, "nothing committed");
+
+    // A commit through the store's own writer thread.
+    let mine = row("org_a", 1_700_000_000_000_000_000);
+    store.insert(&mine).await.unwrap();
+    let after_insert = token().await;
+    assert_ne!(after_insert, first);
+    // Reads change nothing.
+    store.find(&mine.id).await.unwrap();
+    store.list("org_a", None, 10, None).await.unwrap();
+    assert_eq!(token().await, after_insert);
+
+    // A commit through the pool (confirm), then one by a connection outside the store,
+    // as another process's.
+    store
+        .confirm(
+            &mine.id,
+            &MediaConfirmation {
+                size: 3,
+                etag: Some("\"e\"".into()),
+                content_type: ContentType::parse("text/plain").unwrap(),
+            },
+        )
+        .await
+        .unwrap();
+    let after_confirm = token().await;
+    assert_ne!(after_confirm, after_insert);
+    let other = raw(&path);
+    other
+        .execute("UPDATE media SET filename = 'b.txt'", [])
+        .unwrap();
+    let after_other = token().await;
+    assert_ne!(after_other, after_confirm);
+    // A transaction the other connection rolls back commits nothing.
+    other
+        .execute_batch("BEGIN; DELETE FROM media; ROLLBACK;")
+        .unwrap();
+    assert_eq!(token().await, after_other);
+    assert!(after_other > after_confirm && after_confirm > after_insert);
+}

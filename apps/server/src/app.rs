@@ -3,6 +3,7 @@
 
 use crate::metrics::{MeteredObjectStore, Metrics};
 use crate::options::{FilesOptions, HttpOptions, TokenMinter};
+use crate::page_cache::PageCache;
 use crate::state::{AppState, Shared};
 use anyhow::Context;
 use filegate_auth::JwtConfig;
@@ -189,6 +190,7 @@ fn app_state(
             tokens: services.file_tokens,
         }),
         spool_dir: spool_dir(&config.data_dir)?.into(),
+        pages: Arc::new(PageCache::default()),
     }))
 }
 

@@ -12,6 +12,7 @@ pub mod listener;
 pub mod metrics;
 pub mod openapi;
 pub mod options;
+pub mod page_cache;
 pub(crate) mod routes;
 pub mod serve;
 pub mod state;

@@ -2,6 +2,7 @@
 
 use crate::metrics::Metrics;
 use crate::options::{FilesOptions, HttpOptions, TokenMinter};
+use crate::page_cache::PageCache;
 use filegate_core::domain::BucketName;
 use filegate_core::files::FileAccess;
 use filegate_core::managed::ManagedService;
@@ -51,4 +52,6 @@ pub struct Shared {
     pub files: Arc<FilesOptions>,
     /// Where form uploads are spooled (`<data>/tmp`), emptied at start.
     pub spool_dir: Arc<std::path::Path>,
+    /// Rendered listing pages, while the media store's change token holds.
+    pub pages: Arc<PageCache>,
 }

@@ -309,9 +309,9 @@ pub(crate) async fn list(
     Request(info): Request,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let page = state
+    let query = state
         .media
-        .list(
+        .page_request(
             principal.as_ref(),
             &info,
             q.limit,
@@ -319,11 +319,36 @@ pub(crate) async fn list(
             q.status.as_deref(),
         )
         .await?;
-    Ok(Json(ListResponse {
+    // Before the rows: a page read after the token read `t` is the page while it reads `t`.
+    let token = state.media.change_token().await?;
+    if let Some(token) = token
+        && let Some(body) = state.pages.get(&query, token)
+    {
+        return Ok(json_bytes(body));
+    }
+    let page = state.media.page(&query).await?;
+    let body = serde_json::to_vec(&ListResponse {
         items: page.items.iter().map(MediaView::from).collect(),
         next_cursor: page.next.map(|c| c.encode()),
     })
-    .into_response())
+    .map_err(Error::internal)?;
+    let body = Bytes::from(body);
+    if let Some(token) = token {
+        state.pages.put(query, token, body.clone());
+    }
+    Ok(json_bytes(body))
+}
+
+/// A JSON body rendered already, with the header [`Json`] would give it.
+fn json_bytes(body: Bytes) -> Response {
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// `POST /api/v1/media/{id}/confirm`

@@ -424,12 +424,11 @@ impl MediaService {
     }
 
     /// The caller organization's rows, newest first: confirmed ones by default, `status`
-    /// `pending`, `confirmed` or `all` otherwise.
+    /// `pending`, `confirmed` or `all` otherwise ([`page_request`](Self::page_request),
+    /// then [`page`](Self::page)).
     ///
     /// # Errors
-    /// The layers of the module docs in order ([`Error::AuthMissing`],
-    /// [`Error::AccessNoOrg`], [`Error::AccessRoleRequired`]), then [`Error::Validation`]
-    /// for `limit` outside 1..=200, a foreign cursor or an unknown `status`.
+    /// As [`page_request`](Self::page_request), then store errors.
     pub async fn list(
         &self,
         caller: Option<&Principal>,
@@ -438,6 +437,28 @@ impl MediaService {
         cursor: Option<&str>,
         status: Option<&str>,
     ) -> Result<MediaPage, Error> {
+        let query = self
+            .page_request(caller, request, limit, cursor, status)
+            .await?;
+        self.page(&query).await
+    }
+
+    /// What a listing asks the store, once the caller passed every layer: the page is
+    /// then [`page`](Self::page)'s answer to it, the same for every caller it was made
+    /// for.
+    ///
+    /// # Errors
+    /// The layers of the module docs in order ([`Error::AuthMissing`],
+    /// [`Error::AccessNoOrg`], [`Error::AccessRoleRequired`]), then [`Error::Validation`]
+    /// for `limit` outside 1..=200, a foreign cursor or an unknown `status`.
+    pub async fn page_request(
+        &self,
+        caller: Option<&Principal>,
+        request: &RequestInfo,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+        status: Option<&str>,
+    ) -> Result<PageRequest, Error> {
         let op = MediaOperation::List;
         let Scoped { principal, org } = self.enter(op, caller, request, None).await?;
         self.authorize(op, principal)?;
@@ -453,8 +474,52 @@ impl MediaService {
             ),
         };
         let after = cursor.map(MediaCursor::decode).transpose()?;
-        self.media.list(org, status, limit, after).await
+        Ok(PageRequest {
+            organization_id: org.to_owned(),
+            status,
+            limit,
+            after,
+        })
     }
+
+    /// The page `query` asks for.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn page(&self, query: &PageRequest) -> Result<MediaPage, Error> {
+        self.media
+            .list(
+                &query.organization_id,
+                query.status,
+                query.limit,
+                query.after.clone(),
+            )
+            .await
+    }
+
+    /// The media store's [`change_token`](MediaStore::change_token): while it reads the
+    /// same, a page read after it is still the page.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn change_token(&self) -> Result<Option<u64>, Error> {
+        self.media.change_token().await
+    }
+}
+
+/// A listing's question to the store, made by [`MediaService::page_request`] after the
+/// caller's checks. Equal requests get equal pages while the store's
+/// [`change_token`](MediaStore::change_token) reads the same.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PageRequest {
+    /// The caller's organization: a page never holds another's rows.
+    pub organization_id: String,
+    /// `None` lists every status.
+    pub status: Option<MediaStatus>,
+    /// 1..=200.
+    pub limit: u32,
+    /// Rows strictly older than this.
+    pub after: Option<MediaCursor>,
 }
 
 /// Settles a pending row from the object that arrived for it: confirmed with the

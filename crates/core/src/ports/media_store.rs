@@ -83,7 +83,7 @@ pub struct MediaConfirmation {
 }
 
 /// Position in the newest-first listing: rows strictly after (older than) this one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MediaCursor {
     /// `created_at` of the last row already returned.
     pub created_at: OffsetDateTime,
@@ -158,6 +158,19 @@ pub trait MediaStore: Send + Sync {
         limit: u32,
         after: Option<MediaCursor>,
     ) -> Result<MediaPage, Error>;
+
+    /// A number that changes whenever a commit, by any connection or process, may have
+    /// changed what [`list`](Self::list) returns, and never goes back to a value it had
+    /// before; `None` when the store cannot tell
+    /// cheaply, and then no earlier read may stand in for a new one. Read it before the
+    /// rows: a page read after the token read `t` may be served again for as long as the
+    /// token still reads `t`.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`].
+    async fn change_token(&self) -> Result<Option<u64>, Error> {
+        Ok(None)
+    }
 
     /// Writes the object's real metadata into the row and marks it `confirmed` (also used
     /// to refresh a confirmed row), clearing its `multipart`. Returns the updated row.
