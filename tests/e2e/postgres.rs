@@ -222,6 +222,41 @@ async fn two_nodes_share_one_database() {
     b.shutdown().await;
 }
 
+// Each node keeps rendered pages while Postgres's snapshot stays put: a write through the
+// other node, or straight into the database, must show in the very next page.
+#[tokio::test]
+async fn a_node_lists_the_other_nodes_writes_at_once() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let (a, b) = tokio::join!(node(&schema, false), node(&schema, false));
+    let token = a.token("user_1", Some("org_a"), Some("member"));
+    let page = "/api/v1/media?status=all&limit=10";
+    assert!(filenames(&b.get(page, Some(&token)).await).is_empty());
+    assert!(filenames(&b.get(page, Some(&token)).await).is_empty());
+    for (n, name) in ["one.txt", "two.txt", "three.txt"].iter().enumerate() {
+        let signed = a.sign_upload(&token, name, "text/plain", None).await;
+        assert_eq!(signed.status, 200, "{signed:?}");
+        assert_eq!(filenames(&b.get(page, Some(&token)).await).len(), n + 1);
+    }
+    let (client, conn) = tokio_postgres::connect(&schema.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .execute("DELETE FROM media WHERE filename = 'two.txt'", &[])
+        .await
+        .unwrap();
+    for node in [&a, &b] {
+        assert_eq!(
+            filenames(&node.get(page, Some(&token)).await),
+            ["three.txt", "one.txt"]
+        );
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
 /// Node B of a deployment whose storage is node A's embedded endpoint: what a second
 /// node behind a load balancer sees when both use one R2 bucket.
 async fn second_node(schema: &TestSchema, a: &TestApp) -> TestApp {

@@ -44,7 +44,7 @@ use filegate_core::error::Resource;
 use filegate_core::ports::{
     Media, MediaConfirmation, MediaCursor, MediaPage, MediaStatus, MediaStore, MultipartRef,
 };
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex};
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 
@@ -58,6 +58,10 @@ pub struct PostgresMediaStore {
     by_id: Lookups<String, Option<Media>>,
     /// So do first pages of listings.
     first_pages: Lookups<FirstPage, Vec<Media>>,
+    /// And reads of the database's current snapshot, for [`MediaStore::change_token`].
+    snapshots: Lookups<(), String>,
+    /// The last snapshot seen and its number: the token moves when the snapshot does.
+    seen: Arc<Mutex<(String, u64)>>,
 }
 
 /// A listing's first page: whose, which status, how many rows (one more than the page).
@@ -79,11 +83,14 @@ impl PostgresMediaStore {
         let inserts = group_commit::GroupCommit::start(pool.clone());
         let by_id = Lookups::start(find_many(pool.clone()));
         let first_pages = Lookups::start(first_pages(pool.clone()));
+        let snapshots = Lookups::start(snapshots(pool.clone()));
         Ok(Self {
             pool,
             inserts,
             by_id,
             first_pages,
+            snapshots,
+            seen: Arc::new(Mutex::new((String::new(), 0))),
         })
     }
 
@@ -154,6 +161,27 @@ fn find_many(pool: PgPool) -> Fetch<String, Option<Media>> {
         Box::pin(async move {
             let rows = pool.query(&FIND_MANY, &[&ids]).await?;
             one_row_per_key(&ids, &rows, 0, media_of)
+        })
+    })
+}
+
+/// The database's current snapshot (`xmin:xmax:xip…`) for every caller of a batch. Two
+/// reads give the same text only if no transaction of the whole cluster (any node, any
+/// database) committed or aborted between them: a commit either leaves the in-progress
+/// list or, if it began later, raises `xmax`. So equal snapshots mean equal data.
+fn snapshots(pool: PgPool) -> Fetch<(), String> {
+    Arc::new(move |callers: Vec<()>| {
+        let pool = pool.clone();
+        Box::pin(async move {
+            let rows = pool
+                .query("SELECT pg_current_snapshot()::text", &[])
+                .await?;
+            let snapshot: String = rows
+                .first()
+                .ok_or_else(|| Error::internal("pg_current_snapshot() returned no row"))?
+                .try_get(0)
+                .map_err(column)?;
+            Ok(callers.iter().map(|()| Ok(snapshot.clone())).collect())
         })
     })
 }
@@ -267,6 +295,20 @@ impl MediaStore for PostgresMediaStore {
             multipart_part_size: size_param(m.multipart.as_ref().map(|mp| mp.part_size))?,
         };
         self.inserts.insert(row).await
+    }
+
+    async fn change_token(&self) -> Result<Option<u64>, Error> {
+        let snapshot = self.snapshots.get(()).await?;
+        let mut seen = self
+            .seen
+            .lock()
+            .map_err(|_| Error::internal("the snapshot counter was poisoned by a panic"))?;
+        // Counted, not hashed: a number never comes back, whatever order answers arrive in.
+        if seen.0 != snapshot {
+            seen.0 = snapshot;
+            seen.1 += 1;
+        }
+        Ok(Some(seen.1))
     }
 
     async fn find(&self, id: &MediaId) -> Result<Option<Media>, Error> {

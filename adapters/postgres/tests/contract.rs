@@ -741,3 +741,41 @@ async fn concurrent_bucket_and_object_lookups_are_batched() {
         "the object lookups were never batched"
     );
 }
+
+#[tokio::test]
+async fn the_change_token_moves_with_every_commit_of_any_connection() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let store = PostgresMediaStore::open(schema.pool().await).await.unwrap();
+    let token = || async { store.change_token().await.unwrap().unwrap() };
+    let (other, conn) = tokio_postgres::connect(&schema.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+
+    // (Other tests commit beside this one, so the token may move without us; what must
+    // hold is that it always moves with our commits and never comes back.)
+    let mut last = token().await;
+    let m = media(1, "a", "k/1");
+    store.insert(&m).await.unwrap();
+    let after_insert = token().await;
+    assert!(after_insert > last, "an insert of this store");
+    last = after_insert;
+    other
+        .execute("UPDATE media SET filename = 'b.txt'", &[])
+        .await
+        .unwrap();
+    let after_other = token().await;
+    assert!(after_other > last, "an update by another connection");
+    last = after_other;
+
+    // Many callers at once share statements, and each one's token is at least the one
+    // read before it asked.
+    let tokens = futures::future::join_all((0..64).map(|_| store.change_token())).await;
+    for t in tokens {
+        assert!(t.unwrap().unwrap() >= last);
+    }
+    other.execute("DELETE FROM media", &[]).await.unwrap();
+    assert!(token().await > last, "a delete by another connection");
+}
