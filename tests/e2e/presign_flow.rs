@@ -133,6 +133,20 @@ async fn the_media_list_shows_every_write_at_once_wherever_it_came_from() {
     );
     let again = app.get(page, Some(&a)).await;
     assert_eq!(filenames(&again), ["two.txt", "one.txt"]);
+    // Nothing was committed between the two: the second was the kept page.
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.api))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (series, n) in [("kept", 1), ("read", 1)] {
+        let line = format!("filegate_listing_pages_total{{source=\"{series}\"}} {n}\n");
+        assert!(metrics.contains(&line), "{line} in\n{metrics}");
+    }
 
     // The same question from another organization, and from a role the rule refuses.
     assert!(filenames(&app.get(page, Some(&b)).await).is_empty());

@@ -79,6 +79,7 @@ pub struct Metrics {
     download_bytes: Counter,
     storage_errors: Family<OperationLabels, Counter>,
     etag_mismatches: Counter,
+    listing_pages: Family<PageLabels, Counter>,
     open_streams: Gauge,
     db_pool: Family<PoolLabels, Gauge>,
     /// Reads the media database pool at scrape time.
@@ -87,6 +88,11 @@ pub struct Metrics {
 
 /// Returns (open, idle, waiting) connections of a database pool.
 pub type PoolProbe = Box<dyn Fn() -> (usize, usize, usize) + Send + Sync>;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PageLabels {
+    source: &'static str,
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PoolLabels {
@@ -154,6 +160,12 @@ impl Metrics {
             "Managed reads refused (503) because storage held other bytes than the object's row describes",
             etag_mismatches.clone(),
         );
+        let listing_pages = Family::<PageLabels, Counter>::default();
+        registry.register(
+            "listing_pages",
+            "Media listing pages answered, by source: kept (rendered already, nothing committed since) or read (from the database)",
+            listing_pages.clone(),
+        );
         let open_streams = Gauge::default();
         registry.register(
             "open_storage_streams",
@@ -178,6 +190,7 @@ impl Metrics {
             download_bytes,
             storage_errors,
             etag_mismatches,
+            listing_pages,
         }
     }
 
@@ -254,6 +267,14 @@ impl Metrics {
     /// Records a managed read refused because storage's etag was not the row's.
     pub fn etag_mismatch(&self) {
         self.etag_mismatches.inc();
+    }
+
+    /// Records a media listing page answered from the kept pages (`kept`) or the database.
+    pub fn listing_page(&self, kept: bool) {
+        let source = if kept { "kept" } else { "read" };
+        self.listing_pages
+            .get_or_create(&PageLabels { source })
+            .inc();
     }
 
     /// Records a failed storage operation (`head`, `get`, `put`, `delete`, `list`, `ping`).

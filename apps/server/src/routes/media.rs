@@ -324,9 +324,11 @@ pub(crate) async fn list(
     if let Some(token) = token
         && let Some(body) = state.pages.get(&query, token)
     {
+        state.metrics.listing_page(true);
         return Ok(json_bytes(body));
     }
     let page = state.media.page(&query).await?;
+    state.metrics.listing_page(false);
     let body = serde_json::to_vec(&ListResponse {
         items: page.items.iter().map(MediaView::from).collect(),
         next_cursor: page.next.map(|c| c.encode()),
