@@ -62,11 +62,9 @@ impl PageCache {
     }
 
     /// Keeps `page`, read for `request` after the token read `token`. Another token
-    /// than the kept pages' empties the cache first.
+    /// than the kept pages' empties the cache first, even when `page` itself is too large
+    /// to keep (over an eighth of the budget).
     pub fn put(&self, request: PageRequest, token: u64, page: Bytes) {
-        if page.len() > self.budget / 8 {
-            return;
-        }
         let Ok(mut inner) = self.inner.lock() else {
             return;
         };
@@ -74,6 +72,9 @@ impl PageCache {
             inner.pages.clear();
             inner.bytes = 0;
             inner.token = token;
+        }
+        if page.len() > self.budget / 8 {
+            return;
         }
         inner.bytes += page.len();
         if let Some(old) = inner.pages.put(request, page) {
@@ -162,6 +163,77 @@ mod tests {
         cache.put(request("a", 12), 1, Bytes::from(vec![b'x'; 101]));
         assert_eq!(cache.get(&request("a", 12), 1), None);
         assert_eq!(cache.bytes(), 800);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Put {
+            org: u8,
+            limit: u32,
+            token: u64,
+            len: usize,
+        },
+        Get {
+            org: u8,
+            limit: u32,
+            token: u64,
+        },
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0u8..3, 1u32..4, 0u64..3, 0usize..150).prop_map(|(org, limit, token, len)| Op::Put {
+                org,
+                limit,
+                token,
+                len
+            }),
+            (0u8..3, 1u32..4, 0u64..3).prop_map(|(org, limit, token)| Op::Get {
+                org,
+                limit,
+                token
+            }),
+        ]
+    }
+
+    proptest::proptest! {
+        // Whatever the order of puts and gets: a page is served only for the request and
+        // under the token it was put with, only while no put under another token came
+        // since, and the kept bytes stay within the budget.
+        #[test]
+        fn a_kept_page_is_only_ever_its_own_requests_under_its_own_token(
+            ops in proptest::collection::vec(op(), 1..200)
+        ) {
+            let cache = PageCache::new(800);
+            let mut current: Option<u64> = None;
+            let mut model = std::collections::HashMap::<PageRequest, Bytes>::new();
+            for (n, op) in ops.into_iter().enumerate() {
+                match op {
+                    Op::Put { org, limit, token, len } => {
+                        // Each page's bytes name it, so a wrong page cannot pass for another.
+                        let page = Bytes::from(format!("{n}:{org}:{limit}:{token}:{}", "x".repeat(len)));
+                        if current != Some(token) {
+                            model.clear();
+                            current = Some(token);
+                        }
+                        let request = request(&org.to_string(), limit);
+                        if page.len() <= 100 {
+                            model.insert(request.clone(), page.clone());
+                        }
+                        cache.put(request, token, page);
+                    }
+                    Op::Get { org, limit, token } => {
+                        let request = request(&org.to_string(), limit);
+                        if let Some(page) = cache.get(&request, token) {
+                            proptest::prop_assert_eq!(Some(token), current);
+                            proptest::prop_assert_eq!(Some(&page), model.get(&request));
+                        }
+                    }
+                }
+                proptest::prop_assert!(cache.bytes() <= 800);
+            }
+        }
     }
 
     #[test]
