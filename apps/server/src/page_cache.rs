@@ -39,7 +39,8 @@ impl Default for PageCache {
 }
 
 impl PageCache {
-    /// A cache holding at most `budget` bytes of pages; 0 keeps none.
+    /// A cache holding at most `budget` bytes of pages; a page over an eighth of it is
+    /// never kept.
     #[must_use]
     pub fn new(budget: usize) -> Self {
         Self {

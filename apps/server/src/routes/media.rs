@@ -325,7 +325,7 @@ pub(crate) async fn list(
         && let Some(body) = state.pages.get(&query, token)
     {
         state.metrics.listing_page(true);
-        return Ok(json_bytes(body));
+        return Ok(super::json_body(body));
     }
     let page = state.media.page(&query).await?;
     state.metrics.listing_page(false);
@@ -338,19 +338,7 @@ pub(crate) async fn list(
     if let Some(token) = token {
         state.pages.put(query, token, body.clone());
     }
-    Ok(json_bytes(body))
-}
-
-/// A JSON body rendered already, with the header [`Json`] would give it.
-fn json_bytes(body: Bytes) -> Response {
-    (
-        [(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response()
+    Ok(super::json_body(body))
 }
 
 /// `POST /api/v1/media/{id}/confirm`

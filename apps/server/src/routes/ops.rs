@@ -4,8 +4,7 @@ use crate::error::{ErrorEnvelope, responses};
 use crate::state::AppState;
 use axum::Extension;
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, header};
+use axum::response::Response;
 use std::sync::Arc;
 use utoipa::openapi::OpenApi as OpenApiDoc;
 
@@ -54,12 +53,5 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     ),
 )]
 pub(crate) async fn openapi_json(Extension(doc): Extension<OpenApiJson>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        doc.0.to_string(),
-    )
-        .into_response()
+    super::json_body(doc.0.to_string())
 }
