@@ -106,6 +106,35 @@ where
             .map_err(|_| Error::unavailable("the lookup task stopped before answering"))?
     }
 
+    /// The answers for `keys`, in their order. All are queued before any is awaited, so
+    /// they go out in one statement unless a batch fills, or is taken, between two of them.
+    ///
+    /// # Errors
+    /// As [`Lookups::get`], for the first key that failed.
+    pub(crate) async fn get_many(
+        &self,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Result<Vec<T>, Error> {
+        let mut answers = Vec::new();
+        for key in keys {
+            let (reply, answer) = oneshot::channel();
+            self.jobs
+                .send(Job { key, reply })
+                .await
+                .map_err(|_| Error::unavailable("the lookup task has stopped"))?;
+            answers.push(answer);
+        }
+        let mut values = Vec::with_capacity(answers.len());
+        for answer in answers {
+            values.push(
+                answer.await.map_err(|_| {
+                    Error::unavailable("the lookup task stopped before answering")
+                })??,
+            );
+        }
+        Ok(values)
+    }
+
     /// The most distinct keys one statement has held so far (tests check batching).
     pub(crate) fn largest_batch(&self) -> usize {
         self.largest.load(Ordering::Relaxed)

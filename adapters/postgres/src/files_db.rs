@@ -455,6 +455,16 @@ impl ObjectRowStore for PostgresFilesDb {
         self.objects_by_key.get(key.as_str().to_owned()).await
     }
 
+    fn reads_cost_a_round_trip(&self) -> bool {
+        true
+    }
+
+    async fn find_objects_by_keys(&self, keys: &[ObjectKey]) -> Result<Vec<ObjectRow>, Error> {
+        let keys: Vec<String> = keys.iter().map(|k| k.as_str().to_owned()).collect();
+        let found = self.objects_by_key.get_many(keys).await?;
+        Ok(found.into_iter().flatten().collect())
+    }
+
     async fn confirm_object(
         &self,
         id: &ObjectId,

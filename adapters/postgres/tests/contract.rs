@@ -740,6 +740,20 @@ async fn concurrent_bucket_and_object_lookups_are_batched() {
         db.largest_lookup_batch() > 1,
         "the object lookups were never batched"
     );
+
+    // The keys of one call go out together, in one statement.
+    let fresh = PostgresFilesDb::open(schema.pool().await).await.unwrap();
+    let some = &keys[keys.len() - 6..];
+    let mut found = fresh.find_objects_by_keys(some).await.unwrap();
+    found.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut expected: Vec<ObjectRow> = objects
+        .iter()
+        .filter(|o| some.contains(&o.key))
+        .cloned()
+        .collect();
+    expected.sort_by(|a, b| a.key.cmp(&b.key));
+    assert_eq!(found, expected);
+    assert_eq!(fresh.largest_lookup_batch(), some.len());
 }
 
 #[tokio::test]

@@ -19,6 +19,7 @@ use filegate_core::managed::{
 use filegate_core::ports::MultipartRef;
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::LazyLock;
 use time::OffsetDateTime;
 
 /// FILES_DB's migrations. Append only; never edit a shipped one.
@@ -284,6 +285,9 @@ fn bucket_values(b: &Bucket) -> Result<BucketValues, Error> {
 const OBJECT_COLUMNS: &str = "id, bucket_id, organization_id, owner_id, segment, key, path, \
                               content_type, size, etag, status, created_at, updated_at, deleted_at, \
                               multipart_upload_id, multipart_part_size";
+// The lookup of confirms and reads by path, formatted once.
+static OBJECT_BY_KEY: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE key = ?1"));
 
 struct RawObject {
     id: String,
@@ -602,11 +606,9 @@ impl ObjectRowStore for SqliteFilesDb {
         let key = key.as_str().to_owned();
         let raw = self
             .read(move |c| {
-                c.prepare_cached(&format!(
-                    "SELECT {OBJECT_COLUMNS} FROM objects WHERE key = ?1"
-                ))?
-                .query_row(params![key], RawObject::read)
-                .optional()
+                c.prepare_cached(&OBJECT_BY_KEY)?
+                    .query_row(params![key], RawObject::read)
+                    .optional()
             })
             .await?;
         raw.map(RawObject::into_row).transpose()

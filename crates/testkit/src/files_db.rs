@@ -365,6 +365,7 @@ where
     bucket_listing(db, &run).await;
     bucket_updates(db, &run).await;
     object_rows(db, &run).await;
+    rows_by_many_keys(db, &run).await;
     object_listing(db, &run).await;
     bucket_deletion(db, &run).await;
     reconcile_scans(db, &run).await;
@@ -747,6 +748,62 @@ async fn object_rows<D: BucketStore + ObjectRowStore + ?Sized>(db: &D, run: &Run
         "insert_object (key reused after purge)",
         db.insert_object(&same_key).await,
     );
+}
+
+/// `find_objects_by_keys` answers exactly the rows at the keys asked, whatever their
+/// status, and nothing for a key without a row.
+async fn rows_by_many_keys<D: BucketStore + ObjectRowStore + ?Sized>(db: &D, run: &Run) {
+    let b = bucket(run.bucket_name("many"), Some(&run.org("many")));
+    must("insert_bucket", db.insert_bucket(&b).await);
+    let seg = run.segment("many");
+    let pending = object(&b, &seg, "a.txt", ObjectStatus::Pending);
+    let confirmed = object(&b, &seg, "b.txt", ObjectStatus::Confirmed);
+    let deleted = object(&b, &seg, "c.txt", ObjectStatus::Confirmed);
+    let unasked = object(&b, &seg, "d.txt", ObjectStatus::Confirmed);
+    for r in [&pending, &confirmed, &deleted, &unasked] {
+        must("insert_object", db.insert_object(r).await);
+    }
+    must(
+        "mark_object_deleted",
+        db.mark_object_deleted(&deleted.id, at(1_700_000_004_000_000_000))
+            .await,
+    );
+    let deleted = must("find_object", db.find_object(&deleted.id).await)
+        .expect("contract: a soft-deleted row is still found");
+    let missing = object(&b, &seg, "missing.txt", ObjectStatus::Pending).key;
+    let mut got = must(
+        "find_objects_by_keys",
+        db.find_objects_by_keys(&[
+            missing.clone(),
+            deleted.key.clone(),
+            pending.key.clone(),
+            confirmed.key.clone(),
+        ])
+        .await,
+    );
+    got.sort_by(|x, y| x.key.cmp(&y.key));
+    assert_eq!(
+        got,
+        vec![pending.clone(), confirmed.clone(), deleted.clone()],
+        "contract: find_objects_by_keys must return the rows at the keys asked, of any status, and no other"
+    );
+    assert_eq!(
+        must(
+            "find_objects_by_keys",
+            db.find_objects_by_keys(&[missing]).await
+        ),
+        vec![],
+        "contract: a key without a row has none"
+    );
+    assert_eq!(
+        must("find_objects_by_keys", db.find_objects_by_keys(&[]).await),
+        vec![],
+        "contract: no keys, no rows"
+    );
+    for r in [&pending, &confirmed, &deleted, &unasked] {
+        must("purge_object", db.purge_object(&r.id).await);
+    }
+    must("delete_bucket", db.delete_bucket(&b.id).await);
 }
 
 async fn object_listing<D: BucketStore + ObjectRowStore + ?Sized>(db: &D, run: &Run) {

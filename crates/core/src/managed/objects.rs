@@ -5,13 +5,13 @@ use super::access::owner_of;
 use super::arrival::{Arrival, Declared};
 use super::bucket::{Bucket, ReadScope};
 use super::buckets::{BucketCatalogue, Fields};
-use super::ids::ObjectId;
+use super::ids::{BucketId, ObjectId};
 use super::object::{ObjectInfo, ObjectPath, ObjectRow, ObjectStatus, Owner, object_key};
 use super::ports::{ObjectConfirmation, ObjectQuery, ObjectRowStore};
 #[cfg(doc)]
 use super::service::ManagedService;
 use super::service::{EtagMismatchHook, ManagedPolicy, UrlTokens};
-use crate::domain::{ContentType, MAX_KEY_BYTES, ObjectKey, Principal};
+use crate::domain::{BucketName, ContentType, MAX_KEY_BYTES, ObjectKey, Principal};
 use crate::error::{Error, FieldError, Resource};
 use crate::files::ReadableFile;
 use crate::key_locks::KeyLocks;
@@ -404,17 +404,22 @@ impl ObjectService {
         bucket: &str,
         path: &str,
     ) -> Result<ObjectInfo, Error> {
-        let (p, b, owner) = self.enter_write(caller, bucket).await?;
+        let p = self.access.authenticated(caller)?;
+        let (b, rows) = self.bucket_with_rows(caller, p, bucket, path).await?;
+        let owner = owner_of(&b, p)?;
+        self.access.write_scope(&b, p)?;
         let path = ObjectPath::parse(path)?;
         let key = object_key(owner, &b.name, &path)?;
         // A confirmed object answers without the path's lock: a repeated confirm (a
         // client's retry, or many at once) is then one read and waits for no writer.
-        if let Confirming::Done(info) = self.confirming(&b, &key, p).await? {
+        let row = rows.row_at(self.rows.as_ref(), &key).await?;
+        if let Confirming::Done(info) = self.confirming(&b, row, p)? {
             return Ok(info);
         }
         let _key = self.locks.lock(key.as_str()).await;
         // Again under the lock: another writer may have settled or replaced the row.
-        let row = match self.confirming(&b, &key, p).await? {
+        let row = self.rows.find_object_by_key(&key).await?;
+        let row = match self.confirming(&b, row, p)? {
             Confirming::Done(info) => return Ok(info),
             Confirming::Pending(row) => row,
         };
@@ -629,15 +634,15 @@ impl ObjectService {
         Ok((p, b, owner))
     }
 
-    /// The row a confirm of `key` by `p` settles, after its checks: its answer when
-    /// the row is confirmed already, else the pending row.
-    async fn confirming(
+    /// What a confirm by `p` of the key `row` was read at settles, after its checks: its
+    /// answer when the row is confirmed already, else the pending row.
+    fn confirming(
         &self,
         b: &Bucket,
-        key: &ObjectKey,
+        row: Option<ObjectRow>,
         p: &Principal,
     ) -> Result<Confirming, Error> {
-        let row = match self.rows.find_object_by_key(key).await? {
+        let row = match row {
             Some(r) if r.bucket_id == b.id && r.deleted_at.is_none() => r,
             _ => return Err(Error::NotFound(Resource::Object)),
         };
@@ -694,6 +699,31 @@ impl ObjectService {
         Ok(Claim::Free)
     }
 
+    /// The bucket `reference` resolves to (layer 2). Where reads cost a round trip, read
+    /// together with the rows at every key `path` can have in a bucket of that name (the
+    /// caller's user segment and its organization's): one round trip, not two in a row.
+    /// The caller still runs its checks in their order before it uses a row.
+    async fn bucket_with_rows(
+        &self,
+        caller: Option<&Principal>,
+        p: &Principal,
+        reference: &str,
+        path: &str,
+    ) -> Result<(Bucket, RowsRead), Error> {
+        let resolve = self.catalogue.resolve_bucket(caller, reference);
+        let keys = if self.rows.reads_cost_a_round_trip() {
+            candidate_keys(p, reference, path)
+        } else {
+            Vec::new()
+        };
+        if keys.is_empty() {
+            let rows = Ok(Vec::new());
+            return Ok((resolve.await?, RowsRead { keys, rows }));
+        }
+        let (b, rows) = futures::join!(resolve, self.rows.find_objects_by_keys(&keys));
+        Ok((b?, RowsRead { keys, rows }))
+    }
+
     /// The caller's live row at a path, with its bucket (layers 1–3 and validation).
     async fn find_by_path(
         &self,
@@ -702,11 +732,11 @@ impl ObjectService {
         path: &str,
     ) -> Result<(Bucket, ObjectRow), Error> {
         let p = self.access.authenticated(caller)?;
-        let b = self.catalogue.resolve_bucket(caller, bucket).await?;
+        let (b, rows) = self.bucket_with_rows(caller, p, bucket, path).await?;
         let owner = owner_of(&b, p)?;
         let path = ObjectPath::parse(path)?;
         let key = object_key(owner, &b.name, &path)?;
-        match self.rows.find_object_by_key(&key).await? {
+        match rows.row_at(self.rows.as_ref(), &key).await? {
             Some(r) if r.bucket_id == b.id && r.is_live() => Ok((b, r)),
             _ => Err(Error::NotFound(Resource::Object)),
         }
@@ -866,6 +896,47 @@ fn list_text(field: &str, raw: Option<String>) -> Result<Option<String>, Error> 
 }
 
 /// What [`ObjectService::confirming`] found.
+/// The rows [`ObjectService::bucket_with_rows`] read beside the bucket.
+struct RowsRead {
+    keys: Vec<ObjectKey>,
+    rows: Result<Vec<ObjectRow>, Error>,
+}
+
+impl RowsRead {
+    /// The row at `key`: the one read already when `key` was asked, else read now (reads
+    /// in process, a bucket named by id, or a key no guess covered).
+    async fn row_at(
+        self,
+        store: &dyn ObjectRowStore,
+        key: &ObjectKey,
+    ) -> Result<Option<ObjectRow>, Error> {
+        if self.keys.contains(key) {
+            Ok(self.rows?.into_iter().find(|r| &r.key == key))
+        } else {
+            store.find_object_by_key(key).await
+        }
+    }
+}
+
+/// The keys `path` can have under a bucket named `reference` for `p`: one per owner
+/// segment it may write under. None when `reference` is an id, or a name or path that
+/// cannot be (the caller's own checks then report it, in their order).
+fn candidate_keys(p: &Principal, reference: &str, path: &str) -> Vec<ObjectKey> {
+    if BucketId::parse(reference).is_ok() {
+        return Vec::new();
+    }
+    let (Ok(name), Ok(path)) = (BucketName::parse(reference), ObjectPath::parse(path)) else {
+        return Vec::new();
+    };
+    let user = Some(Owner::User(&p.user_id));
+    let org = p.active_org_id.as_deref().map(Owner::Org);
+    [user, org]
+        .into_iter()
+        .flatten()
+        .filter_map(|owner| object_key(owner, &name, &path).ok())
+        .collect()
+}
+
 enum Confirming {
     /// Confirmed already: the answer.
     Done(ObjectInfo),

@@ -128,6 +128,26 @@ pub trait ObjectRowStore: Send + Sync {
     /// [`Error::Unavailable`]. Missing is `Ok(None)`.
     async fn find_object_by_key(&self, key: &ObjectKey) -> Result<Option<ObjectRow>, Error>;
 
+    /// Whether a read costs a round trip to another process (a database server), so that
+    /// reading a guess beside another read is cheaper than reading after it. `false` for a
+    /// store read in process, where a guess would only add work.
+    fn reads_cost_a_round_trip(&self) -> bool {
+        false
+    }
+
+    /// The rows holding any of `keys`, any status, soft-deleted included, in no set order;
+    /// a key without a row has none. A store with round trips reads them in one.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`].
+    async fn find_objects_by_keys(&self, keys: &[ObjectKey]) -> Result<Vec<ObjectRow>, Error> {
+        let mut rows = Vec::with_capacity(keys.len());
+        for key in keys {
+            rows.extend(self.find_object_by_key(key).await?);
+        }
+        Ok(rows)
+    }
+
     /// Writes the object's real metadata into a row that is not soft-deleted and marks it
     /// `confirmed` (also used to refresh a confirmed row after an overwrite), clearing its
     /// `multipart`. Returns the updated row.

@@ -39,6 +39,17 @@ fn service(
     signer: MockUrlSigner,
     objects: MockObjectStore,
     buckets: MockBucketStore,
+    mut rows: MockObjectRowStore,
+) -> ManagedService {
+    // Reads in process, as SQLite's: every row is read after its bucket.
+    rows.expect_reads_cost_a_round_trip().return_const(false);
+    service_over(signer, objects, Arc::new(buckets), rows)
+}
+
+fn service_over(
+    signer: MockUrlSigner,
+    objects: MockObjectStore,
+    buckets: Arc<dyn BucketStore>,
     rows: MockObjectRowStore,
 ) -> ManagedService {
     let clock = clock();
@@ -50,7 +61,7 @@ fn service(
     ManagedService::new(
         storage,
         Arc::new(objects),
-        Arc::new(buckets),
+        buckets,
         Arc::new(rows),
         clock,
         ManagedPolicy::default(),
@@ -409,6 +420,125 @@ async fn confirming_a_confirmed_object_waits_for_no_writer() {
         .confirm(Some(&user("u1")), "avatars", "u1/a.png")
         .now_or_never()
         .expect("answered without the path's lock")
+        .unwrap();
+    assert_eq!(out.size, 4);
+}
+
+/// A bucket store whose name lookups yield once before answering, as a database's would.
+struct YieldingBuckets(MockBucketStore);
+
+#[async_trait::async_trait]
+impl BucketStore for YieldingBuckets {
+    async fn insert_bucket(&self, b: &Bucket) -> Result<(), Error> {
+        self.0.insert_bucket(b).await
+    }
+    async fn find_bucket(&self, id: &BucketId) -> Result<Option<Bucket>, Error> {
+        self.0.find_bucket(id).await
+    }
+    async fn find_bucket_by_name(
+        &self,
+        org: Option<String>,
+        name: &BucketName,
+    ) -> Result<Option<Bucket>, Error> {
+        let mut yielded = false;
+        futures::future::poll_fn(|cx| {
+            if yielded {
+                std::task::Poll::Ready(())
+            } else {
+                yielded = true;
+                cx.waker().wake_by_ref();
+                std::task::Poll::Pending
+            }
+        })
+        .await;
+        self.0.find_bucket_by_name(org, name).await
+    }
+    async fn list_buckets(&self, org: Option<String>) -> Result<Vec<Bucket>, Error> {
+        self.0.list_buckets(org).await
+    }
+    async fn update_bucket(&self, b: &Bucket) -> Result<(), Error> {
+        self.0.update_bucket(b).await
+    }
+    async fn delete_bucket(&self, id: &BucketId) -> Result<(), Error> {
+        self.0.delete_bucket(id).await
+    }
+}
+
+#[tokio::test]
+async fn a_confirm_reads_the_row_while_the_bucket_is_still_read() {
+    let mut b = avatars();
+    b.organization_id = Some("o1".into());
+    let key = "u1/avatars/u1/a.png";
+    let r = row(&b, key, ObjectStatus::Confirmed);
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = asked.clone();
+    let mut rows = MockObjectRowStore::new();
+    rows.expect_reads_cost_a_round_trip().return_const(true);
+    rows.expect_find_objects_by_keys()
+        .times(1)
+        .returning(move |keys| {
+            log.lock().unwrap().push(keys.to_vec());
+            Ok(vec![r.clone()])
+        });
+    rows.expect_find_object_by_key().never();
+    let mut buckets = MockBucketStore::new();
+    let found = b.clone();
+    buckets
+        .expect_find_bucket_by_name()
+        .returning(move |org, _| Ok((org.as_deref() == Some("o1")).then(|| found.clone())));
+    let mut objects = MockObjectStore::new();
+    objects.expect_head().never();
+    let svc = service_over(
+        echo_signer(),
+        objects,
+        Arc::new(YieldingBuckets(buckets)),
+        rows,
+    );
+    let mut caller = user("u1");
+    caller.active_org_id = Some("o1".into());
+    let confirm = svc.confirm(Some(&caller), "avatars", "u1/a.png");
+    futures::pin_mut!(confirm);
+    assert!(
+        futures::poll!(&mut confirm).is_pending(),
+        "the bucket is still being read"
+    );
+    // Both keys the path can have (the user's segment and the organization's), in one
+    // read that went out beside the bucket's.
+    assert_eq!(
+        *asked.lock().unwrap(),
+        vec![vec![
+            ObjectKey::parse(key).unwrap(),
+            ObjectKey::parse("o1/avatars/u1/a.png").unwrap()
+        ]]
+    );
+    assert_eq!(confirm.await.unwrap().size, 4);
+}
+
+#[tokio::test]
+async fn a_bucket_named_by_id_reads_the_row_after_it() {
+    let b = avatars();
+    let key = "u1/avatars/u1/a.png";
+    let r = row(&b, key, ObjectStatus::Confirmed);
+    let mut rows = MockObjectRowStore::new();
+    rows.expect_reads_cost_a_round_trip().return_const(true);
+    rows.expect_find_objects_by_keys().never();
+    rows.expect_find_object_by_key()
+        .times(1)
+        .returning(move |k| Ok((k.as_str() == key).then(|| r.clone())));
+    let mut buckets = MockBucketStore::new();
+    let found = b.clone();
+    buckets
+        .expect_find_bucket()
+        .returning(move |_| Ok(Some(found.clone())));
+    let svc = service_over(
+        echo_signer(),
+        MockObjectStore::new(),
+        Arc::new(buckets),
+        rows,
+    );
+    let out = svc
+        .confirm(Some(&user("u1")), b.id.as_str(), "u1/a.png")
+        .await
         .unwrap();
     assert_eq!(out.size, 4);
 }
