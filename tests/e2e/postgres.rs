@@ -177,6 +177,75 @@ async fn managed_bucket_presign_confirm_download_on_postgres() {
     app.shutdown().await;
 }
 
+/// GET `/storage/v1/object/<bucket_path>`: the status and the bytes.
+async fn download(app: &TestApp, token: &str, bucket_path: &str) -> (u16, Vec<u8>) {
+    let got = app
+        .http
+        .get(format!("{}/storage/v1/object/{bucket_path}", app.api))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    (got.status().as_u16(), got.bytes().await.unwrap().to_vec())
+}
+
+/// On Postgres a confirm or read by path asks for the rows at both keys a path can have
+/// (the user's segment and the organization's) beside the bucket. Only the row of the
+/// bucket the name resolves to may answer: here an organization's bucket shadows the
+/// project-wide `avatars` (per user), and the same path names two different objects.
+#[tokio::test]
+async fn a_path_reads_the_row_of_the_bucket_its_name_resolves_to_on_postgres() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let app = node(&schema, true).await;
+    let path = "avatars/user_a/pic.png";
+    // No organization yet: the project-wide bucket, under the user's segment.
+    let alone = app.token("user_a", None, None);
+    app.presign_and_put(&alone, path, "image/png", b"project png".to_vec())
+        .await;
+    let confirm = format!("/storage/v1/confirm/{path}");
+    let first = app.post_json(&confirm, Some(&alone), &json!({})).await;
+    assert_eq!(first.status, 200, "{first:?}");
+    assert_eq!(first.body["key"], "user_a/avatars/user_a/pic.png");
+    let again = app.post_json(&confirm, Some(&alone), &json!({})).await;
+    assert_eq!(again.status, 200, "{again:?}");
+    assert_eq!(again.body["id"], first.body["id"]);
+
+    // The same user in an organization that has its own `avatars`.
+    let admin = app.token("admin_a", Some("org_a"), Some("admin"));
+    let created = app
+        .post_json(
+            "/storage/v1/bucket",
+            Some(&admin),
+            &json!({ "name": "avatars" }),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let member = app.token("user_a", Some("org_a"), Some("member"));
+    // The user's row was read beside the bucket, but it is not this bucket's.
+    assert_eq!(download(&app, &member, path).await.0, 404);
+    let not_yet = app.post_json(&confirm, Some(&member), &json!({})).await;
+    assert_envelope(&not_yet, 404, "STORAGE_OBJECT_NOT_FOUND");
+
+    app.presign_and_put(&member, path, "text/plain", b"org text".to_vec())
+        .await;
+    let org = app.post_json(&confirm, Some(&member), &json!({})).await;
+    assert_eq!(org.status, 200, "{org:?}");
+    assert_eq!(org.body["key"], "org_a/avatars/user_a/pic.png");
+    assert_ne!(org.body["id"], first.body["id"]);
+    assert_eq!(
+        download(&app, &member, path).await,
+        (200, b"org text".to_vec())
+    );
+    assert_eq!(
+        download(&app, &alone, path).await,
+        (200, b"project png".to_vec())
+    );
+    assert_eq!(count(&schema, "objects").await, 2);
+    app.shutdown().await;
+}
+
 /// Two nodes on one schema (each with its own embedded store: what is checked here lives
 /// in the database alone): rows signed on A are listed on B, and one bucket created on
 /// both at once exists once.
