@@ -96,14 +96,7 @@ where
     /// This key's own error, or the statement's (an unreachable server is
     /// [`Error::Unavailable`]).
     pub(crate) async fn get(&self, key: K) -> Result<T, Error> {
-        let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Job { key, reply })
-            .await
-            .map_err(|_| Error::unavailable("the lookup task has stopped"))?;
-        answer
-            .await
-            .map_err(|_| Error::unavailable("the lookup task stopped before answering"))?
+        answer_to(self.ask(key).await?).await
     }
 
     /// The answers for `keys`, in their order. All are queued before any is awaited, so
@@ -117,28 +110,36 @@ where
     ) -> Result<Vec<T>, Error> {
         let mut answers = Vec::new();
         for key in keys {
-            let (reply, answer) = oneshot::channel();
-            self.jobs
-                .send(Job { key, reply })
-                .await
-                .map_err(|_| Error::unavailable("the lookup task has stopped"))?;
-            answers.push(answer);
+            answers.push(self.ask(key).await?);
         }
         let mut values = Vec::with_capacity(answers.len());
         for answer in answers {
-            values.push(
-                answer.await.map_err(|_| {
-                    Error::unavailable("the lookup task stopped before answering")
-                })??,
-            );
+            values.push(answer_to(answer).await?);
         }
         Ok(values)
+    }
+
+    /// Queues a lookup of `key`; its answer arrives on the returned receiver.
+    async fn ask(&self, key: K) -> Result<oneshot::Receiver<Result<T, Error>>, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job { key, reply })
+            .await
+            .map_err(|_| Error::unavailable("the lookup task has stopped"))?;
+        Ok(answer)
     }
 
     /// The most distinct keys one statement has held so far (tests check batching).
     pub(crate) fn largest_batch(&self) -> usize {
         self.largest.load(Ordering::Relaxed)
     }
+}
+
+/// The answer a queued lookup receives.
+async fn answer_to<T>(answer: oneshot::Receiver<Result<T, Error>>) -> Result<T, Error> {
+    answer
+        .await
+        .map_err(|_| Error::unavailable("the lookup task stopped before answering"))?
 }
 
 async fn batcher<K, T>(

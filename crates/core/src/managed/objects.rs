@@ -406,8 +406,7 @@ impl ObjectService {
     ) -> Result<ObjectInfo, Error> {
         let p = self.access.authenticated(caller)?;
         let (b, rows) = self.bucket_with_rows(caller, p, bucket, path).await?;
-        let owner = owner_of(&b, p)?;
-        self.access.write_scope(&b, p)?;
+        let owner = self.write_owner(&b, p)?;
         let path = ObjectPath::parse(path)?;
         let key = object_key(owner, &b.name, &path)?;
         // A confirmed object answers without the path's lock: a repeated confirm (a
@@ -629,9 +628,16 @@ impl ObjectService {
     ) -> Result<(&'p Principal, Bucket, Owner<'p>), Error> {
         let p = self.access.authenticated(caller)?;
         let b = self.catalogue.resolve_bucket(caller, bucket).await?;
-        let owner = owner_of(&b, p)?;
-        self.access.write_scope(&b, p)?;
+        let owner = self.write_owner(&b, p)?;
         Ok((p, b, owner))
+    }
+
+    /// Layers 3–5 of a write into `b` by `p`, in order: the owner segment its key lives
+    /// under, then the write scope.
+    fn write_owner<'p>(&self, b: &Bucket, p: &'p Principal) -> Result<Owner<'p>, Error> {
+        let owner = owner_of(b, p)?;
+        self.access.write_scope(b, p)?;
+        Ok(owner)
     }
 
     /// What a confirm by `p` of the key `row` was read at settles, after its checks: its
@@ -895,7 +901,6 @@ fn list_text(field: &str, raw: Option<String>) -> Result<Option<String>, Error> 
     }
 }
 
-/// What [`ObjectService::confirming`] found.
 /// The rows [`ObjectService::bucket_with_rows`] read beside the bucket.
 struct RowsRead {
     keys: Vec<ObjectKey>,
@@ -937,6 +942,7 @@ fn candidate_keys(p: &Principal, reference: &str, path: &str) -> Vec<ObjectKey> 
         .collect()
 }
 
+/// What [`ObjectService::confirming`] found.
 enum Confirming {
     /// Confirmed already: the answer.
     Done(ObjectInfo),
